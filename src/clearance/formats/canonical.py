@@ -27,16 +27,16 @@ def canonical_bytes(value: Any) -> bytes:
     through the reference ``rfc8785`` implementation.
     """
     if _fast_path_safe(value):
-        return json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        ).encode("utf-8")
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+            "utf-8"
+        )
     return rfc8785.dumps(value)
 
 
 _MAX_SAFE_INT = 2**53 - 1
 
 
-def _fast_path_safe(value: Any) -> bool:  # noqa: PLR0911 - one branch per JSON type
+def _fast_path_safe(value: Any) -> bool:
     if value is None or value is True or value is False:
         return True
     if isinstance(value, str):

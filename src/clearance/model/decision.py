@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from pydantic import Field
@@ -11,7 +11,7 @@ from clearance.model._base import Value
 from clearance.model.tools import RiskTier
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     """The four decisions. Only PERMIT dispatches."""
 
     PERMIT = "PERMIT"

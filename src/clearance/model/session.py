@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from pydantic import Field
@@ -10,7 +10,7 @@ from pydantic import Field
 from clearance.model._base import Value
 
 
-class Environment(str, Enum):
+class Environment(StrEnum):
     """Where the agent's actions land."""
 
     DEVELOPMENT = "development"

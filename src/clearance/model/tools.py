@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class RiskTier(str, Enum):
+class RiskTier(StrEnum):
     """How much damage a tool can do, from least to most."""
 
     READ_ONLY = "read-only"

@@ -1,0 +1,153 @@
+"""The embedded store: one SQLite file in WAL mode, one connection per thread.
+
+Writes use ``BEGIN IMMEDIATE`` so concurrent writers queue on the database lock instead of failing
+half way; driver errors are translated into ``StoreError`` subclasses here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from clearance.errors import ConflictError, MigrationError, StoreUnavailableError
+from clearance.store.migrate import migrations_for, split_statements
+from clearance.store.sql import Cursor, SQLStore
+
+_BUSY_TIMEOUT_MS = 5000
+
+
+class SQLiteStore(SQLStore):
+    """``Store`` on a SQLite file (``sqlite:///path/to/file.db``)."""
+
+    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        self._synchronous = synchronous
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailableError(
+                f"cannot create the data directory `{self.path.parent}`: {exc.strerror}"
+            ) from exc
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False, timeout=5
+                )
+                conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+                conn.execute("PRAGMA foreign_keys = ON")
+            except sqlite3.Error as exc:
+                raise StoreUnavailableError(
+                    f"cannot open the SQLite store `{self.path}`: {exc}",
+                    hint="check the path, its permissions and free disk space",
+                ) from exc
+            self._local.conn = conn
+            self._local.depth = 0
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:  # type: ignore[override]
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``; nested calls join the outer transaction."""
+        conn = self._conn()
+        depth: int = self._local.depth
+        cur = conn.cursor()
+        if depth:
+            self._local.depth = depth + 1
+            try:
+                yield cur
+            finally:
+                self._local.depth = depth
+            return
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"the SQLite store is not writable: {exc}") from exc
+        self._local.depth = 1
+        try:
+            yield cur
+            cur.execute("COMMIT")
+        except sqlite3.IntegrityError as exc:
+            conn.rollback()
+            raise ConflictError(f"write conflict: {exc}") from exc
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.rollback()
+            raise StoreUnavailableError(
+                f"the SQLite store failed: {exc}", hint="check free disk space and permissions"
+            ) from exc
+        except BaseException:
+            if conn.in_transaction:
+                conn.rollback()
+            raise
+        finally:
+            self._local.depth = 0
+
+    @contextmanager
+    def read(self) -> Iterator[Cursor]:
+        """A cursor for reads; SQLite errors become ``StoreUnavailableError``."""
+        conn = self._conn()
+        try:
+            yield conn.cursor()
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"the SQLite store failed to read: {exc}") from exc
+
+    def ping(self) -> None:
+        """Raise ``StoreUnavailableError`` unless the file answers a query."""
+        with self.read() as cur:
+            cur.execute("SELECT count(*) FROM schema_migrations")
+
+    def schema_version(self) -> tuple[int, int]:
+        """``(applied, latest known)``."""
+        latest = max((m.version for m in migrations_for("sqlite")), default=0)
+        with self.read() as cur:
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            cur.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
+            applied = int(cur.fetchone()[0])
+        return applied, latest
+
+    def migrate(self) -> list[str]:
+        """Apply every pending migration, each in its own transaction."""
+        applied_now: list[str] = []
+        applied, latest = self.schema_version()
+        if applied > latest:
+            raise MigrationError(
+                f"the store schema is at version {applied}, newer than this clearance ({latest})",
+                hint="upgrade clearance before opening this store",
+            )
+        for migration in migrations_for("sqlite"):
+            if migration.version <= applied:
+                continue
+            with self.transaction() as cur:
+                for statement in split_statements(migration.sql):
+                    cur.execute(statement)
+                cur.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) "
+                    "VALUES (?, ?, datetime('now'))",
+                    (migration.version, migration.name),
+                )
+            applied_now.append(migration.name)
+        return applied_now
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
