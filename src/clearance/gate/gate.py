@@ -1,0 +1,483 @@
+"""``Gate.decide()``: the one decision pipeline and the one fail-closed boundary.
+
+Order of the pipeline (each step may end it):
+
+1. request size limit                          -> SILENCE ``request-too-large``
+2. session lookup, agent binding, closed flag  -> DENY ``session``
+3. pre-checks: kill switch, drain, breakers    -> DENY ``kill-switch`` / ``breaker:*``
+4. idempotency: same key and digest            -> the stored decision; other digest -> DENY
+5. execution token (``approval_token``)        -> PERMIT ``approval:<id>`` or DENY ``invalid-token``
+6. policy evaluation (pure)                    -> Verdict
+7. overrides: break-glass, unusual sequence    -> Verdict
+8. shadow mode                                 -> caller gets PERMIT, would-be outcome recorded
+9. approval request for APPROVAL outcomes
+10. deadline                                   -> SILENCE ``deadline``
+11. audit entry committed, receipt signed      -> otherwise SILENCE ``audit``
+12. state recorded (calls, idempotency)        -> otherwise SILENCE ``store``
+
+Any unexpected exception anywhere becomes SILENCE naming its cause: nothing is dispatched.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from clearance.errors import ClearanceError, ConfigError, StoreError
+from clearance.gate.clock import Clock, SystemClock, iso
+from clearance.gate.config import GateConfig
+from clearance.gate.hooks import ApprovalHandler, AuditSink, Observer, Override, PreCheck
+from clearance.model.decision import Decision, Outcome, Verdict
+from clearance.model.ids import new_session_id, new_ulid
+from clearance.model.request import Request
+from clearance.model.result import ActionResult
+from clearance.model.session import Environment, Session, SessionFacts
+from clearance.policy.bundle import Bundle
+from clearance.policy.evaluate import evaluate
+from clearance.store.protocol import (
+    DecisionRecord,
+    IdempotencyRecord,
+    SessionState,
+    Store,
+    StoredBundle,
+)
+
+log = logging.getLogger("clearance.gate")
+
+NO_POLICY = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """An archived decision and the same request re-evaluated against its archived bundle."""
+
+    original: dict[str, Any]
+    replayed: dict[str, Any]
+
+    @property
+    def identical(self) -> bool:
+        """True when outcome, rule, reason, tier, obligations and shadow flag all match."""
+        return _replay_view(self.original) == _replay_view(self.replayed)
+
+
+def _replay_view(decision: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "outcome",
+        "rule",
+        "reason",
+        "tier",
+        "obligations",
+        "shadow",
+        "shadow_outcome",
+        "policy",
+    )
+    return {k: decision.get(k) for k in keys}
+
+
+def facts_of(state: SessionState) -> SessionFacts:
+    """The ``session`` facts policy reads: set by the trusted opener or accumulated by the gate."""
+    session = state.session
+    return SessionFacts(
+        task=session.task,
+        environment=session.environment,
+        principal=session.principal,
+        instruction=session.instruction,
+        delegation=session.delegation,
+        taint=state.taint,
+        calls=dict(state.calls),
+        attended=session.attended,
+    )
+
+
+class Gate:
+    """The runtime-authorization gate: decides, records and explains every tool call."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        config: GateConfig | None = None,
+        clock: Clock | None = None,
+        audit: AuditSink | None = None,
+        approvals: ApprovalHandler | None = None,
+        pre_checks: Sequence[PreCheck] = (),
+        overrides: Sequence[Override] = (),
+        observers: Sequence[Observer] = (),
+    ) -> None:
+        self.store = store
+        self.config = config or GateConfig()
+        self.clock: Clock = clock or SystemClock()
+        self.audit = audit
+        self.approvals = approvals
+        self.pre_checks: list[PreCheck] = list(pre_checks)
+        self.overrides: list[Override] = list(overrides)
+        self.observers: list[Observer] = list(observers)
+        self._bundle: Bundle | None = None
+        self._bundles: dict[str, Bundle] = {}
+        self._lock = threading.Lock()
+
+    # policy -------------------------------------------------------------------------------
+    @property
+    def bundle(self) -> Bundle | None:
+        """The bundle in force, or None before any activation."""
+        return self._bundle
+
+    def activate(self, bundle: Bundle, *, by: str) -> None:
+        """Archive ``bundle`` under its digest, make it active, and record the activation."""
+        now = iso(self.clock.now())
+        self.store.put_bundle(
+            StoredBundle(
+                digest=bundle.digest,
+                data=bundle.to_bytes(),
+                source_name=bundle.source_name,
+                signature=bundle.signature,
+                created_at=now,
+            )
+        )
+        self.store.activate(bundle.digest, at=now, by=by)
+        with self._lock:
+            self._bundles[bundle.digest] = bundle
+            self._bundle = bundle
+        if self.audit is not None:
+            self.audit.record_event(
+                "policy.activated",
+                {"policy": bundle.digest},
+                {"source": bundle.source_name, "activated_by": by},
+            )
+
+    def load_active(self) -> Bundle:
+        """Load the bundle the store names as active (at startup, or after another replica's change)."""
+        digest = self.store.active_digest()
+        if digest is None:
+            raise ConfigError(
+                "no policy is active in the store",
+                hint="activate one with `clearance policy activate FILE` or `clearance init`",
+            )
+        bundle = self.bundle_by_digest(digest)
+        with self._lock:
+            self._bundle = bundle
+        return bundle
+
+    def bundle_by_digest(self, digest: str) -> Bundle:
+        """An archived bundle, recompiled from its stored bytes (cached per digest)."""
+        cached = self._bundles.get(digest)
+        if cached is not None:
+            return cached
+        stored = self.store.get_bundle(digest)
+        if stored is None:
+            raise ConfigError(f"no archived policy bundle `{digest}`")
+        bundle = Bundle.from_bytes(stored.data, source_name=stored.source_name)
+        if bundle.digest != digest:
+            raise ConfigError(
+                f"the archived bundle `{digest}` recompiles to `{bundle.digest}`",
+                hint="the store was altered or this clearance version canonicalises differently",
+            )
+        self._bundles[digest] = bundle
+        return bundle
+
+    # sessions -----------------------------------------------------------------------------
+    def open_session(
+        self,
+        *,
+        agent_id: str,
+        task: str,
+        environment: Environment | str,
+        principal: str | None = None,
+        instruction: str | None = None,
+        delegation: Sequence[str] = (),
+        attended: bool = True,
+        labels: dict[str, str] | None = None,
+    ) -> Session:
+        """Open a session for ``agent_id``: only a trusted caller (orchestrator, operator) may.
+
+        The gate mints the session id (192 random bits), so agents cannot pick or guess one.
+        """
+        session = Session(
+            session_id=new_session_id(),
+            agent_id=agent_id,
+            task=task,
+            environment=Environment(environment),
+            principal=principal,
+            instruction=instruction,
+            delegation=tuple(delegation),
+            attended=attended,
+            labels=labels or {},
+            opened_at=iso(self.clock.now()),
+        )
+        self.store.open_session(session)
+        return session
+
+    def close_session(self, session_id: str) -> None:
+        """Close a session; later requests in it are DENY."""
+        self.store.close_session(session_id, iso(self.clock.now()))
+
+    # the pipeline -------------------------------------------------------------------------
+    def decide(self, request: Request) -> Decision:
+        """Decide one request. Never raises: every failure is a SILENCE decision."""
+        started = self.clock.monotonic()
+        decision_id = new_ulid()
+        try:
+            return self._decide(request, decision_id, started)
+        except Exception as exc:  # noqa: BLE001 - the fail-closed boundary of the pipeline
+            log.exception("decision %s failed closed", decision_id)
+            cause = exc.code if isinstance(exc, ClearanceError) else type(exc).__name__
+            rule = "store" if isinstance(exc, StoreError) else "error"
+            return self._silence(request, decision_id, rule, f"the gate failed ({cause}): {exc}")
+
+    def _decide(self, request: Request, decision_id: str, started: float) -> Decision:
+        now = self.clock.now()
+        bundle = self._bundle
+        policy = bundle.digest if bundle is not None else NO_POLICY
+        if len(orjson.dumps(request.args)) > self.config.max_args_bytes:
+            return self._silence(
+                request,
+                decision_id,
+                "request-too-large",
+                f"args exceed {self.config.max_args_bytes} bytes",
+            )
+        state = self.store.session_state(request.session_id)
+        if state is None or state.session.agent_id != request.agent_id:
+            return self._finish(
+                request,
+                decision_id,
+                _deny("session", "unknown session for this agent"),
+                None,
+                policy,
+                now,
+                started,
+            )
+        if state.session.closed:
+            return self._finish(
+                request,
+                decision_id,
+                _deny("session", "the session is closed"),
+                state,
+                policy,
+                now,
+                started,
+            )
+        for pre in self.pre_checks:
+            stopped = pre.check(request, state, now)
+            if stopped is not None:
+                return self._finish(request, decision_id, stopped, state, policy, now, started)
+        if request.idempotency_key is not None:
+            replayed = self._idempotent(request, now)
+            if replayed is not None:
+                return replayed
+        if bundle is None:
+            return self._silence(request, decision_id, "no-policy", "no policy is active")
+        if request.approval_token is not None:
+            if self.approvals is None:
+                verdict = _deny("invalid-token", "this gate does not accept execution tokens")
+            else:
+                verdict = self.approvals.redeem(request, state, now)
+        else:
+            verdict = evaluate(bundle.compiled, request, facts_of(state))
+            for override in self.overrides:
+                verdict = override.apply(request, state, verdict, now)
+        return self._finish(request, decision_id, verdict, state, policy, now, started)
+
+    def _idempotent(self, request: Request, now: datetime) -> Decision | None:
+        key = request.idempotency_key
+        if key is None:
+            return None
+        record = self.store.get_idempotency(request.agent_id, key)
+        if record is None:
+            return None
+        created = datetime.fromisoformat(record.created_at.replace("Z", "+00:00"))
+        if now - created > timedelta(seconds=self.config.idempotency_window_s):
+            return None
+        if record.digest != request.digest:
+            return Decision(
+                decision_id=new_ulid(),
+                outcome=Outcome.DENY,
+                rule="idempotency-conflict",
+                reason="this idempotency key was used for a different request",
+                policy=record.decision.get("policy", NO_POLICY),
+                request_digest=request.digest,
+                time=iso(now),
+            )
+        return Decision.model_validate(record.decision)
+
+    def _finish(
+        self,
+        request: Request,
+        decision_id: str,
+        verdict: Verdict,
+        state: SessionState | None,
+        policy: str,
+        now: datetime,
+        started: float,
+    ) -> Decision:
+        outcome = verdict.outcome
+        shadow_outcome: Outcome | None = None
+        if verdict.shadow and outcome is not Outcome.PERMIT and outcome is not Outcome.SILENCE:
+            shadow_outcome, outcome = outcome, Outcome.PERMIT
+        decision = Decision(
+            decision_id=decision_id,
+            outcome=outcome,
+            rule=verdict.rule,
+            reason=verdict.reason,
+            policy=policy,
+            request_digest=request.digest,
+            tier=verdict.tier,
+            obligations=verdict.obligations,
+            shadow=verdict.shadow,
+            shadow_outcome=shadow_outcome,
+            time=iso(now),
+        )
+        if state is None:
+            return decision
+        if outcome is Outcome.APPROVAL:
+            if self.approvals is None:
+                return self._silence(
+                    request, decision_id, "approvals", "approval needed but no approval service"
+                )
+            ticket = self.approvals.create(request, state, verdict, decision_id, policy, now)
+            decision = decision.model_copy(
+                update={
+                    "approval_id": ticket.approval_id,
+                    "approval_expires": ticket.expires,
+                    "intent": ticket.intent,
+                }
+            )
+        elapsed_ms = (self.clock.monotonic() - started) * 1000
+        if elapsed_ms > self.config.deadline_ms:
+            return self._silence(
+                request,
+                decision_id,
+                "deadline",
+                f"the decision took {elapsed_ms:.0f} ms, over the {self.config.deadline_ms:.0f} ms deadline",
+            )
+        return self._commit(request, decision, state)
+
+    def _commit(self, request: Request, decision: Decision, state: SessionState) -> Decision:
+        if self.audit is not None:
+            try:
+                receipt = self.audit.record_decision(request, decision, state, {})
+            except ClearanceError as exc:
+                return self._silence(
+                    request, decision.decision_id, "audit", f"the audit log is not writable: {exc}"
+                )
+            decision = decision.model_copy(update={"receipt": receipt})
+        stored = decision.model_dump(mode="json")
+        idem = None
+        if request.idempotency_key is not None:
+            idem = IdempotencyRecord(
+                agent_id=request.agent_id,
+                key=request.idempotency_key,
+                digest=request.digest,
+                decision_id=decision.decision_id,
+                decision=stored,
+                created_at=decision.time,
+            )
+        existing = self.store.record_decision(
+            DecisionRecord(
+                decision_id=decision.decision_id,
+                request=request.model_dump(mode="json", exclude={"approval_token"}),
+                facts=facts_of(state).model_dump(mode="json"),
+                decision=stored,
+                policy=decision.policy,
+                created_at=decision.time,
+            ),
+            session_id=request.session_id,
+            tool=request.tool,
+            count_call=decision.outcome is Outcome.PERMIT,
+            idempotency=idem,
+        )
+        if existing is not None:
+            # A concurrent retry with the same key won the race: answer with its decision so one
+            # key never yields two dispatchable decisions.
+            if existing.digest != request.digest:
+                return decision.model_copy(
+                    update={
+                        "outcome": Outcome.DENY,
+                        "rule": "idempotency-conflict",
+                        "reason": "this idempotency key was used for a different request",
+                        "receipt": None,
+                    }
+                )
+            return Decision.model_validate(existing.decision)
+        self._notify_decision(request, decision, state)
+        return decision
+
+    def _silence(self, request: Request, decision_id: str, rule: str, reason: str) -> Decision:
+        bundle = self._bundle
+        try:
+            digest = request.digest
+        except Exception:  # noqa: BLE001 - a request that cannot even be digested is still SILENCE
+            digest = "sha256:" + "0" * 64
+        return Decision(
+            decision_id=decision_id,
+            outcome=Outcome.SILENCE,
+            rule=rule,
+            reason=reason,
+            policy=bundle.digest if bundle is not None else NO_POLICY,
+            request_digest=digest,
+            time=iso(self.clock.now()),
+        )
+
+    def _notify_decision(self, request: Request, decision: Decision, state: SessionState) -> None:
+        for observer in self.observers:
+            try:
+                observer.on_decision(request, decision, state)
+            except Exception:  # noqa: BLE001 - observers never change a recorded decision
+                log.exception("observer %r failed on decision %s", observer, decision.decision_id)
+
+    # outcomes -----------------------------------------------------------------------------
+    def report(self, result: ActionResult, *, agent_id: str) -> None:
+        """Record what happened after a permitted call was dispatched."""
+        record = self.store.get_decision(result.decision_id)
+        if record is None or record.request.get("agent_id") != agent_id:
+            raise StoreError(
+                f"no decision `{result.decision_id}` for this agent",
+                hint="report results with the decision id the gate returned",
+            )
+        if self.audit is not None:
+            self.audit.record_outcome(result, record.decision)
+        for observer in self.observers:
+            try:
+                observer.on_result(result, record.decision)
+            except Exception:  # noqa: BLE001 - observers never change a recorded outcome
+                log.exception("observer %r failed on result %s", observer, result.decision_id)
+
+    # replay -------------------------------------------------------------------------------
+    def replay(self, decision_id: str) -> Replay:
+        """Re-evaluate an archived request against its archived bundle."""
+        record = self.store.get_decision(decision_id)
+        if record is None:
+            raise StoreError(f"no archived decision `{decision_id}`")
+        if record.policy == NO_POLICY:
+            raise ConfigError(
+                f"decision `{decision_id}` was made without a policy; nothing to replay"
+            )
+        bundle = self.bundle_by_digest(record.policy)
+        request = Request.model_validate(record.request)
+        facts = SessionFacts.model_validate(record.facts)
+        verdict = evaluate(bundle.compiled, request, facts)
+        original = record.decision
+        outcome = verdict.outcome
+        shadow_outcome = None
+        if verdict.shadow and outcome not in (Outcome.PERMIT, Outcome.SILENCE):
+            shadow_outcome, outcome = outcome, Outcome.PERMIT
+        replayed = {
+            "outcome": outcome.value,
+            "rule": verdict.rule,
+            "reason": verdict.reason,
+            "tier": verdict.tier.value if verdict.tier else None,
+            "obligations": [o.model_dump(mode="json") for o in verdict.obligations],
+            "shadow": verdict.shadow,
+            "shadow_outcome": shadow_outcome.value if shadow_outcome else None,
+            "policy": bundle.digest,
+        }
+        return Replay(original=original, replayed=replayed)
+
+
+def _deny(rule: str, reason: str) -> Verdict:
+    return Verdict(outcome=Outcome.DENY, rule=rule, reason=reason)
