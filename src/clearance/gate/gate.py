@@ -224,7 +224,7 @@ class Gate:
         decision_id = new_ulid()
         try:
             return self._decide(request, decision_id, started)
-        except Exception as exc:  # noqa: BLE001 - the fail-closed boundary of the pipeline
+        except Exception as exc:
             log.exception("decision %s failed closed", decision_id)
             cause = exc.code if isinstance(exc, ClearanceError) else type(exc).__name__
             rule = "store" if isinstance(exc, StoreError) else "error"
@@ -427,7 +427,7 @@ class Gate:
         for observer in self.observers:
             try:
                 observer.on_decision(request, decision, state)
-            except Exception:  # noqa: BLE001 - observers never change a recorded decision
+            except Exception:
                 log.exception("observer %r failed on decision %s", observer, decision.decision_id)
 
     # outcomes -----------------------------------------------------------------------------
@@ -444,7 +444,7 @@ class Gate:
         for observer in self.observers:
             try:
                 observer.on_result(result, record.decision)
-            except Exception:  # noqa: BLE001 - observers never change a recorded outcome
+            except Exception:
                 log.exception("observer %r failed on result %s", observer, result.decision_id)
 
     # replay -------------------------------------------------------------------------------
