@@ -1,0 +1,305 @@
+"""PII detection for what agents send out and for what the audit log stores.
+
+Structured identifiers are validated, not just matched, so that order numbers and timestamps do
+not count as personal data: card numbers must pass the Luhn check and carry a known issuer prefix,
+IBANs must have their country's length and pass ISO 13616 mod-97, US social security numbers must
+avoid the ranges the SSA never issues (area 000, 666, 900-999; group 00; serial 0000), UK national
+insurance numbers must use the allowed prefix letters. Passport numbers and dates of birth have no
+checkable shape, so they are found by their label ("passport no.", "DOB").
+
+Well-known documentation values (Visa test card 4111 1111 1111 1111, the IBAN ``GB82 WEST 1234
+5698 7654 32``, SSN 078-05-1120, NINO ``QQ 12 34 56 C``) and addresses at ``example.com`` are reported
+with a low score as ``:placeholder``.
+
+Example::
+
+    from clearance.scan.pii import PiiScanner
+
+    kinds = [f.kind for f in PiiScanner().scan("Card 4556 7375 8689 9855, IBAN DE44 5001 0517 5407 3249 31")]
+    assert kinds == ["card-number", "iban"]
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from clearance.scan.finding import Finding, make_finding
+
+NAME = "pii"
+THRESHOLD = 0.6
+"""Flag threshold; justified by the tuning split in docs/scanning.md."""
+
+_PLACEHOLDER_SCORE = 0.2
+
+IBAN_LENGTHS: dict[str, int] = {
+    "AD": 24,
+    "AE": 23,
+    "AL": 28,
+    "AT": 20,
+    "AZ": 28,
+    "BA": 20,
+    "BE": 16,
+    "BG": 22,
+    "BH": 22,
+    "BR": 29,
+    "CH": 21,
+    "CR": 22,
+    "CY": 28,
+    "CZ": 24,
+    "DE": 22,
+    "DK": 18,
+    "DO": 28,
+    "EE": 20,
+    "EG": 29,
+    "ES": 24,
+    "FI": 18,
+    "FO": 18,
+    "FR": 27,
+    "GB": 22,
+    "GE": 22,
+    "GI": 23,
+    "GL": 18,
+    "GR": 27,
+    "GT": 28,
+    "HR": 21,
+    "HU": 28,
+    "IE": 22,
+    "IL": 23,
+    "IS": 26,
+    "IT": 27,
+    "JO": 30,
+    "KW": 30,
+    "KZ": 20,
+    "LB": 28,
+    "LI": 21,
+    "LT": 20,
+    "LU": 20,
+    "LV": 21,
+    "MC": 27,
+    "MD": 24,
+    "ME": 22,
+    "MK": 19,
+    "MR": 27,
+    "MT": 31,
+    "MU": 30,
+    "NL": 18,
+    "NO": 15,
+    "PK": 24,
+    "PL": 28,
+    "PS": 29,
+    "PT": 25,
+    "QA": 29,
+    "RO": 24,
+    "RS": 22,
+    "SA": 24,
+    "SE": 24,
+    "SI": 19,
+    "SK": 24,
+    "SM": 27,
+    "TN": 24,
+    "TR": 26,
+    "UA": 29,
+    "VG": 24,
+    "XK": 20,
+}
+"""IBAN length per country (ISO 13616 registry)."""
+
+_KNOWN_EXAMPLES = frozenset(
+    {
+        "4111111111111111",
+        "4242424242424242",
+        "5555555555554444",
+        "4012888888881881",
+        "378282246310005",
+        "6011111111111117",
+        "5105105105105100",
+        "4000056655665556",
+        "GB82WEST12345698765432",
+        "DE89370400440532013000",
+        "GB29NWBK60161331926819",
+        "FR1420041010050500013M02606",
+        "NL91ABNA0417164300",
+        "078051120",
+        "123456789",
+        "219099999",
+        "QQ123456C",
+        "AB123456C",
+    }
+)
+_EXAMPLE_DOMAINS = re.compile(
+    r"(?i)@(?:[a-z0-9-]+\.)*(?:example\.(?:com|org|net)|test|invalid|localhost)$"
+)
+
+
+def luhn_valid(digits: str) -> bool:
+    """True when the digit string passes the Luhn (mod-10) check."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2 == 1:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def iban_valid(iban: str) -> bool:
+    """True when ``iban`` (spaces allowed) has its country's length and passes mod-97."""
+    compact = iban.replace(" ", "").upper()
+    if IBAN_LENGTHS.get(compact[:2]) != len(compact) or not compact.isalnum():
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+
+
+_CARD_PREFIX = re.compile(r"4|5[1-5]|2[2-7]|3[47]|6(?:011|5|4[4-9])|3(?:0[0-5]|[68])|35")
+
+
+def _card(value: str) -> str | None:
+    digits = re.sub(r"[ -]", "", value)
+    if not 13 <= len(digits) <= 19 or not _CARD_PREFIX.match(digits) or not luhn_valid(digits):
+        return None
+    return digits
+
+
+def _iban(value: str) -> str | None:
+    compact = value.replace(" ", "").upper()
+    return compact if iban_valid(compact) else None
+
+
+def _ssn(value: str) -> str | None:
+    digits = re.sub(r"[ -]", "", value)
+    area, group, serial = digits[:3], digits[3:5], digits[5:]
+    if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
+        return None
+    return digits
+
+
+def _same(value: str) -> str | None:
+    return value.replace(" ", "").upper()
+
+
+def _phone(value: str) -> str | None:
+    digits = re.sub(r"\D", "", value)
+    return digits if 10 <= len(digits) <= 15 else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    kind: str
+    score: float
+    pattern: re.Pattern[str]
+    validate: Callable[[str], str | None]
+    group: int = 0
+
+
+_RULES: tuple[_Rule, ...] = (
+    _Rule(
+        "email",
+        0.7,
+        re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}\b"),
+        str.lower,
+    ),
+    _Rule("card-number", 0.9, re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])"), _card),
+    _Rule(
+        "iban",
+        0.9,
+        re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"),
+        _iban,
+    ),
+    _Rule("us-ssn", 0.85, re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])"), _ssn),
+    _Rule(
+        "us-ssn",
+        0.85,
+        re.compile(
+            r"(?i)\b(?:ssn|social\s+security(?:\s+(?:number|no\.?))?)\s*[:#]?\s*(\d{3} ?\d{2} ?\d{4})\b"
+        ),
+        _ssn,
+        1,
+    ),
+    _Rule(
+        "uk-nino",
+        0.8,
+        re.compile(
+            r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"
+        ),
+        _same,
+    ),
+    _Rule(
+        "passport-number",
+        0.8,
+        re.compile(
+            r"(?i)\bpassport(?:\s+(?:no\.?|number|num|#))?\s*(?:is\s+)?[:#]?\s*"
+            r"([A-Z]{0,2}\d[A-Z0-9]{5,8})\b"
+        ),
+        _same,
+        1,
+    ),
+    _Rule(
+        "date-of-birth",
+        0.7,
+        re.compile(
+            r"(?i)\b(?:dob|d\.o\.b\.|date\s+of\s+birth|born\s+on|birth\s*date)\s*[:\-]?\s*"
+            r"(\d{1,4}[./-]\d{1,2}[./-]\d{1,4}|\d{1,2}\s+[A-Za-z]{3,9}\s+\d{4}|[A-Za-z]{3,9}\s+\d{1,2},?\s+\d{4})"
+        ),
+        _same,
+        1,
+    ),
+    _Rule(
+        "phone-number",
+        0.6,
+        re.compile(
+            r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]\d{2,4}){1,4}"
+            r"|\(\d{3}\)\s?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})(?![\w-])"
+        ),
+        _phone,
+    ),
+)
+
+
+class PiiScanner:
+    """Validated PII scanner; see the module docstring.
+
+    Args:
+        threshold: flag threshold reported by :attr:`threshold` (defaults to :data:`THRESHOLD`).
+    """
+
+    def __init__(self, *, threshold: float = THRESHOLD) -> None:
+        self._threshold = threshold
+
+    @property
+    def name(self) -> str:
+        """Always ``pii``."""
+        return NAME
+
+    @property
+    def threshold(self) -> float:
+        """Score at which a text counts as carrying personal data."""
+        return self._threshold
+
+    def scan(self, text: str) -> list[Finding]:
+        """Return PII findings for ``text``, ordered by start offset; overlapping spans keep the first rule."""
+        findings: list[Finding] = []
+        taken: list[tuple[int, int]] = []
+        for rule in _RULES:
+            for match in rule.pattern.finditer(text):
+                start, end = match.span(rule.group)
+                if any(s < end and start < e for s, e in taken):
+                    continue
+                value = rule.validate(match.group(rule.group))
+                if value is None:
+                    continue
+                taken.append((start, end))
+                if value in _KNOWN_EXAMPLES or (
+                    rule.kind == "email" and _EXAMPLE_DOMAINS.search(value)
+                ):
+                    findings.append(
+                        make_finding(
+                            NAME, f"{rule.kind}:placeholder", _PLACEHOLDER_SCORE, text, start, end
+                        )
+                    )
+                else:
+                    findings.append(make_finding(NAME, rule.kind, rule.score, text, start, end))
+        findings.sort(key=lambda f: (f.start, f.end, f.kind))
+        return findings

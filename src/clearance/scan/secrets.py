@@ -1,0 +1,256 @@
+"""Secret detection for what agents send out and for what the audit log stores.
+
+Two kinds of evidence, with different confidence:
+
+* **formats**: credentials with a recognisable shape (AWS ``AKIA``/``ASIA`` key ids and secret keys,
+  GCP service-account JSON and API keys, Azure storage keys and client secrets, GitHub, GitLab, Slack,
+  Stripe, OpenAI- and Anthropic-style tokens, JWTs, PEM private keys, passwords in URLs);
+* **entropy**: long random-looking strings, by Shannon entropy in bits per character. Entropy alone is
+  weak evidence (hashes and ids are random too), so it scores below the flag threshold unless a
+  keyword such as ``secret`` or ``token`` names the value.
+
+Documented placeholders (``AKIAIOSFODNN7EXAMPLE``, ``<password>``, ``xxxx``) are reported with a low
+score and a ``:placeholder`` kind, so masking can still hide them but policy need not fire.
+
+Example::
+
+    from clearance.scan.secrets import SecretScanner
+
+    found = SecretScanner().scan("postgres://app:S3cr3t-pw@db.internal/prod")
+    assert [f.kind for f in found] == ["password-in-url"]
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from clearance.scan.finding import Finding, make_finding
+
+NAME = "secrets"
+THRESHOLD = 0.6
+"""Flag threshold; justified by the tuning split in docs/scanning.md."""
+
+ENTROPY_BITS = 4.0
+"""Minimum Shannon entropy (bits/char) of a 24+ character base64-alphabet string to count as random."""
+
+HEX_ENTROPY_BITS = 3.0
+"""The same for hexadecimal strings, whose alphabet caps entropy at 4 bits/char."""
+
+_PLACEHOLDER_SCORE = 0.2
+_ENTROPY_SCORE = 0.4
+_NAMED_ENTROPY_SCORE = 0.75
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    kind: str
+    score: float
+    pattern: re.Pattern[str]
+    group: int = 0
+
+
+_RULES: tuple[_Rule, ...] = (
+    _Rule(
+        "aws-access-key-id",
+        0.9,
+        re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{16}\b"),
+    ),
+    _Rule(
+        "aws-secret-access-key",
+        0.9,
+        re.compile(
+            r"(?i)aws.{0,20}?(?:secret|sk|private).{0,20}?['\"]?\s*[:=]\s*['\"]?"
+            r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])"
+        ),
+        1,
+    ),
+    _Rule(
+        "gcp-service-account",
+        0.95,
+        re.compile(r"\"type\"\s*:\s*\"service_account\"[^}]{0,400}?\"private_key(?:_id)?\"\s*:"),
+    ),
+    _Rule("gcp-api-key", 0.85, re.compile(r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])")),
+    _Rule(
+        "azure-storage-key",
+        0.9,
+        re.compile(r"(?i)\bAccountKey\s*=\s*([A-Za-z0-9+/]{80,}={0,2})"),
+        1,
+    ),
+    _Rule(
+        "azure-client-secret",
+        0.8,
+        re.compile(
+            r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.-]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])"
+        ),
+    ),
+    _Rule(
+        "azure-sas-token",
+        0.7,
+        re.compile(r"[?&]sig=([A-Za-z0-9%+/]{40,}={0,2})"),
+        1,
+    ),
+    _Rule(
+        "github-token",
+        0.95,
+        re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{60,90})\b"),
+    ),
+    _Rule("gitlab-token", 0.95, re.compile(r"\bgl(?:pat|dt|rt|cbt|ptt)-[A-Za-z0-9_-]{20,}")),
+    _Rule("slack-token", 0.9, re.compile(r"\bxox[abposre]-[A-Za-z0-9-]{10,}")),
+    _Rule(
+        "slack-webhook",
+        0.9,
+        re.compile(
+            r"https://hooks\.slack\.com/services/T[A-Z0-9]{6,}/B[A-Z0-9]{6,}/[A-Za-z0-9]{16,}"
+        ),
+    ),
+    _Rule("stripe-key", 0.9, re.compile(r"\b(?:sk|rk)_live_[A-Za-z0-9]{16,}")),
+    _Rule("stripe-test-key", 0.6, re.compile(r"\b(?:sk|rk)_test_[A-Za-z0-9]{16,}")),
+    _Rule("anthropic-key", 0.95, re.compile(r"\bsk-ant-[A-Za-z0-9_-]{20,}")),
+    _Rule(
+        "openai-key",
+        0.9,
+        re.compile(r"\bsk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}(?![A-Za-z0-9_-])"),
+    ),
+    _Rule(
+        "jwt",
+        0.85,
+        re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}"),
+    ),
+    _Rule(
+        "private-key",
+        0.95,
+        re.compile(
+            r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----"
+            r"([A-Za-z0-9+/=\s]{0,200})"
+        ),
+    ),
+    _Rule(
+        "password-in-url",
+        0.85,
+        re.compile(r"\b[a-z][a-z0-9+.-]{1,15}://[^/\s:@]{1,64}:([^/\s@]{1,128})@[A-Za-z0-9.-]"),
+        1,
+    ),
+    _Rule(
+        "password-assignment",
+        0.7,
+        re.compile(
+            r"(?i)\b(?:password|passwd|pwd|passphrase|secret|client_secret|api[_-]?key|apikey|"
+            r"access[_-]?token|auth[_-]?token|secret[_-]?key)\b[\"']?\s*[:=]\s*[\"']?"
+            r"([^\s\"',;]{8,})"
+        ),
+        1,
+    ),
+)
+
+_PLACEHOLDER = re.compile(
+    r"(?i)example|sample|dummy|placeholder|changeme|change_me|your[_-]?|redacted|xxxx|\*\*\*|"
+    r"<[^>]*>|\$\{|\{\{|%\(|\.\.\.|^(?:password|secret|token|test|foo|bar|none|null)\d*$|"
+    r"^(.)\1+$|0123456789|abcdef|1234567|^(?:[a-z]+_)+[a-z]+$"
+)
+_KNOWN_EXAMPLES = frozenset(
+    {
+        "AKIAIOSFODNN7EXAMPLE",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "ASIAIOSFODNN7EXAMPLE",
+    }
+)
+_CANDIDATE = re.compile(r"(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_=-]{24,}(?![A-Za-z0-9+/_=-])")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+_NAMING = re.compile(
+    r"(?i)(?:secret|token|api[_-]?key|apikey|password|passwd|credential|private[_-]?key|"
+    r"access[_-]?key|auth|bearer)[^\n]{0,30}$"
+)
+
+
+def shannon_entropy(value: str) -> float:
+    """Shannon entropy of ``value`` in bits per character (0.0 for the empty string)."""
+    if not value:
+        return 0.0
+    length = len(value)
+    return -sum(n / length * math.log2(n / length) for n in Counter(value).values())
+
+
+def is_placeholder(value: str) -> bool:
+    """True for values that documentation uses in place of a real secret."""
+    return value in _KNOWN_EXAMPLES or _PLACEHOLDER.search(value) is not None
+
+
+class SecretScanner:
+    """Format- and entropy-based secret scanner; see the module docstring.
+
+    Args:
+        threshold: flag threshold reported by :attr:`threshold` (defaults to :data:`THRESHOLD`).
+        entropy_bits: entropy threshold for base64-alphabet strings (defaults to :data:`ENTROPY_BITS`).
+    """
+
+    def __init__(self, *, threshold: float = THRESHOLD, entropy_bits: float = ENTROPY_BITS) -> None:
+        self._threshold = threshold
+        self._entropy_bits = entropy_bits
+
+    @property
+    def name(self) -> str:
+        """Always ``secrets``."""
+        return NAME
+
+    @property
+    def threshold(self) -> float:
+        """Score at which a text counts as carrying a secret."""
+        return self._threshold
+
+    def scan(self, text: str) -> list[Finding]:
+        """Return secret findings for ``text``, ordered by start offset."""
+        findings: list[Finding] = []
+        covered: list[tuple[int, int]] = []
+        for rule in _RULES:
+            for match in rule.pattern.finditer(text):
+                value = match.group(rule.group)
+                start, end = match.span(rule.group)
+                if is_placeholder(value) or (rule.kind == "private-key" and _short_key(match)):
+                    findings.append(
+                        make_finding(
+                            NAME, f"{rule.kind}:placeholder", _PLACEHOLDER_SCORE, text, start, end
+                        )
+                    )
+                else:
+                    findings.append(make_finding(NAME, rule.kind, rule.score, text, start, end))
+                covered.append((start, end))
+        findings.extend(self._entropy_findings(text, covered))
+        findings.sort(key=lambda f: (f.start, f.end, f.kind))
+        return findings
+
+    def _entropy_findings(self, text: str, covered: list[tuple[int, int]]) -> list[Finding]:
+        findings: list[Finding] = []
+        for match in _CANDIDATE.finditer(text):
+            start, end = match.span()
+            value = match.group()
+            if any(s <= start < e or s < end <= e for s, e in covered) or _UUID.fullmatch(value):
+                continue
+            if not self._random_looking(value) or is_placeholder(value):
+                continue
+            named = _NAMING.search(text, max(0, start - 40), start) is not None
+            score = _NAMED_ENTROPY_SCORE if named else _ENTROPY_SCORE
+            findings.append(make_finding(NAME, "high-entropy", score, text, start, end))
+        return findings
+
+    def _random_looking(self, value: str) -> bool:
+        if _HEX.fullmatch(value):
+            # Hex strings of hash length are usually digests and commit ids, not credentials.
+            return (
+                len(value) not in (32, 40, 56, 64, 96, 128)
+                and shannon_entropy(value) >= HEX_ENTROPY_BITS
+            )
+        has_mix = (
+            any(c.isdigit() for c in value)
+            and any(c.isupper() for c in value)
+            and any(c.islower() for c in value)
+        )
+        return has_mix and shannon_entropy(value) >= self._entropy_bits
+
+
+def _short_key(match: re.Match[str]) -> bool:
+    """A PEM header without a key body behind it (documentation, or a truncated example)."""
+    return len(re.sub(r"\s", "", match.group(1))) < 40
