@@ -1,0 +1,80 @@
+"""The command line: argv -> command; ``ClearanceError`` -> one line on stderr and an exit code.
+
+Sub-commands live in ``clearance.cli.commands``; each is a Typer app registered here, imported
+lazily so ``clearance --help`` stays fast and an optional extra that is not installed only
+disables its own commands.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+import typer
+from rich.console import Console
+
+from clearance.errors import ClearanceError
+
+app = typer.Typer(
+    name="clearance",
+    help="A deterministic, auditable authorization gate in front of every AI-agent tool call.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# (name, module, help). Each module exposes ``app: typer.Typer``.
+_SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("policy", "clearance.cli.commands.policy", "Lint, test and diff policies."),
+)
+
+# Modules whose ``register(app)`` adds top-level commands.
+_TOP_LEVEL: tuple[str, ...] = ("clearance.cli.commands.core",)
+
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _register() -> None:
+    for name, module, help_text in _SUBCOMMANDS:
+        try:
+            sub = importlib.import_module(module).app
+        except ImportError as exc:
+            missing = exc.name or "a dependency"
+            sub = typer.Typer(help=f"{help_text} (unavailable: needs `{missing}`)")
+
+            @sub.callback(invoke_without_command=True)
+            def _unavailable(missing: str = missing) -> None:
+                raise ClearanceError(
+                    f"this command needs `{missing}`, which is not installed",
+                    hint="install clearance with its extras: `pip install 'clearance[all]'`",
+                )
+
+        app.add_typer(sub, name=name, help=help_text)
+    for module in _TOP_LEVEL:
+        importlib.import_module(module).register(app)
+
+
+_register()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the CLI; exit 0 on success, the error's exit code otherwise."""
+    try:
+        app(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except ClearanceError as exc:
+        _err.print(f"error: {exc}", markup=False)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        _err.print("aborted", markup=False)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors carry their own exit codes
+        from click.exceptions import ClickException
+
+        if isinstance(exc, ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+    sys.exit(0)
