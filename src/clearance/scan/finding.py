@@ -8,7 +8,7 @@ Example::
 
     from clearance.scan import SecretScanner
 
-    findings = SecretScanner().scan("token ghp_0123456789abcdefghijABCDEFGHIJ012345")
+    findings = SecretScanner().scan("token ghp_R7b2Kq9ZxLm4Tn8Vw1Yc5Pd3Hf6Js0Ga2Eu9")
     assert findings[0].kind == "github-token"
 """
 
