@@ -1,0 +1,268 @@
+"""Audit entry v1: the canonical JSON header that is a Merkle leaf, and the payload commitment.
+
+Example::
+
+    >>> from clearance.formats.entry import build_header, header_bytes, parse_header
+    >>> h = build_header(log="d/node/2026", index=0, prev=None, time="2026-01-01T00:00:00.000000Z",
+    ...                  kind="genesis", fields={"id": "01J..."})
+    >>> parse_header(header_bytes(h)) == h
+    True
+
+A header holds no personal data: only digests, ids, enumerations, names and numbers (AUDIT.md
+3.2). The parser is the single place that decides what a valid header is, for the gate and the
+verifier alike: duplicate member names, floats, non-ASCII member names and non-canonical bytes are
+rejected, so one entry has exactly one byte representation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from clearance.formats.canonical import DIGEST_PREFIX, canonical_bytes
+
+VERSION = 1
+MAX_HEADER_BYTES = 65_535
+PAYLOAD_DOMAIN = b"clearance/payload/v1\n"
+SALT_BYTES = 32
+
+#: Kinds AUDIT.md 3.2 names; other dotted lowercase kinds are accepted for forward compatibility.
+KINDS = frozenset(
+    {
+        "genesis",
+        "decision",
+        "approval.requested",
+        "approval.granted",
+        "approval.denied",
+        "approval.expired",
+        "outcome",
+        "policy.activated",
+        "killswitch",
+        "breakglass",
+        "key.rotated",
+        "anchor",
+        "prune",
+        "erasure",
+        "verify",
+        "seal",
+        "hold.placed",
+        "hold.released",
+    }
+)
+#: Fields the log itself sets; callers cannot supply them.
+RESERVED_FIELDS = frozenset({"v", "log", "index", "prev", "time", "kind", "retention", "payload"})
+
+_KIND_RE = re.compile(r"[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)*\Z")
+_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}\Z")
+_TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\Z")
+_DATE_RE = re.compile(r"\d{4}-\d\d-\d\d\Z")
+_MAX_SAFE_INT = 2**53 - 1
+
+
+class EntryError(ValueError):
+    """An entry header is malformed or not canonical."""
+
+
+def format_time(ts: datetime) -> str:
+    """RFC 3339 UTC with microseconds and ``Z``: the only time form inside evidence."""
+    if ts.tzinfo is None:
+        raise EntryError("evidence times must be timezone-aware")
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def digest_text(raw: bytes) -> str:
+    """``sha256:<hex>`` of 32 raw hash bytes."""
+    return DIGEST_PREFIX + raw.hex()
+
+
+def payload_commitment(salt: bytes, body: bytes) -> bytes:
+    """``HMAC-SHA256(salt, "clearance/payload/v1\\n" || body)`` where body is JCS of the payload.
+
+    The random salt makes the commitment hiding, so a pruned payload cannot be confirmed by
+    guessing its content from the permanent header.
+    """
+    return hmac.new(salt, PAYLOAD_DOMAIN + body, hashlib.sha256).digest()
+
+
+def build_header(
+    *,
+    log: str,
+    index: int,
+    prev: bytes | None,
+    time: str,
+    kind: str,
+    fields: Mapping[str, Any],
+    retention: tuple[str, str] | None = None,
+    payload: tuple[bytes, int] | None = None,
+) -> dict[str, Any]:
+    """Assemble a header dict; ``payload`` is ``(commitment, size)``, ``retention`` ``(class, until)``."""
+    clash = RESERVED_FIELDS.intersection(fields)
+    if clash:
+        raise EntryError(
+            f"header fields `{', '.join(sorted(clash))}` are set by the log, not the caller"
+        )
+    header: dict[str, Any] = dict(fields)
+    header["v"] = VERSION
+    header["log"] = log
+    header["index"] = index
+    header["prev"] = None if prev is None else DIGEST_PREFIX + prev.hex()
+    header["time"] = time
+    header["kind"] = kind
+    if retention is not None:
+        header["retention"] = {"class": retention[0], "until": retention[1]}
+    header["payload"] = (
+        None
+        if payload is None
+        else {"commit": DIGEST_PREFIX + payload[0].hex(), "enc": "none", "size": payload[1]}
+    )
+    return header
+
+
+def header_bytes(header: Mapping[str, Any]) -> bytes:
+    """Canonical (RFC 8785) bytes of a header, checked against the size limit of tlog-tiles."""
+    try:
+        raw = canonical_bytes(dict(header))
+    except (ValueError, TypeError) as exc:
+        raise EntryError(f"header cannot be canonicalised: {exc}") from exc
+    if len(raw) > MAX_HEADER_BYTES:
+        raise EntryError(f"header is {len(raw)} bytes; the limit is {MAX_HEADER_BYTES}")
+    return raw
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise EntryError(f"duplicate member name `{k[:40]}`")
+        if not _KEY_RE.match(k):
+            raise EntryError(f"member name `{k[:40]}` is not an ASCII identifier")
+        out[k] = v
+    return out
+
+
+def _reject_float(text: str) -> Any:
+    raise EntryError(f"number `{text[:30]}` is not an integer; headers hold integers only")
+
+
+def loads_strict(raw: bytes) -> Any:
+    """JSON with duplicate names, non-identifier names, floats and NaN/Infinity rejected."""
+    try:
+        return json.loads(
+            raw,
+            object_pairs_hook=_reject_duplicates,
+            parse_float=_reject_float,
+            parse_constant=_reject_float,
+        )
+    except EntryError:
+        raise
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EntryError(f"not valid JSON: {exc}") from exc
+
+
+def check_canonical(value: Any, raw: bytes) -> None:
+    """Raise unless ``raw`` is the canonical serialisation of ``value``.
+
+    ``value`` came from ``loads_strict``, so it holds only identifier keys and no floats: the
+    standard library serialisation with sorted keys is then exactly RFC 8785 (apart from integers
+    beyond 2**53, which are rejected separately).
+    """
+    try:
+        again = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        if again.encode("utf-8") != raw:
+            raise EntryError("bytes are not the canonical (RFC 8785) serialisation")
+    except UnicodeEncodeError as exc:
+        raise EntryError("a string holds a lone surrogate") from exc
+
+
+def _require(header: Mapping[str, Any], key: str, typ: type | tuple[type, ...]) -> Any:
+    value = header.get(key)
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise EntryError(f"field `{key}` is missing or has the wrong type")
+    return value
+
+
+def _check_ints(value: Any) -> None:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, int):
+        if not -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
+            raise EntryError("integer outside the exactly representable range")
+    elif isinstance(value, dict):
+        for v in value.values():
+            _check_ints(v)
+    elif isinstance(value, list):
+        for v in value:
+            _check_ints(v)
+
+
+def validate_header(header: Mapping[str, Any]) -> None:
+    """Check the v1 field rules (types, formats); raise ``EntryError`` naming the field."""
+    if header.get("v") != VERSION:
+        raise EntryError(f"unknown entry version `{header.get('v')}`")
+    _require(header, "log", str)
+    index = _require(header, "index", int)
+    if index < 0:
+        raise EntryError("field `index` is negative")
+    prev = header.get("prev")
+    if index == 0 and prev is not None:
+        raise EntryError("entry 0 must have `prev` null")
+    if index > 0 and not (isinstance(prev, str) and _DIGEST_RE.match(prev)):
+        raise EntryError("field `prev` is not a `sha256:<hex>` digest")
+    if not _TIME_RE.match(_require(header, "time", str)):
+        raise EntryError("field `time` is not RFC 3339 UTC with microseconds")
+    if not _KIND_RE.match(_require(header, "kind", str)):
+        raise EntryError("field `kind` is not a dotted lowercase name")
+    _check_retention(header.get("retention"))
+    _check_payload_ref(header.get("payload"))
+    for key in ("request_digest", "policy"):
+        value = header.get(key)
+        if value is not None and not (isinstance(value, str) and _DIGEST_RE.match(value)):
+            raise EntryError(f"field `{key}` is not a `sha256:<hex>` digest")
+    _check_ints(dict(header))
+
+
+def _check_retention(retention: Any) -> None:
+    if retention is None:
+        return
+    if (
+        not isinstance(retention, dict)
+        or set(retention) != {"class", "until"}
+        or not isinstance(retention["class"], str)
+        or not isinstance(retention["until"], str)
+        or not _DATE_RE.match(retention["until"])
+    ):
+        raise EntryError("field `retention` is not {class, until: YYYY-MM-DD}")
+
+
+def _check_payload_ref(payload: Any) -> None:
+    if payload is None:
+        return
+    if (
+        not isinstance(payload, dict)
+        or set(payload) != {"commit", "enc", "size"}
+        or not isinstance(payload["commit"], str)
+        or not _DIGEST_RE.match(payload["commit"])
+        or payload["enc"] not in ("none", "aes-256-gcm")
+        or not isinstance(payload["size"], int)
+        or isinstance(payload["size"], bool)
+        or payload["size"] < 0
+    ):
+        raise EntryError("field `payload` is not {commit: sha256:<hex>, enc, size}")
+
+
+def parse_header(raw: bytes) -> dict[str, Any]:
+    """Parse, validate and check canonical form of stored header bytes."""
+    if len(raw) > MAX_HEADER_BYTES:
+        raise EntryError(f"header is {len(raw)} bytes; the limit is {MAX_HEADER_BYTES}")
+    value = loads_strict(raw)
+    if not isinstance(value, dict):
+        raise EntryError("header is not a JSON object")
+    validate_header(value)
+    check_canonical(value, raw)
+    return value
