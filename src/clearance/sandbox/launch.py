@@ -1,0 +1,89 @@
+"""What every backend needs to start one job: paths, command, environment, limits.
+
+Backends differ only in how they turn a :class:`LaunchSpec` into a command line; the job
+directory layout, the synthetic ``/etc`` and the fixed environment are defined once, here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from clearance.sandbox.limits import SandboxLimits
+
+# Host files a program needs to start and to speak TLS; nothing with secrets in it.
+ETC_ALLOWLIST = (
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/nsswitch.conf",
+    "/etc/localtime",
+    "/etc/alternatives",
+    "/etc/ssl/certs",
+    "/etc/ca-certificates.conf",
+)
+SYNTHETIC_ETC = {
+    "passwd": "root:x:0:0:root:/job/out:/bin/sh\nsandbox:x:1000:1000:sandbox:/job/out:/bin/sh\n"
+    "nobody:x:65534:65534:nobody:/:/usr/sbin/nologin\n",
+    "group": "root:x:0:\nsandbox:x:1000:\nnogroup:x:65534:\n",
+    "hosts": "127.0.0.1 localhost sandbox\n::1 localhost\n",
+    "resolv.conf": "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+    "hostname": "sandbox\n",
+}
+SANDBOX_UID = 1000
+BRIDGE_PORT = 3128
+EGRESS_SOCKET_INSIDE = "/run/egress.sock"
+LAUNCHER_INSIDE = "/run/clearance-launcher.py"
+PATH = "/usr/local/bin:/usr/bin:/bin"
+SANDBOX_TMP = "/tmp"  # noqa: S108 - the private tmpfs inside the sandbox, not the host /tmp
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """One job, ready to start. ``in_dir``/``out_dir`` are the paths the *job* sees."""
+
+    job_dir: Path
+    command: tuple[str, ...]
+    limits: SandboxLimits
+    seccomp_fd: int
+    launcher: Path
+    python: str
+    in_dir: str
+    out_dir: str
+    egress_socket: Path | None
+
+    @property
+    def host_in(self) -> Path:
+        """The input directory on the host."""
+        return self.job_dir / "in"
+
+    @property
+    def host_out(self) -> Path:
+        """The output directory on the host."""
+        return self.job_dir / "out"
+
+    @property
+    def host_etc(self) -> Path:
+        """The synthetic ``/etc`` files on the host."""
+        return self.job_dir / "etc"
+
+    def environment(self, tmp: str) -> dict[str, str]:
+        """The job's whole environment: fixed values, nothing inherited from the gate."""
+        env = {
+            "PATH": PATH,
+            "HOME": self.out_dir,
+            "TMPDIR": tmp,
+            "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "USER": "sandbox",
+            "CLEARANCE_JOB_IN": self.in_dir,
+            "CLEARANCE_JOB_OUT": self.out_dir,
+        }
+        if self.egress_socket is not None:
+            proxy = f"http://127.0.0.1:{BRIDGE_PORT}"
+            for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+                env[name] = env[name.lower()] = proxy
+        return env
+
+    def launcher_command(self, mode: str, config: str, launcher: str) -> list[str]:
+        """``python3 -I -S -B launcher MODE CONFIG -- COMMAND``: the launcher then execs it."""
+        return [self.python, "-I", "-S", "-B", launcher, mode, config, "--", *self.command]
