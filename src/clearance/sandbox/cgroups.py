@@ -110,6 +110,14 @@ class JobCgroup:
             raise
         return group
 
+    @classmethod
+    def existing(cls, layout: CgroupLayout, name: str) -> JobCgroup:
+        """The cgroups a job named ``name`` left behind (for cleanup after a gate crash)."""
+        leaf = _PREFIX + name
+        dirs = {c: p / leaf for c, p in layout.parents.items() if (p / leaf).exists()}
+        kill_dir = layout.kill_parent / leaf if layout.kill_parent is not None else None
+        return cls(layout, dirs, kill_dir if kill_dir is not None and kill_dir.exists() else None)
+
     def _make(self, name: str, limits: SandboxLimits) -> None:
         leaf = _PREFIX + name
         quota = max(int(limits.cpu_cores * _CPU_PERIOD_US), 1000)

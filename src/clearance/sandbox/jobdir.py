@@ -84,6 +84,7 @@ class JobDir:
         self, files: dict[str, bytes], stdin: bytes, *, out_bytes: int | None, tmp_bytes: int | None
     ) -> None:
         os.chmod(self.path, 0o711)  # noqa: S103 - job uids traverse, never list
+        (self.path / "gate.pid").write_text(str(os.getpid()))  # first: see reap_stale
         for sub in ("in", "etc", "root"):
             (self.path / sub).mkdir(mode=0o755)
         for name, content in files.items():
@@ -131,6 +132,24 @@ class JobDir:
                 total += len(data)
                 found[str(full.relative_to(out))] = data
         return found
+
+    @classmethod
+    def reap_stale(cls, jobs_root: Path) -> list[str]:
+        """Destroy job directories whose gate process is gone; return their job ids."""
+        reaped = []
+        for path in jobs_root.iterdir() if jobs_root.is_dir() else []:
+            try:
+                gate = int((path / "gate.pid").read_text())
+            except (OSError, ValueError):
+                continue  # still being created by a live gate, or not ours
+            try:
+                os.kill(gate, 0)
+            except ProcessLookupError:
+                stale = cls(path, -1)
+                stale._mounts = [path / "out", path / "tmp"]
+                stale.destroy()
+                reaped.append(path.name)
+        return reaped
 
     def destroy(self) -> None:
         """Unmount the tmpfs and remove everything; safe to call twice."""

@@ -35,6 +35,7 @@ from typing import Any
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _libc.syscall.restype = ctypes.c_long
+_libc.prctl.argtypes = [ctypes.c_int, *[ctypes.c_ulong] * 4]  # pointers must not be truncated
 _libc.mount.argtypes = [
     ctypes.c_char_p,
     ctypes.c_char_p,
@@ -341,12 +342,17 @@ def _serve_bridge(listener: socket.socket, proxy_path: str) -> None:
         threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
 
 
-def start_bridge(port: int, proxy_path: str) -> None:
-    """Listen on 127.0.0.1:``port`` and fork a child that relays to the proxy socket."""
+def listen_bridge(port: int) -> socket.socket:
+    """Bind the bridge's port; done before Landlock, which then forbids every TCP bind."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
     listener.listen(64)
+    return listener
+
+
+def fork_bridge(listener: socket.socket, proxy_path: str) -> None:
+    """Fork a child that relays connections on ``listener`` to the proxy socket."""
     if os.fork() == 0:
         try:
             os.setsid()
@@ -367,14 +373,15 @@ def run(mode: str, cfg: dict[str, Any], command: list[str]) -> None:
     if mode == "unshare":
         build_root(cfg)
         drop_capabilities()
+    listener = listen_bridge(cfg["bridge_port"]) if cfg.get("bridge_port") else None
     if mode in ("unshare", "landlock"):
         ports = [cfg["bridge_port"]] if cfg.get("bridge_port") else []
         apply_landlock(
             cfg["landlock_read"], cfg["landlock_write"], ports, require_scopes=mode == "landlock"
         )
         load_seccomp(cfg["seccomp_fd"])
-    if cfg.get("bridge_port"):
-        start_bridge(cfg["bridge_port"], cfg["bridge_socket"])
+    if listener is not None:
+        fork_bridge(listener, cfg["bridge_socket"])
     os.chdir(cfg["cwd"])
     os.execve(command[0], command, cfg["env"])  # noqa: S606 - no shell on purpose
 

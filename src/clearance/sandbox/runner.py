@@ -318,6 +318,10 @@ class Sandbox:
                     hint="pass work_dir= under a directory with mode o+x (e.g. /var/lib/clearance)",
                 )
         self._uids = _UidPool(self.work_dir / "uids", self._uid_base, self._uid_count)
+        layout, _ = self._cgroup_layout()
+        for job_id in JobDir.reap_stale(self.work_dir / "jobs"):  # left by a gate that crashed
+            if layout is not None:
+                JobCgroup.existing(layout, job_id).remove()
         return self._uids
 
     def _execute(
