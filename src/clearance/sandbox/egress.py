@@ -372,7 +372,11 @@ class EgressProxy:
         if port not in self.policy.ports:
             raise EgressRefused("port-not-allowed", str(port))
         try:
-            addresses = list(self._resolver(host, port))
+            literal = ipaddress.ip_address(host)
+        except ValueError:
+            literal = None
+        try:
+            addresses = [str(literal)] if literal else list(self._resolver(host, port))
         except OSError as exc:
             raise EgressRefused("resolve-failed", host) from exc
         if not addresses:
