@@ -20,6 +20,7 @@ Any unexpected exception anywhere becomes SILENCE naming its cause: nothing is d
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 from collections.abc import Sequence
@@ -136,7 +137,7 @@ class Gate:
                 digest=bundle.digest,
                 data=bundle.to_bytes(),
                 source_name=bundle.source_name,
-                signature=bundle.signature,
+                signature=base64.b64encode(bundle.signature).decode() if bundle.signature else None,
                 created_at=now,
             )
         )
@@ -172,7 +173,8 @@ class Gate:
         stored = self.store.get_bundle(digest)
         if stored is None:
             raise ConfigError(f"no archived policy bundle `{digest}`")
-        bundle = Bundle.from_bytes(stored.data, source_name=stored.source_name)
+        signature = base64.b64decode(stored.signature) if stored.signature else None
+        bundle = Bundle.from_bytes(stored.data, signature=signature)
         if bundle.digest != digest:
             raise ConfigError(
                 f"the archived bundle `{digest}` recompiles to `{bundle.digest}`",
@@ -413,7 +415,7 @@ class Gate:
             digest = request.digest
         except Exception:  # noqa: BLE001 - a request that cannot even be digested is still SILENCE
             digest = "sha256:" + "0" * 64
-        return Decision(
+        decision = Decision(
             decision_id=decision_id,
             outcome=Outcome.SILENCE,
             rule=rule,
@@ -422,6 +424,33 @@ class Gate:
             request_digest=digest,
             time=iso(self.clock.now()),
         )
+        self._record_silence(request, decision)
+        return decision
+
+    def _record_silence(self, request: Request, decision: Decision) -> None:
+        """Best effort: a SILENCE is evidence too, but the failure may be the store or the log."""
+        try:
+            state = self.store.session_state(request.session_id)
+            if state is None or state.session.agent_id != request.agent_id:
+                return
+            if self.audit is not None:
+                self.audit.record_decision(request, decision, state, {})
+            self.store.record_decision(
+                DecisionRecord(
+                    decision_id=decision.decision_id,
+                    request=request.model_dump(mode="json", exclude={"approval_token"}),
+                    facts=facts_of(state).model_dump(mode="json"),
+                    decision=decision.model_dump(mode="json"),
+                    policy=decision.policy,
+                    created_at=decision.time,
+                ),
+                session_id=request.session_id,
+                tool=request.tool,
+                count_call=False,
+                idempotency=None,
+            )
+        except Exception:  # noqa: BLE001 - the SILENCE stands whatever happens to its record
+            log.warning("could not record SILENCE decision %s", decision.decision_id, exc_info=True)
 
     def _notify_decision(self, request: Request, decision: Decision, state: SessionState) -> None:
         for observer in self.observers:
