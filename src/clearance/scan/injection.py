@@ -54,6 +54,7 @@ MAX_DEPTH = 2
 """How many times a decoded payload is decoded and scanned again (base64 inside base64...)."""
 
 _QUOTED_FACTOR = 0.5
+_DISCUSSED_FACTOR = 0.6
 
 _RescanFn = Callable[[str, int], "list[Finding]"]
 """Scans a decoded payload one level deeper; the scanner passes its own ``_scan``."""
@@ -73,29 +74,38 @@ def _rule(kind: str, score: float, pattern: str, flags: int = re.IGNORECASE) -> 
 
 _TARGETS = (
     r"(?:instructions?|prompts?|directions?|directives?|rules|guidelines|commands?|context|"
-    r"messages?|constraints|guardrails|programming|orders|tasks?)"
+    r"constraints|guardrails|programming|orders)"
 )
-_EARLIER = r"(?:previous|prior|above|earlier|preceding|foregoing|former|original|initial|system|old|existing|your|any|the)"
+_EARLIER = r"(?:previous|prior|above|earlier|preceding|foregoing|former|original|initial|system|old|existing)"
+_NOT_NEGATED = r"(?<!n't )(?<!not )(?<!never )"
 
 # Rules over the normalised text. Order does not matter; overlapping findings are all reported.
 _PHRASE_RULES: tuple[_Rule, ...] = (
     _rule(
         "override-phrase",
         0.9,
-        r"\b(?:ignore|disregard|forget|skip|override|bypass|drop|abandon|neglect)\b"
+        rf"{_NOT_NEGATED}\b(?:ignore|disregard|forget|skip|override|bypass|drop|abandon|neglect)\b"
         rf"[^.\n]{{0,30}}?\b{_EARLIER}\b[^.\n]{{0,25}}?\b{_TARGETS}\b",
     ),
     _rule(
         "override-phrase",
+        0.8,
+        rf"{_NOT_NEGATED}\b(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+(?:of\s+)?"
+        rf"(?:the\s+|your\s+)?|your\s+|any\s+(?:and\s+all\s+)?)(?:\w+\s+)?{_TARGETS}\b",
+    ),
+    _rule(
+        "override-phrase",
         0.85,
-        r"\b(?:disregard|ignore|forget)\s+(?:all\s+|everything\s+)?(?:of\s+)?(?:the\s+)?"
-        r"(?:above|before|prior|previous|said|that|you\s+(?:were|have\s+been)\s+told)\b",
+        r"\b(?:disregard|ignore|forget)\s+(?:all\s+of\s+|everything\s+)?(?:the\s+|what\s+is\s+)?"
+        r"(?:above|foregoing|preceding|written\s+above|said\s+(?:above|before))(?:\s*[.,;:!]|\s+and\b|\s*$)"
+        r"|\bforget\s+(?:all\s+|everything\s+)(?:you\s+(?:were|have\s+been)\s+told|you\s+know|above|before)",
     ),
     _rule(
         "override-phrase",
         0.8,
-        r"\b(?:do\s+not|don't|never)\s+(?:follow|obey|listen\s+to)\s+(?:the\s+|your\s+|any\s+)?"
-        rf"(?:{_EARLIER}\s+)?{_TARGETS}",
+        r"\b(?:do\s+not|don't|never|stop)\s+(?:follow(?:ing)?|obey(?:ing)?|listen(?:ing)?\s+to)\s+"
+        r"(?:the\s+|your\s+|any\s+)?(?:previous|prior|original|system|earlier|initial|above)\s+"
+        rf"{_TARGETS}",
     ),
     _rule(
         "new-instructions",
@@ -157,8 +167,16 @@ _PHRASE_RULES: tuple[_Rule, ...] = (
     ),
     _rule(
         "system-impersonation",
-        0.65,
-        r"(?m)^[ \t>*#\[(]*(?:system|sys|assistant|admin|administrator|developer|root|operator)"
+        0.75,
+        r"(?im)^[ \t>*#\[(]*(?:system|sys|assistant|admin|administrator|developer|root|operator)"
+        r"(?:\s+(?:message|prompt|override|note|instruction|notice|update))?[\])]*\s*:[^\n]{0,80}?"
+        r"\b(?:you|your|assistant|ai|model|agent|instructions?|rules|must|override|ignore|"
+        r"disregard|authori[sz]ed|grant|approve|pre-?approved|suspended|comply|obey)\b",
+    ),
+    _rule(
+        "system-impersonation",
+        0.4,
+        r"(?im)^[ \t>*#\[(]*(?:system|sys|assistant|admin|administrator|developer|root|operator)"
         r"(?:\s+(?:message|prompt|override|note|instruction|notice|update))?[\])]*\s*:\s*\S",
     ),
     _rule(
@@ -198,6 +216,8 @@ _PHRASE_RULES: tuple[_Rule, ...] = (
         r"\s*(?:instrucciones|instructions|anweisungen|istruzioni|instrucoes|instruções|consignes|"
         r"indicaciones|befehle|regeln)\b[^.\n]{0,20}?\b(?:anteriores|precedentes|précédentes|vorherigen|"
         r"bisherigen|obigen|precedenti|anteriori|previas)\b"
+        r"|\b(?:ignoriere|ignorieren\s+sie|vergiss|vergessen\s+sie)\s+(?:alle\s+)?(?:die\s+)?"
+        r"(?:vorherigen|bisherigen|obigen|fruheren|urspr\w+)\s+(?:anweisungen|befehle|regeln|instruktionen)"
         r"|\b(?:ignora|ignoriere|ignorez|ignore)\s+(?:todas\s+|alle\s+|toutes\s+|tutte\s+)?"
         r"(?:las\s+|les\s+|die\s+|le\s+|as\s+)?(?:instrucciones|anweisungen|consignes|istruzioni|"
         r"instruções)\s+(?:anteriores|vorherigen|précédentes|precedenti)",
@@ -257,7 +277,7 @@ _HIDDEN_ELEMENT = re.compile(
     r"font-size\s*:\s*0|opacity\s*:\s*0|color\s*:\s*(?:#fff(?:fff)?|white))[^\"']*[\"'][^>]*>(.*?)</\1>",
     re.IGNORECASE | re.DOTALL,
 )
-_MD_IMAGE = re.compile(r"!\[[^\]\n]{0,200}\]\(\s*<?(https?://[^)\s>]+\?[^)\s>]*=[^)\s>]*)>?\s*\)")
+_MD_IMAGE = re.compile(r"!\[[^\]\n]{0,200}\]\(\s*<?(https?://[^)\s>]+\?[^)\n>]*=[^)\n>]*)>?\s*\)")
 _EXFIL_QUERY = re.compile(
     r"\{\{|\}\}|\[[A-Z_ ]{3,}\]|<[A-Za-z_ ]{3,}>|\$\{|%7B|(?:^|[?&])(?:q|d|data|c|content|msg|"
     r"message|secret|token|key|pw|password|history|conv|chat|email|info|leak|exfil|payload)="
@@ -383,10 +403,10 @@ def _mention_factor(text: str, start: int, end: int) -> float:
     window = text[max(0, start - 120) : min(len(text), end + 120)]
     discussed = _MENTION_CONTEXT.search(window) is not None
     if quoted and discussed:
-        return _QUOTED_FACTOR * 0.8
-    if quoted or discussed:
-        return _QUOTED_FACTOR if quoted else 0.75
-    return 1.0
+        return _QUOTED_FACTOR * _DISCUSSED_FACTOR
+    if quoted:
+        return _QUOTED_FACTOR
+    return _DISCUSSED_FACTOR if discussed else 1.0
 
 
 def _phrase_findings(text: str) -> list[Finding]:

@@ -138,7 +138,7 @@ _RULES: tuple[_Rule, ...] = (
         0.7,
         re.compile(
             r"(?i)\b(?:password|passwd|pwd|passphrase|secret|client_secret|api[_-]?key|apikey|"
-            r"access[_-]?token|auth[_-]?token|secret[_-]?key)\b[\"']?\s*[:=]\s*[\"']?"
+            r"access[_-]?token|auth[_-]?token|secret[_-]?key)\b[\"']?\s*(?:[:=]|\s+is\b)\s*[\"']?"
             r"([^\s\"',;]{8,})"
         ),
         1,
@@ -150,6 +150,8 @@ _PLACEHOLDER = re.compile(
     r"<[^>]*>|\$\{|\{\{|%\(|\.\.\.|^(?:password|secret|token|test|foo|bar|none|null)\d*$|"
     r"^(.)\1+$|0123456789|abcdef|1234567|^(?:[a-z]+_)+[a-z]+$"
 )
+_EXPRESSION = re.compile(r"[\[(]|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
+"""A value that is code (``os.environ[...]``, ``settings.SECRET_KEY``), not a literal secret."""
 _KNOWN_EXAMPLES = frozenset(
     {
         "AKIAIOSFODNN7EXAMPLE",
@@ -209,7 +211,7 @@ class SecretScanner:
             for match in rule.pattern.finditer(text):
                 value = match.group(rule.group)
                 start, end = match.span(rule.group)
-                if is_placeholder(value) or (rule.kind == "private-key" and _short_key(match)):
+                if is_placeholder(value) or _not_literal(rule.kind, value, match):
                     findings.append(
                         make_finding(
                             NAME, f"{rule.kind}:placeholder", _PLACEHOLDER_SCORE, text, start, end
@@ -251,6 +253,10 @@ class SecretScanner:
         return has_mix and shannon_entropy(value) >= self._entropy_bits
 
 
-def _short_key(match: re.Match[str]) -> bool:
-    """A PEM header without a key body behind it (documentation, or a truncated example)."""
-    return len(re.sub(r"\s", "", match.group(1))) < 40
+def _not_literal(kind: str, value: str, match: re.Match[str]) -> bool:
+    """A match that carries no secret: a PEM header without a key body, or an assignment of code."""
+    if kind == "private-key":
+        return len(re.sub(r"\s", "", match.group(1))) < 40
+    if kind == "password-assignment":
+        return _EXPRESSION.search(value) is not None
+    return False
