@@ -54,6 +54,7 @@ _NAME = re.compile(
     r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 )
 _MAX_HEAD = 16 * 1024
+_MAX_NAME = 253
 _HEAD_TIMEOUT = 10.0
 _HOP_BY_HOP = {
     "connection",
@@ -76,14 +77,15 @@ class EgressRefused(Exception):  # noqa: N818 - a refusal is an outcome, not a p
 
 def normalize_host(host: str) -> str:
     """Lowercase, strip one trailing dot and brackets; refuse anything that is not a DNS name or
-    an IP literal (percent-encoding, userinfo, empty labels, unicode)."""
+    a canonical IP literal (percent-encoding, userinfo, empty labels, unicode, ``127.000.0.1``)."""
     h = host.strip()
     if h.startswith("[") and h.endswith("]"):
         h = h[1:-1]
     h = h.lower().removesuffix(".")
     with contextlib.suppress(ValueError):
         return str(ipaddress.ip_address(h))
-    if len(h) > 253 or not _NAME.match(h):
+    # an all-digit last label is no DNS name: some resolvers would read it as an IPv4 address
+    if len(h) > _MAX_NAME or not _NAME.match(h) or h.rsplit(".", 1)[-1].isdigit():
         raise EgressRefused("bad-host", repr(host))
     return h
 
