@@ -21,34 +21,101 @@ REQUEST_DIGEST_FIELDS = ("agent_id", "session_id", "tool", "action", "args", "ta
 def canonical_bytes(value: Any) -> bytes:
     """Return the RFC 8785 (JCS) serialisation of ``value``.
 
-    A fast path serialises values made only of ASCII-keyed objects, lists, strings, integers in the
-    IEEE-754 exact range, booleans and null with the standard library, whose output is then
-    identical to JCS; anything else (floats, non-ASCII keys whose UTF-16 order may differ) goes
-    through the reference ``rfc8785`` implementation.
+    A fast path serialises values made of ASCII-keyed objects, lists, strings, integers in the
+    IEEE-754 exact range, finite floats, booleans and null. Its output is identical to JCS: keys
+    sort the same when they are ASCII, strings escape the same way, and floats are written with
+    ECMAScript's Number-to-String rules from Python's shortest round-trip digits (both pick the
+    shortest correctly rounded digit string). Anything else goes through the reference ``rfc8785``
+    implementation. ``tests/property/test_canonical_fast_path.py`` checks the two agree.
     """
-    if _fast_path_safe(value):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-            "utf-8"
-        )
+    parts: list[str] = []
+    if _encode(value, parts):
+        return "".join(parts).encode("utf-8")
     return rfc8785.dumps(value)
 
 
 _MAX_SAFE_INT = 2**53 - 1
+_encode_str = json.JSONEncoder(ensure_ascii=False).encode
 
 
-def _fast_path_safe(value: Any) -> bool:
-    if value is None or value is True or value is False:
-        return True
+def es_number(x: float) -> str:
+    """ECMAScript ``Number.prototype.toString`` for a finite float (RFC 8785 section 3.2.2.3)."""
+    if x == 0:
+        return "0"
+    if x.is_integer() and abs(x) <= _MAX_SAFE_INT:
+        return str(int(x))
+    text = repr(x)
+    sign = ""
+    if text[0] == "-":
+        sign, text = "-", text[1:]
+    mantissa, _, exp_text = text.partition("e")
+    whole, _, frac = mantissa.partition(".")
+    digits = (whole + frac).lstrip("0")
+    # value = 0.digits * 10**n, i.e. n is where the decimal point sits relative to digits.
+    n = len(whole.lstrip("0")) + (int(exp_text) if exp_text else 0)
+    if not whole.lstrip("0"):
+        n = -(len(frac) - len(frac.lstrip("0"))) + (int(exp_text) if exp_text else 0)
+    digits = digits.rstrip("0") or "0"
+    k = len(digits)
+    if k <= n <= 21:
+        return sign + digits + "0" * (n - k)
+    if 0 < n <= 21:
+        return sign + digits[:n] + "." + digits[n:]
+    if -6 < n <= 0:
+        return sign + "0." + "0" * (-n) + digits
+    exponent = n - 1
+    head = digits[0] + ("." + digits[1:] if k > 1 else "")
+    return f"{sign}{head}e{'+' if exponent >= 0 else '-'}{abs(exponent)}"
+
+
+def _encode(value: Any, out: list[str]) -> bool:
+    """Append the JCS text of ``value`` to ``out``; False when the fast path cannot vouch for it."""
     if isinstance(value, str):
+        out.append(_encode_str(value))
+        return True
+    if value is None:
+        out.append("null")
+        return True
+    if value is True:
+        out.append("true")
+        return True
+    if value is False:
+        out.append("false")
         return True
     if isinstance(value, int):
-        return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
+        if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
+            out.append(str(value))
+            return True
+        return False
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return False
+        out.append(es_number(value))
+        return True
     if isinstance(value, dict):
-        return all(
-            isinstance(k, str) and k.isascii() and _fast_path_safe(v) for k, v in value.items()
-        )
+        out.append("{")
+        first = True
+        for key in sorted(value):
+            if not isinstance(key, str) or not key.isascii():
+                return False
+            if not first:
+                out.append(",")
+            first = False
+            out.append(_encode_str(key))
+            out.append(":")
+            if not _encode(value[key], out):
+                return False
+        out.append("}")
+        return True
     if isinstance(value, list | tuple):
-        return all(_fast_path_safe(v) for v in value)
+        out.append("[")
+        for i, item in enumerate(value):
+            if i:
+                out.append(",")
+            if not _encode(item, out):
+                return False
+        out.append("]")
+        return True
     return False
 
 
