@@ -6,11 +6,12 @@ Both SQLite (>= 3.35) and PostgreSQL accept every statement here: ``INSERT ... O
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
+
+import orjson
 
 from clearance.errors import ConflictError
 from clearance.model.session import Environment, Session
@@ -40,7 +41,7 @@ class Cursor(Protocol):
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode("utf-8")
 
 
 def _session_from_row(row: Sequence[Any]) -> Session:
@@ -51,9 +52,9 @@ def _session_from_row(row: Sequence[Any]) -> Session:
         environment=Environment(row[3]),
         principal=row[4],
         instruction=row[5],
-        delegation=tuple(json.loads(row[6])),
+        delegation=tuple(orjson.loads(row[6])),
         attended=bool(row[7]),
-        labels=json.loads(row[8]),
+        labels=orjson.loads(row[8]),
         opened_at=row[9],
         closed=row[10] is not None,
     )
@@ -212,9 +213,9 @@ class SQLStore(ABC):
         return DecisionRecord(
             decision_id=row[0],
             policy=row[1],
-            request=json.loads(row[2]),
-            facts=json.loads(row[3]),
-            decision=json.loads(row[4]),
+            request=orjson.loads(row[2]),
+            facts=orjson.loads(row[3]),
+            decision=orjson.loads(row[4]),
             created_at=row[5],
         )
 
@@ -259,7 +260,7 @@ class SQLStore(ABC):
             key=key,
             digest=row[0],
             decision_id=row[1],
-            decision=json.loads(row[2]),
+            decision=orjson.loads(row[2]),
             created_at=row[3],
         )
 
@@ -358,7 +359,7 @@ class SQLStore(ABC):
         with self.read() as cur:
             cur.execute("SELECT value FROM kv WHERE namespace = ? AND key = ?", (namespace, key))
             row = cur.fetchone()
-        return None if row is None else dict(json.loads(row[0]))
+        return None if row is None else dict(orjson.loads(row[0]))
 
     def kv_put(self, namespace: str, key: str, value: dict[str, Any], at: str) -> None:
         """Insert or replace a small JSON document."""
@@ -381,4 +382,4 @@ class SQLStore(ABC):
             cur.execute("SELECT key, value FROM kv WHERE namespace = ? ORDER BY key", (namespace,))
             rows = cur.fetchall()
         for key, value in rows:
-            yield key, dict(json.loads(value))
+            yield key, dict(orjson.loads(value))
