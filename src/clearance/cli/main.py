@@ -27,6 +27,9 @@ app = typer.Typer(
 # (name, module, help). Each module exposes ``app: typer.Typer``.
 _SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("policy", "clearance.cli.commands.policy", "Lint, test and diff policies."),
+    ("db", "clearance.cli.commands.db", "Migrate the store and check that it answers."),
+    ("sandbox", "clearance.cli.commands.sandbox", "Run code in the sandbox; check this host's isolation."),
+    ("scan", "clearance.cli.commands.scan", "Measure the content scanners on a labelled dataset."),
 )
 
 # Modules whose ``register(app)`` adds top-level commands.
@@ -61,7 +64,9 @@ _register()
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI; exit 0 on success, the error's exit code otherwise."""
     try:
-        app(args=list(argv) if argv is not None else None, standalone_mode=False)
+        # With standalone_mode=False click returns a `typer.Exit(code)` raised by a command as its
+        # return value instead of raising it; keep that code.
+        result = app(args=list(argv) if argv is not None else None, standalone_mode=False)
     except ClearanceError as exc:
         _err.print(f"error: {exc}", markup=False)
         sys.exit(exc.exit_code)
@@ -77,4 +82,4 @@ def main(argv: Sequence[str] | None = None) -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
-    sys.exit(0)
+    sys.exit(result if isinstance(result, int) else 0)
