@@ -1,0 +1,458 @@
+"""The append-only audit shard: one appender thread, group commit, audit-or-refuse.
+
+Example::
+
+    >>> log = AuditLog(storage, key, "audit.acme.example/clearance/node/2026", clock.now)  # doctest: +SKIP
+    >>> entry = log.append("decision", {"decision_id": did, "outcome": "PERMIT"}, payload)  # doctest: +SKIP
+    >>> entry.index, entry.leaf_hash                                                         # doctest: +SKIP
+
+How it works and what it guarantees:
+
+* Callers mask and serialise their payload in their own thread, then enqueue and block on a lock
+  until the batch holding their entry is committed. The single appender thread takes whatever is
+  queued (no timer: an idle log commits a lone entry at once; a busy one shares each commit among
+  every waiting caller), assigns ``index`` and ``prev``, computes leaf hashes and the compact range,
+  and stores the batch in one durable transaction.
+* ``append`` returns only after that transaction committed. If the commit fails every waiter of
+  the batch gets ``AuditWriteError`` and the in-memory head is rolled back, so nothing that was
+  acknowledged can be lost and nothing unacknowledged is counted. The gate answers SILENCE.
+* A checkpoint is signed inside the batch transaction when the tree grew and 1 s passed or 1,024
+  entries were added since the last one; an idle appender wakes when that second is up.
+  ``checkpoint_now`` forces one (used before serving a proof).
+* The appender is the only signer of its shard, so two roots for one size are never published.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import orjson
+
+from clearance.audit.sign import AuditKey
+from clearance.audit.storage import AuditStorage, CheckpointRow, ShardHead, StoredEntry
+from clearance.errors import AuditWriteError, StoreError
+from clearance.formats.canonical import canonical_bytes
+from clearance.formats.checkpoint import Checkpoint
+from clearance.formats.entry import (
+    MAX_HEADER_BYTES,
+    RESERVED_FIELDS,
+    SALT_BYTES,
+    EntryError,
+    build_header,
+    format_time,
+    header_bytes,
+    payload_commitment,
+)
+from clearance.formats.merkle import CompactRange, consistency_path, inclusion_path, leaf_hash
+from clearance.formats.note import add_signatures
+from clearance.formats.proof import ConsistencyProof, InclusionProof
+from clearance.model.ids import new_ulid
+
+CHECKPOINT_INTERVAL = timedelta(seconds=1)
+CHECKPOINT_ENTRIES = 1024
+MAX_BATCH = 4096
+_KIND_RE = re.compile(r"[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)*\Z")
+_SEGMENT_RE = re.compile(r"[a-z0-9.-]+\Z")
+
+RetentionFor = Callable[[str, Mapping[str, Any]], tuple[str, int]]
+
+
+class Redactor(Protocol):
+    """Masks a payload before anything is stored (``clearance.audit.redact.Redactor``)."""
+
+    def redact(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """Return a masked copy."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AppendedEntry:
+    """A durably committed entry: what a receipt needs (``leaf_hash`` is ``sha256:<hex>``)."""
+
+    index: int
+    leaf_hash: str
+    log: str
+    time: str
+
+
+_MAX_SAFE_INT = 2**53 - 1
+
+
+def _orjson_safe(value: Any) -> bool:
+    """True when orjson with sorted keys writes exactly RFC 8785 bytes for ``value``.
+
+    That holds for ASCII member names (byte order equals UTF-16 order), strings (orjson escapes
+    exactly JSON's minimal set, with lowercase hex, like RFC 8785), integers in the IEEE-754 exact
+    range, booleans and null. Floats are excluded: orjson writes ``1e30`` where RFC 8785 wants
+    ``1e+30``. ``tests/unit/audit/test_log.py`` checks the equivalence on every control character.
+    """
+    if value is None or value is True or value is False or type(value) is str:
+        return True
+    if type(value) is int:
+        return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
+    if type(value) is dict:
+        return all(type(k) is str and k.isascii() and _orjson_safe(v) for k, v in value.items())
+    if type(value) is list:
+        return all(_orjson_safe(v) for v in value)
+    return False
+
+
+def _jcs(value: Any) -> bytes:
+    """RFC 8785 bytes; orjson where it is provably identical (``_orjson_safe``)."""
+    if _orjson_safe(value):
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    return canonical_bytes(value)
+
+
+def _keep_default(kind: str, fields: Mapping[str, Any]) -> tuple[str, int]:  # noqa: ARG001
+    return ("default", 180)
+
+
+class _Pending:
+    """One queued entry (or a checkpoint request when ``kind`` is None) and its waiter lock."""
+
+    __slots__ = (
+        "body",
+        "commit",
+        "error",
+        "fast",
+        "fields",
+        "kind",
+        "lock",
+        "result",
+        "retention",
+        "salt",
+    )
+
+    def __init__(
+        self,
+        kind: str | None,
+        fields: dict[str, Any],
+        body: bytes | None,
+        salt: bytes,
+        commit: bytes,
+        retention: tuple[str, int] | None,
+    ) -> None:
+        self.kind = kind
+        self.fields = fields
+        self.body = body
+        self.salt = salt
+        self.commit = commit
+        self.retention = retention
+        self.fast = _orjson_safe(fields)
+        self.result: AppendedEntry | None = None
+        self.error: Exception | None = None
+        self.lock = threading.Lock()
+        self.lock.acquire()
+
+
+_STOP = object()
+
+
+class AuditLog:
+    """One shard's append-only log (see the module docstring)."""
+
+    def __init__(
+        self,
+        storage: AuditStorage,
+        key: AuditKey,
+        origin: str,
+        clock_now: Callable[[], datetime],
+        redactor: Redactor | None = None,
+        *,
+        retention_for: RetentionFor = _keep_default,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        prefix = key.name + "/"
+        parts = origin[len(prefix) :].split("/") if origin.startswith(prefix) else []
+        if len(parts) != 2 or not all(_SEGMENT_RE.match(p) for p in parts):
+            raise AuditWriteError(
+                f"shard origin `{origin}` is not `{key.name}/<replica>/<period>`",
+                hint="replica and period use lowercase letters, digits, `.` and `-`",
+            )
+        self.origin = origin
+        self._storage = storage
+        self._key = key
+        self._now = clock_now
+        self._redactor = redactor
+        self._retention_for = retention_for
+        self._random = random_bytes
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = False
+        now = clock_now()
+        try:
+            head = ShardHead._make(
+                storage.open_shard(
+                    origin,
+                    replica=parts[0],
+                    period=parts[1],
+                    vkey=key.vkey,
+                    created_at=format_time(now),
+                )
+            )
+            latest = storage.latest_checkpoint(origin)
+        except StoreError as exc:
+            raise AuditWriteError(f"cannot open audit shard `{origin}`: {exc}") from exc
+        self._epoch = head.epoch
+        self._size = head.size
+        self._head = head.head
+        self._cr = CompactRange.from_bytes(head.size, head.compact)
+        self._cp_size = 0 if latest is None else CheckpointRow._make(latest).size
+        self._cp_time = now
+        self._thread = threading.Thread(
+            target=self._run, name=f"audit-appender:{origin}", daemon=True
+        )
+        self._thread.start()
+        if self._size == 0:
+            self.append(
+                "genesis",
+                {"vkey": key.vkey, "replica": parts[0], "period": parts[1], "previous": None},
+                None,
+            )
+
+    # -- callers -------------------------------------------------------------------------------
+
+    def _prepare(
+        self, kind: str, header_fields: Mapping[str, Any], payload: Mapping[str, Any] | None
+    ) -> _Pending:
+        if not _KIND_RE.match(kind):
+            raise EntryError(f"entry kind `{kind[:40]}` is not a dotted lowercase name")
+        clash = RESERVED_FIELDS.intersection(header_fields)
+        if clash:
+            raise EntryError(f"header fields `{', '.join(sorted(clash))}` are set by the log")
+        fields = dict(header_fields)
+        fields.setdefault("id", new_ulid())
+        if not _orjson_safe(fields):
+            canonical_bytes(fields)  # raise for unserialisable fields here, not in the batch
+        body = None
+        salt = commit = b""
+        if payload is not None:
+            masked = self._redactor.redact(payload) if self._redactor is not None else dict(payload)
+            body = _jcs(masked)
+            salt = self._random(SALT_BYTES)
+            commit = payload_commitment(salt, body)
+        retention = self._retention_for(kind, fields) if payload is not None else None
+        return _Pending(kind, fields, body, salt, commit, retention)
+
+    def append(
+        self,
+        kind: str,
+        header_fields: Mapping[str, Any],
+        payload: Mapping[str, Any] | None,
+    ) -> AppendedEntry:
+        """Append one entry and block until it is durably committed.
+
+        Raises ``AuditWriteError`` if the batch could not be committed (the entry is then not in
+        the log) and ``EntryError`` for a malformed kind or header field (a caller bug).
+        """
+        return self.append_many([(kind, header_fields, payload)])[0]
+
+    def append_many(
+        self, items: Sequence[tuple[str, Mapping[str, Any], Mapping[str, Any] | None]]
+    ) -> list[AppendedEntry]:
+        """Append several entries (consecutive unless other callers interleave); all or error."""
+        pending = [self._prepare(k, f, p) for k, f, p in items]
+        if self._closed:
+            raise AuditWriteError(f"audit log `{self.origin}` is closed")
+        for p in pending:
+            self._queue.put(p)
+        out = []
+        for p in pending:
+            p.lock.acquire()
+            if p.error is not None:
+                raise p.error
+            if p.result is None:  # the appender always sets one of the two
+                raise AuditWriteError("audit append ended without a result")
+            out.append(p.result)
+        return out
+
+    def checkpoint_now(self) -> bytes | None:
+        """Sign a checkpoint now if the tree grew; return the latest checkpoint note (or None)."""
+        if self._closed:
+            raise AuditWriteError(f"audit log `{self.origin}` is closed")
+        req = _Pending(None, {}, None, b"", b"", None)
+        self._queue.put(req)
+        req.lock.acquire()
+        if req.error is not None:
+            raise req.error
+        latest = self._storage.latest_checkpoint(self.origin)
+        return None if latest is None else CheckpointRow._make(latest).note
+
+    def _covering_checkpoint(self, size: int) -> CheckpointRow:
+        latest = self._storage.latest_checkpoint(self.origin)
+        if latest is None or latest[0] < size:
+            self.checkpoint_now()
+            latest = self._storage.latest_checkpoint(self.origin)
+        if latest is None or latest[0] < size:
+            raise AuditWriteError(f"no checkpoint of `{self.origin}` covers size {size}")
+        return CheckpointRow._make(latest)
+
+    def inclusion_proof(self, index: int) -> str:
+        """A c2sp tlog-proof for entry ``index`` (with its header in ``extra``)."""
+        cp = self._covering_checkpoint(index + 1)
+        hashes = self._storage.leaf_hashes(self.origin, 0, cp.size)
+        entry = StoredEntry._make(self._storage.entries(self.origin, index, index + 1)[0])
+        if entry.header is None:
+            raise AuditWriteError(f"entry {index} is pruned to its hash; no proof with its header")
+        path = inclusion_path(index, hashes)
+        return InclusionProof(index, tuple(path), cp.note, extra=entry.header).to_text()
+
+    def consistency_proof(self, old_size: int) -> str:
+        """A consistency proof from ``old_size`` to the latest checkpoint (tlog-witness layout)."""
+        cp = self._covering_checkpoint(max(old_size, 1))
+        hashes = self._storage.leaf_hashes(self.origin, 0, cp.size)
+        path = consistency_path(old_size, hashes) if old_size else []
+        return ConsistencyProof(old_size, tuple(path), cp.note).to_text()
+
+    @property
+    def size(self) -> int:
+        """Committed entries (as seen by the appender)."""
+        return self._size
+
+    def close(self) -> None:
+        """Stop the appender after the queued entries are committed; the storage stays open."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(_STOP)
+            self._thread.join()
+
+    # -- the appender thread ---------------------------------------------------------------------
+
+    def _idle_timeout(self) -> float | None:
+        if self._size <= self._cp_size:
+            return None
+        left = (self._cp_time + CHECKPOINT_INTERVAL - self._now()).total_seconds()
+        return max(left, 0.001)
+
+    def _run(self) -> None:
+        q = self._queue
+        stop = False
+        while not stop:
+            try:
+                first = q.get(timeout=self._idle_timeout())
+            except queue.Empty:
+                self._commit([], force=False)
+                continue
+            if first is _STOP:
+                break
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = q.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                batch.append(item)
+            self._commit(batch, force=any(p.kind is None for p in batch))
+        # Anything enqueued after close() raced with it: refuse rather than leave it waiting.
+        while True:
+            try:
+                item = q.get_nowait()
+            except queue.Empty:
+                return
+            if item is not _STOP:
+                item.error = AuditWriteError(f"audit log `{self.origin}` is closed")
+                item.lock.release()
+
+    def _commit(self, batch: list[_Pending], *, force: bool) -> None:
+        old = (self._size, self._head, self._cr.copy())
+        now = self._now()
+        try:
+            entries, payloads = self._assign(batch, now)
+            checkpoint = self._checkpoint_row(now, force=force)
+            if entries or checkpoint is not None:
+                self._storage.commit_batch(
+                    self.origin,
+                    old_size=old[0],
+                    epoch=self._epoch,
+                    head=(self._size, self._head, self._cr.to_bytes(), self._epoch),
+                    entries=entries,
+                    payloads=payloads,
+                    checkpoint=checkpoint,
+                )
+        except Exception as exc:  # noqa: BLE001 - the appender's fail-closed boundary: every waiter must hear
+            self._size, self._head, self._cr = old
+            if not batch:
+                self._cp_time = now  # an idle checkpoint failed: retry in a second, do not spin
+            for p in batch:
+                p.result = None
+                p.error = AuditWriteError(
+                    f"audit entries could not be committed to `{self.origin}`: {exc}",
+                    hint="the decision is SILENCE; check the audit database and disk",
+                )
+                p.lock.release()
+            return
+        if checkpoint is not None:
+            self._cp_size, self._cp_time = checkpoint[0], now
+        for p in batch:
+            p.lock.release()
+
+    def _assign(
+        self, batch: list[_Pending], now: datetime
+    ) -> tuple[list[tuple[int, bytes, bytes, str | None]], list[tuple[int, bytes, bytes, str]]]:
+        time_text = format_time(now)
+        today = now.date()
+        entries: list[tuple[int, bytes, bytes, str | None]] = []
+        payloads: list[tuple[int, bytes, bytes, str]] = []
+        origin = self.origin
+        for p in batch:
+            if p.kind is None:
+                continue
+            index = self._size
+            until = None
+            retention = None
+            if p.retention is not None:
+                until = (today + timedelta(days=p.retention[1])).isoformat()
+                retention = (p.retention[0], until)
+            header = build_header(
+                log=origin,
+                index=index,
+                prev=self._head,
+                time=time_text,
+                kind=p.kind,
+                fields=p.fields,
+                retention=retention,
+                payload=None if p.body is None else (p.commit, len(p.body)),
+            )
+            # INVARIANT: the parts the log adds are ASCII strings and small integers, so the header
+            # is fast-path safe exactly when the caller's fields are.
+            raw = (
+                orjson.dumps(header, option=orjson.OPT_SORT_KEYS)
+                if p.fast
+                else header_bytes(header)
+            )
+            if len(raw) > MAX_HEADER_BYTES:
+                raise EntryError(
+                    f"entry {index} header is {len(raw)} bytes; the limit is {MAX_HEADER_BYTES}"
+                )
+            lh = leaf_hash(raw)
+            self._cr.append(lh)
+            self._head = lh
+            self._size = index + 1
+            entries.append((index, lh, raw, until))
+            if p.body is not None:
+                payloads.append((index, p.salt, p.body, "none"))
+            p.result = AppendedEntry(index, "sha256:" + lh.hex(), origin, time_text)
+        return entries, payloads
+
+    def _checkpoint_row(
+        self, now: datetime, *, force: bool
+    ) -> tuple[int, bytes, bytes, str] | None:
+        grown = self._size - self._cp_size
+        if grown <= 0:
+            return None
+        if not (force or grown >= CHECKPOINT_ENTRIES or now - self._cp_time >= CHECKPOINT_INTERVAL):
+            return None
+        root = self._cr.root()
+        text = Checkpoint(self.origin, self._size, root).to_text()
+        note = add_signatures(text, [self._key.sign_note(text, self.origin)])
+        return (self._size, root, note, format_time(now))

@@ -1,0 +1,259 @@
+"""SQLite tables of the audit shard (AUDIT.md 3.12): WAL, ``synchronous=FULL``, ``BEGIN IMMEDIATE``.
+
+The tables live in the same database file as the rest of the embedded store but are owned here.
+One connection serves the appender and readers behind a lock: the appender's transactions are short
+(one per group-committed batch), so readers (proofs, pruning, export) wait at most one commit.
+Every ``sqlite3`` error leaves this module as a ``StoreError`` subclass.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from clearance.errors import ConflictError, StoreError, StoreUnavailableError
+
+HeadTuple = tuple[int, bytes | None, bytes, int]
+EntryTuple = tuple[int, bytes, bytes | None, bytes | None, bytes | None]
+CheckpointTuple = tuple[int, bytes, bytes, str]
+HoldTuple = tuple[str, int, int, str]
+
+_ROWS_PER_STATEMENT = 500  # 5 parameters each, well under SQLite's variable limit
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_shard (
+    origin TEXT PRIMARY KEY, replica TEXT NOT NULL, period TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'active', epoch INTEGER NOT NULL DEFAULT 0,
+    size INTEGER NOT NULL DEFAULT 0, head BLOB, compact BLOB NOT NULL DEFAULT x'',
+    vkey TEXT NOT NULL, created_at TEXT NOT NULL, sealed_at TEXT);
+CREATE TABLE IF NOT EXISTS audit_entry (
+    origin TEXT NOT NULL, idx INTEGER NOT NULL, leaf_hash BLOB NOT NULL, header BLOB,
+    retain_until TEXT, PRIMARY KEY (origin, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit_payload (
+    origin TEXT NOT NULL, idx INTEGER NOT NULL, salt BLOB NOT NULL, body BLOB NOT NULL,
+    enc TEXT NOT NULL DEFAULT 'none', wrapped_dek BLOB, kek_id TEXT,
+    PRIMARY KEY (origin, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit_checkpoint (
+    origin TEXT NOT NULL, size INTEGER NOT NULL, root BLOB NOT NULL, note BLOB NOT NULL,
+    created_at TEXT NOT NULL, PRIMARY KEY (origin, size)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit_hold (
+    origin TEXT NOT NULL, hold_id TEXT NOT NULL, start_idx INTEGER NOT NULL,
+    end_idx INTEGER NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (origin, hold_id));
+"""
+
+
+class SQLiteAuditStorage:
+    """``AuditStorage`` on a SQLite file.
+
+    ``max_pages`` caps the database size (``PRAGMA max_page_count``): a full audit database then
+    fails appends cleanly (SILENCE) instead of filling the disk the gate runs on.
+    """
+
+    def __init__(
+        self, path: str | Path, *, max_pages: int | None = None, readonly: bool = False
+    ) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            if readonly:
+                self._conn = sqlite3.connect(
+                    f"file:{self.path}?mode=ro",
+                    uri=True,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._conn = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False
+                )
+            self._conn.execute("PRAGMA busy_timeout = 5000")
+            if not readonly:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                self._conn.execute("PRAGMA synchronous = FULL")
+                self._conn.executescript(SCHEMA)
+            if max_pages is not None:
+                self._conn.execute(f"PRAGMA max_page_count = {int(max_pages)}")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailableError(
+                f"cannot open the audit database `{self.path}`: {exc}",
+                hint="check the path, its permissions and free disk space",
+            ) from exc
+
+    @contextmanager
+    def _locked(self, what: str) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                yield self._conn
+            except sqlite3.IntegrityError as exc:
+                raise ConflictError(f"audit {what}: {exc}") from exc
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailableError(
+                    f"audit {what} failed: {exc}", hint="check free disk space and file permissions"
+                ) from exc
+            except sqlite3.Error as exc:
+                raise StoreError(f"audit {what} failed: {exc}") from exc
+
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
+        with self._locked(what) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+    def open_shard(
+        self, origin: str, *, replica: str, period: str, vkey: str, created_at: str
+    ) -> HeadTuple:
+        """Create the shard row if missing, bump its epoch (fencing older writers), return its head."""
+        with self._transaction("open shard") as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO audit_shard (origin, replica, period, vkey, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (origin, replica, period, vkey, created_at),
+            )
+            conn.execute("UPDATE audit_shard SET epoch = epoch + 1 WHERE origin = ?", (origin,))
+            size, head, compact, epoch = conn.execute(
+                "SELECT size, head, compact, epoch FROM audit_shard WHERE origin = ?", (origin,)
+            ).fetchone()
+        return (size, head, compact, epoch)
+
+    def commit_batch(
+        self,
+        origin: str,
+        *,
+        old_size: int,
+        epoch: int,
+        head: HeadTuple,
+        entries: Sequence[tuple[int, bytes, bytes, str | None]],
+        payloads: Sequence[tuple[int, bytes, bytes, str]],
+        checkpoint: CheckpointTuple | None,
+    ) -> None:
+        """One durable transaction: entries, payloads, head compare-and-swap, optional checkpoint."""
+        with self._transaction("append") as conn:
+            # One multi-row statement per table: every sqlite3 step releases and re-takes the GIL,
+            # and under many waiting threads each re-take can cost a scheduler interval.
+            for start in range(0, len(entries), _ROWS_PER_STATEMENT):
+                chunk = entries[start : start + _ROWS_PER_STATEMENT]
+                conn.execute(
+                    "INSERT INTO audit_entry (origin, idx, leaf_hash, header, retain_until) VALUES "
+                    + ",".join(["(?,?,?,?,?)"] * len(chunk)),
+                    [v for e in chunk for v in (origin, *e)],
+                )
+            for start in range(0, len(payloads), _ROWS_PER_STATEMENT):
+                chunk = payloads[start : start + _ROWS_PER_STATEMENT]
+                conn.execute(
+                    "INSERT INTO audit_payload (origin, idx, salt, body, enc) VALUES "
+                    + ",".join(["(?,?,?,?,?)"] * len(chunk)),
+                    [v for p in chunk for v in (origin, *p)],
+                )
+            cur = conn.execute(
+                "UPDATE audit_shard SET size = ?, head = ?, compact = ?"
+                " WHERE origin = ? AND size = ? AND epoch = ?",
+                (head[0], head[1], head[2], origin, old_size, epoch),
+            )
+            if cur.rowcount != 1:
+                raise ConflictError(
+                    f"audit shard `{origin}` moved on under this writer (size {old_size}, epoch {epoch})",
+                    hint="another process appends to the same shard; stop one of them",
+                )
+            if checkpoint is not None:
+                conn.execute(
+                    "INSERT INTO audit_checkpoint (origin, size, root, note, created_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (origin, *checkpoint),
+                )
+
+    def leaf_hashes(self, origin: str, start: int, end: int) -> list[bytes]:
+        """Leaf hashes ``[start, end)``."""
+        with self._locked("read") as conn:
+            rows = conn.execute(
+                "SELECT leaf_hash FROM audit_entry WHERE origin = ? AND idx >= ? AND idx < ? ORDER BY idx",
+                (origin, start, end),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def entries(self, origin: str, start: int, end: int) -> list[EntryTuple]:
+        """Entries ``[start, end)`` joined with their payloads: ``(idx, leaf, header, salt, body)``."""
+        with self._locked("read") as conn:
+            rows = conn.execute(
+                "SELECT e.idx, e.leaf_hash, e.header, p.salt, p.body FROM audit_entry e"
+                " LEFT JOIN audit_payload p ON p.origin = e.origin AND p.idx = e.idx"
+                " WHERE e.origin = ? AND e.idx >= ? AND e.idx < ? ORDER BY e.idx",
+                (origin, start, end),
+            ).fetchall()
+        return [tuple(r) for r in rows]
+
+    def latest_checkpoint(self, origin: str) -> CheckpointTuple | None:
+        """The largest checkpoint of the shard: ``(size, root, note, created_at)``."""
+        with self._locked("read") as conn:
+            row = conn.execute(
+                "SELECT size, root, note, created_at FROM audit_checkpoint WHERE origin = ?"
+                " ORDER BY size DESC LIMIT 1",
+                (origin,),
+            ).fetchone()
+        return None if row is None else tuple(row)
+
+    def expired_payloads(self, origin: str, before: str) -> list[int]:
+        """Indexes with a stored payload and ``retain_until < before``."""
+        with self._locked("read") as conn:
+            rows = conn.execute(
+                "SELECT e.idx FROM audit_entry e JOIN audit_payload p"
+                " ON p.origin = e.origin AND p.idx = e.idx"
+                " WHERE e.origin = ? AND e.retain_until < ? ORDER BY e.idx",
+                (origin, before),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def delete_payloads(self, origin: str, indexes: Sequence[int]) -> int:
+        """Delete payload rows in one transaction."""
+        with self._transaction("prune") as conn:
+            cur = conn.executemany(
+                "DELETE FROM audit_payload WHERE origin = ? AND idx = ?",
+                [(origin, i) for i in indexes],
+            )
+            return cur.rowcount
+
+    def holds(self, origin: str) -> list[HoldTuple]:
+        """Legal holds of the shard: ``(hold_id, start, end, created_at)``."""
+        with self._locked("read") as conn:
+            rows = conn.execute(
+                "SELECT hold_id, start_idx, end_idx, created_at FROM audit_hold WHERE origin = ?"
+                " ORDER BY hold_id",
+                (origin,),
+            ).fetchall()
+        return [tuple(r) for r in rows]
+
+    def add_hold(self, origin: str, hold: HoldTuple) -> None:
+        """Record a hold; an existing id is a ``ConflictError``."""
+        with self._transaction("hold") as conn:
+            conn.execute(
+                "INSERT INTO audit_hold (origin, hold_id, start_idx, end_idx, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (origin, *hold),
+            )
+
+    def remove_hold(self, origin: str, hold_id: str) -> bool:
+        """Release a hold."""
+        with self._transaction("release hold") as conn:
+            cur = conn.execute(
+                "DELETE FROM audit_hold WHERE origin = ? AND hold_id = ?", (origin, hold_id)
+            )
+            return cur.rowcount == 1
+
+    def origins(self) -> list[str]:
+        """All shard origins."""
+        with self._locked("read") as conn:
+            return [r[0] for r in conn.execute("SELECT origin FROM audit_shard ORDER BY origin")]
