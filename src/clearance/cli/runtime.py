@@ -7,16 +7,24 @@ Layout of a data directory (created by ``clearance init``)::
       audit.db            the audit shard of this node (hash chain, Merkle tree, checkpoints)
       keys/audit.key      Ed25519 audit signing key, mode 0600
       keys/mask.key       HMAC masking key, mode 0600
+      keys/audit.pub      the deployment verifier key (vkey) an auditor needs, shareable
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from clearance.audit.log import AuditLog
+from clearance.audit.sign import AuditKey, MaskKey
 from clearance.errors import ConfigError
+from clearance.gate.clock import Clock, SystemClock
+from clearance.gate.config import GateConfig
+from clearance.gate.evidence import AuditRecorder
 from clearance.gate.gate import Gate
 from clearance.store import Store, open_store
+from clearance.store.audit_sqlite import SQLiteAuditStorage
 
 DEFAULT_DATA_DIR = Path(".clearance")
 
@@ -28,14 +36,15 @@ class Runtime:
     data_dir: Path
     store: Store
     gate: Gate
-    closers: list[object] = field(default_factory=list)
+    audit_key: AuditKey
+    audit_log: AuditLog
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
-        """Close the store and anything else opened for this runtime."""
-        for closer in reversed(self.closers):
-            close = getattr(closer, "close", None)
-            if callable(close):
-                close()
+        """Stop the appender and close the store (in that order: the log drains first)."""
+        for close in reversed(self.closers):
+            close()
+        self.audit_log.close()
         self.store.close()
 
 
@@ -44,15 +53,58 @@ def store_url_for(data_dir: Path, store_url: str | None) -> str:
     return store_url or f"sqlite:///{data_dir / 'clearance.db'}"
 
 
-def open_runtime(data_dir: Path, *, store_url: str | None = None) -> Runtime:
-    """Open the gate of ``data_dir`` with the policy the store names as active."""
+def key_paths(data_dir: Path) -> tuple[Path, Path, Path]:
+    """``(audit key, masking key, public vkey)`` paths of a data directory."""
+    keys = data_dir / "keys"
+    return keys / "audit.key", keys / "mask.key", keys / "audit.pub"
+
+
+def create_keys(data_dir: Path, deployment: str) -> AuditKey:
+    """Create the audit and masking keys (0600) unless they exist; return the audit key."""
+    audit_path, mask_path, pub_path = key_paths(data_dir)
+    audit_path.parent.mkdir(parents=True, exist_ok=True)
+    audit_path.parent.chmod(0o700)
+    if not audit_path.exists():
+        AuditKey.generate(deployment).save(audit_path)
+    if not mask_path.exists():
+        MaskKey.generate("k1").save(mask_path)
+    key = AuditKey.load(audit_path)
+    pub_path.write_text(key.vkey + "\n", encoding="utf-8")
+    return key
+
+
+def open_runtime(
+    data_dir: Path,
+    *,
+    store_url: str | None = None,
+    config: GateConfig | None = None,
+    clock: Clock | None = None,
+    require_policy: bool = True,
+) -> Runtime:
+    """Open the gate of ``data_dir``: store, audit shard, keys, and the active policy."""
     if store_url is None and not (data_dir / "clearance.db").exists():
         raise ConfigError(
             f"no clearance data directory at `{data_dir}`",
             hint="create one with `clearance init` or pass `--data-dir`",
         )
+    clock = clock or SystemClock()
+    audit_path, _, _ = key_paths(data_dir)
+    key = AuditKey.load(audit_path)
+    config = config or GateConfig(deployment=key.name)
     store = open_store(store_url_for(data_dir, store_url))
-    gate = Gate(store)
-    runtime = Runtime(data_dir=data_dir, store=store, gate=gate)
-    gate.load_active()
+    period = str(clock.now().year)
+    log = AuditLog(
+        SQLiteAuditStorage(data_dir / "audit.db"),
+        key,
+        f"{key.name}/{config.replica_id}/{period}",
+        clock.now,
+    )
+    gate = Gate(store, config=config, clock=clock, audit=AuditRecorder(log, key))
+    runtime = Runtime(data_dir=data_dir, store=store, gate=gate, audit_key=key, audit_log=log)
+    if require_policy:
+        try:
+            gate.load_active()
+        except BaseException:
+            runtime.close()
+            raise
     return runtime

@@ -12,9 +12,9 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from clearance.cli.runtime import DEFAULT_DATA_DIR, open_runtime, store_url_for
+from clearance.cli.runtime import DEFAULT_DATA_DIR, create_keys, open_runtime, store_url_for
 from clearance.errors import RequestError
-from clearance.gate.gate import Gate
+from clearance.gate.config import GateConfig
 from clearance.model.request import Request
 from clearance.policy import load_policy
 from clearance.store import open_store
@@ -50,12 +50,15 @@ def init(
             policy.write_text(example_policy_text(), encoding="utf-8")
             _out.print(f"wrote the example policy to {policy}")
     bundle = load_policy(policy)
-    st = open_store(store_url_for(data_dir, store))
+    create_keys(data_dir, GateConfig().deployment)
+    open_store(store_url_for(data_dir, store)).close()
+    runtime = open_runtime(data_dir, store_url=store, require_policy=False)
     try:
-        Gate(st).activate(bundle, by="clearance init")
+        runtime.gate.activate(bundle, by="clearance init")
     finally:
-        st.close()
+        runtime.close()
     _out.print(f"initialised {data_dir}; active policy {bundle.digest}")
+    _out.print(f"audit verifier key: {runtime.audit_key.vkey}")
 
 
 def _read_json(source: str) -> Any:
