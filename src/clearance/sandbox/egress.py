@@ -283,7 +283,7 @@ class EgressProxy:
             head = self._read_head(client)
             event["method"] = head.method
             if over_limit:
-                raise EgressRefused("too-many-connections")  # noqa: TRY301 - one refusal path
+                raise EgressRefused("too-many-connections")
             host, port, first_bytes = self._route(head)
             event.update(host=host, port=port)
             address = self._decide(host, port)
