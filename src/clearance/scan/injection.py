@@ -47,7 +47,7 @@ from clearance.scan.finding import Finding, make_finding
 from clearance.scan.normalize import INVISIBLE, OffsetMap, normalize
 
 NAME = "injection"
-THRESHOLD = 0.6
+THRESHOLD = 0.55
 """Flag threshold; justified by the tuning split in docs/scanning.md."""
 
 MAX_DEPTH = 2
@@ -55,6 +55,7 @@ MAX_DEPTH = 2
 
 _QUOTED_FACTOR = 0.5
 _DISCUSSED_FACTOR = 0.6
+_CLOSING_QUOTES = ('"', "`", "\u201d", "\u00bb", "\u2019")
 
 _RescanFn = Callable[[str, int], "list[Finding]"]
 """Scans a decoded payload one level deeper; the scanner passes its own ``_scan``."""
@@ -285,7 +286,6 @@ _EXFIL_QUERY = re.compile(
     re.IGNORECASE,
 )
 _BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/]{24,}={0,2}(?![A-Za-z0-9+/=_-])")
-_PRINTABLE = re.compile(r"[\x20-\x7e\t\r\n]")
 _ROT13_HINT = re.compile(r"\b(?:rot-?13|ebg-?13|ebg13)\b", re.IGNORECASE)
 
 
@@ -385,21 +385,26 @@ class InjectionScanner:
         return findings
 
 
-def _quoted(text: str, start: int) -> bool:
-    """True when ``start`` lies inside a quotation opened earlier on the same line."""
+def _quoted(text: str, start: int, end: int) -> bool:
+    """True when the phrase itself is quoted: a quote opens before it on its line and closes right after.
+
+    A long sentence inside a JSON string is not a quotation: attackers must not halve a score by
+    wrapping their instruction in a tool-output field.
+    """
     line = text[text.rfind("\n", 0, start) + 1 : start]
-    return (
+    opened = (
         line.count('"') % 2 == 1
         or line.count("`") % 2 == 1
         or line.count("\u201c") > line.count("\u201d")
         or line.count("\u00ab") > line.count("\u00bb")
         or line.count("\u2018") > line.count("\u2019")
     )
+    return opened and any(q in text[end : end + 3] for q in _CLOSING_QUOTES)
 
 
 def _mention_factor(text: str, start: int, end: int) -> float:
     """Lower the score of a phrase that is quoted or sits in a discussion *about* injections."""
-    quoted = _quoted(text, start)
+    quoted = _quoted(text, start, end)
     window = text[max(0, start - 120) : min(len(text), end + 120)]
     discussed = _MENTION_CONTEXT.search(window) is not None
     if quoted and discussed:
@@ -505,7 +510,8 @@ def _decode_base64(candidate: str) -> str | None:
         decoded = raw.decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
-    if not decoded or len(_PRINTABLE.findall(decoded)) < 0.9 * len(decoded):
+    readable = sum(1 for c in decoded if c.isprintable() or c in "\t\r\n")
+    if not decoded or readable < 0.9 * len(decoded):
         return None
     return decoded
 

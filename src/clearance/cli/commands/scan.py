@@ -22,6 +22,7 @@ app = typer.Typer(no_args_is_help=True)
 def scan() -> None:
     """Measure the content scanners (injection, secrets, PII)."""
 
+
 _out = Console(highlight=False, soft_wrap=True)
 
 _SWEEP = tuple(round(0.05 * step, 2) for step in range(2, 20))
