@@ -282,3 +282,56 @@ class AlertRouter:
         except queue.Full:
             return
         worker.join(timeout)
+
+
+_SETTINGS_NS = "control"
+_SETTINGS_KEY = "alert-sinks"
+
+
+class KeyValueStore(Protocol):
+    """The store's small-document interface (``Store.kv_get``/``kv_put``)."""
+
+    def kv_get(self, namespace: str, key: str) -> dict[str, object] | None:
+        """A small JSON document, or None."""
+        ...
+
+    def kv_put(self, namespace: str, key: str, value: dict[str, object], at: str) -> None:
+        """Insert or replace a small JSON document."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    """The alert sinks configured for every process that shares the store (gate, CLI, drills)."""
+
+    log: bool = False
+    webhooks: tuple[str, ...] = ()
+
+    @property
+    def configured(self) -> bool:
+        """True when at least one sink is configured."""
+        return self.log or bool(self.webhooks)
+
+    def sinks(self) -> list[AlertSink]:
+        """The configured sinks (webhook URLs are validated here)."""
+        out: list[AlertSink] = [WebhookSink(url) for url in self.webhooks]
+        if self.log:
+            out.append(LogSink())
+        return out
+
+    @classmethod
+    def load(cls, store: KeyValueStore) -> AlertSettings:
+        """The stored settings, or none configured."""
+        doc = store.kv_get(_SETTINGS_NS, _SETTINGS_KEY) or {}
+        hooks = doc.get("webhooks", [])
+        return cls(
+            log=bool(doc.get("log", False)),
+            webhooks=tuple(str(u) for u in hooks) if isinstance(hooks, list) else (),
+        )
+
+    def save(self, store: KeyValueStore, at: str) -> None:
+        """Store the settings (after validating every webhook URL)."""
+        self.sinks()
+        store.kv_put(
+            _SETTINGS_NS, _SETTINGS_KEY, {"log": self.log, "webhooks": list(self.webhooks)}, at
+        )

@@ -37,7 +37,7 @@ from clearance.control.alerts import Alert, AlertRouter, Severity
 from clearance.control.baseline import ALL_TOOLS, BaselineBook, SequenceBook
 from clearance.control.killswitch import DRAIN_RULE, KILL_SWITCH_RULE, KillSwitch
 from clearance.control.scope import Scope
-from clearance.control.times import iso
+from clearance.control.times import NowSource, iso
 from clearance.errors import ClearanceError
 from clearance.model.decision import Decision, Outcome, Verdict
 from clearance.model.request import Request
@@ -55,14 +55,6 @@ UNUSUAL_SEQUENCE = "unusual-sequence"
 DATA_VOLUME = "data-volume"
 APPROVAL_BACKLOG = "approval-backlog"
 _DEFAULT_MAX_PENDING = 3
-
-
-class NowSource(Protocol):
-    """Anything with ``now()`` (``clearance.gate.clock.Clock`` fits)."""
-
-    def now(self) -> datetime:
-        """Current UTC time."""
-        ...
 
 
 class PendingApprovals(Protocol):
@@ -156,9 +148,9 @@ class Breakers:
         )
 
     # Observer --------------------------------------------------------------------------------
-    def on_decision(self, request: Request, decision: Decision, state: SessionState) -> None:
+    def on_decision(self, request: Request, decision: Decision, state: SessionState | None) -> None:
         """Count the call against the rate baselines; learn tools; watch the approval backlog."""
-        if _stopped_rule(decision.rule):
+        if state is None or _stopped_rule(decision.rule):
             return
         now = self._clock.now()
         section = self.config.section

@@ -8,6 +8,7 @@ is produced by ``clearance.gate.clock.iso``, which this layer may not import.)
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Protocol
 
 
 def iso(ts: datetime) -> str:
@@ -18,3 +19,11 @@ def iso(ts: datetime) -> str:
 def parse_time(text: str) -> datetime:
     """The inverse of ``iso`` (also accepts any offset ``datetime.fromisoformat`` reads)."""
     return datetime.fromisoformat(text)
+
+
+class NowSource(Protocol):
+    """Anything with ``now()``: the gate's ``Clock`` fits, so does a test's fixed clock."""
+
+    def now(self) -> datetime:
+        """Current UTC time."""
+        ...
