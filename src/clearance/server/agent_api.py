@@ -1,0 +1,272 @@
+"""The agent API under ``/v1/``: sessions (orchestrators), decisions, results, receipts.
+
+The agent id of every request is the one bound to the caller's key; a body cannot name another
+(``DecideRequestV1`` has no ``agent_id`` field and refuses unknown fields). A decision's HTTP
+status follows its outcome (``wire.OUTCOME_STATUS``): PERMIT 200, APPROVAL 202, DENY 403,
+SILENCE 503, so a plain ``curl`` of a refused call sees 403 and nothing can mistake a refusal for
+a success by ignoring the body.
+"""
+
+# No `from __future__ import annotations` here: FastAPI must evaluate the route annotations,
+# which use dependency aliases local to `router()`.
+
+import contextvars
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from clearance.gate.gate import Gate
+from clearance.model.decision import Decision, Outcome, Verdict
+from clearance.model.request import Request
+from clearance.model.result import ActionResult
+from clearance.model.session import Environment, Session
+from clearance.server.identity import AgentPrincipal, OrchestratorPrincipal
+from clearance.server.wire import (
+    OUTCOME_STATUS,
+    ApiError,
+    DecideRequestV1,
+    ErrorCode,
+    ErrorV1,
+    OpenSessionRequestV1,
+    RedeemRequestV1,
+    not_available,
+)
+from clearance.store.protocol import SessionState
+
+if TYPE_CHECKING:
+    from clearance.server.app import ServerContext
+
+KEY_SCOPE_RULE = "key-scope"
+
+_calling_agent: contextvars.ContextVar[AgentPrincipal | None] = contextvars.ContextVar(
+    "clearance_calling_agent", default=None
+)
+
+
+class KeyEnvironmentCheck:
+    """Gate pre-check: a key works only in sessions of the environment it was issued for.
+
+    The HTTP route sets the calling key in a context variable; in-process callers (no key) pass.
+    Registered on the gate by ``create_app`` so the refusal is an audited DENY decision.
+    """
+
+    def check(self, request: Request, state: SessionState, now: datetime) -> Verdict | None:
+        """DENY ``key-scope`` when the session's environment is not the key's."""
+        del request, now
+        principal = _calling_agent.get()
+        if principal is None or state.session.environment is principal.environment:
+            return None
+        return Verdict(
+            outcome=Outcome.DENY,
+            rule=KEY_SCOPE_RULE,
+            reason=(
+                f"this key is for {principal.environment.value}; the session is in "
+                f"{state.session.environment.value}"
+            ),
+        )
+
+
+def install_key_check(gate: Gate) -> None:
+    """Add ``KeyEnvironmentCheck`` to the gate's pre-checks once."""
+    if not any(isinstance(p, KeyEnvironmentCheck) for p in gate.pre_checks):
+        gate.pre_checks.insert(0, KeyEnvironmentCheck())
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorV1, "description": "missing or invalid key"},
+    403: {"model": ErrorV1, "description": "not allowed for this principal"},
+    413: {"model": ErrorV1, "description": "body too large"},
+    415: {"model": ErrorV1, "description": "not JSON"},
+    422: {"model": ErrorV1, "description": "unknown field or wrong type"},
+    429: {"model": ErrorV1, "description": "rate limited"},
+}
+
+_DECISION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **_ERRORS,
+    202: {"model": Decision, "description": "APPROVAL: a human must approve (approval id inside)"},
+    403: {"model": Decision, "description": "DENY (or an error body for a refused principal)"},
+    503: {"model": Decision, "description": "SILENCE: the gate could not decide; do not dispatch"},
+}
+
+
+def _decision_response(decision: Decision) -> Response:
+    return Response(
+        content=decision.model_dump_json(),
+        status_code=OUTCOME_STATUS[decision.outcome],
+        media_type="application/json",
+    )
+
+
+def router(ctx: "ServerContext") -> APIRouter:
+    """The agent and orchestrator routes."""
+    api = APIRouter(prefix="/v1", tags=["agent"])
+    agent = Annotated[AgentPrincipal, Depends(ctx.authorizer.agent)]
+    orchestrator = Annotated[OrchestratorPrincipal, Depends(ctx.authorizer.orchestrator)]
+    gate = ctx.gate
+    install_key_check(gate)
+    labels: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+
+    def policy_labels() -> tuple[frozenset[str], frozenset[str]]:
+        bundle = gate.bundle
+        if bundle is None:
+            return frozenset(), frozenset()
+        cached = labels.get(bundle.digest)
+        if cached is None:
+            compiled = bundle.compiled
+            cached = (frozenset(compiled.tools), frozenset(r.id for r in compiled.rules))
+            labels.clear()
+            labels[bundle.digest] = cached
+        return cached
+
+    def decide_now(request: Request, principal: AgentPrincipal) -> Decision:
+        token = _calling_agent.set(principal)
+        try:
+            started = gate.clock.monotonic()
+            decision = gate.decide(request)
+            seconds = gate.clock.monotonic() - started
+        finally:
+            _calling_agent.reset(token)
+        tools, rules = policy_labels()
+        ctx.metrics.observe_decision(
+            decision,
+            tool=request.tool,
+            environment=principal.environment.value,
+            seconds=seconds,
+            inventory=tools,
+            policy_rules=rules,
+        )
+        return decision
+
+    async def run_decide(body: DecideRequestV1, principal: AgentPrincipal) -> Response:
+        request = Request(agent_id=principal.agent_id, **body.model_dump())
+        if ctx.settings.decide_in_threadpool:
+            decision = await run_in_threadpool(decide_now, request, principal)
+        else:
+            decision = decide_now(request, principal)
+        return _decision_response(decision)
+
+    @api.post(
+        "/decide",
+        response_model=Decision,
+        responses=_DECISION_RESPONSES,
+        summary="Decide one tool call",
+    )
+    async def decide(body: DecideRequestV1, principal: agent) -> Response:
+        """Ask the gate whether the calling agent may make this tool call."""
+        return await run_decide(body, principal)
+
+    @api.post(
+        "/tokens/redeem",
+        response_model=Decision,
+        responses=_DECISION_RESPONSES,
+        summary="Resubmit an approved call with its execution token",
+    )
+    async def redeem(body: RedeemRequestV1, principal: agent) -> Response:
+        """The approved request, unchanged, with ``approval_token``: PERMIT once, then DENY."""
+        return await run_decide(body, principal)
+
+    @api.post("/results", status_code=202, responses=_ERRORS, summary="Report a call's outcome")
+    async def report(body: ActionResult, principal: agent) -> dict[str, str]:
+        """Record what happened after a permitted call was dispatched."""
+        gate.report(body, agent_id=principal.agent_id)
+        return {"decision_id": body.decision_id, "status": "recorded"}
+
+    @api.get(
+        "/decisions/{decision_id}",
+        response_model=Decision,
+        responses={**_ERRORS, 404: {"model": ErrorV1}},
+        summary="Fetch one of your decisions with its signed receipt",
+    )
+    async def get_decision(decision_id: str, principal: agent) -> Decision:
+        """A decision this agent received, with its receipt."""
+        record = gate.store.get_decision(decision_id)
+        if record is None or record.request.get("agent_id") != principal.agent_id:
+            raise ApiError(404, ErrorCode.NOT_FOUND, f"no decision `{decision_id}` for this agent")
+        return Decision.model_validate(record.decision)
+
+    @api.get(
+        "/decisions/{decision_id}/proof",
+        responses={**_ERRORS, 404: {"model": ErrorV1}, 501: {"model": ErrorV1}},
+        summary="Inclusion proof of a decision's audit entry",
+    )
+    async def get_proof(decision_id: str, principal: agent) -> dict[str, Any]:
+        """The Merkle inclusion proof of the decision's entry against a signed checkpoint."""
+        record = gate.store.get_decision(decision_id)
+        if record is None or record.request.get("agent_id") != principal.agent_id:
+            raise ApiError(404, ErrorCode.NOT_FOUND, f"no decision `{decision_id}` for this agent")
+        audit = ctx.services.audit
+        proof_of = getattr(audit, "proof_for_decision", None)
+        if proof_of is None:
+            raise not_available("the audit proof service")
+        proof: dict[str, Any] = proof_of(decision_id)
+        return proof
+
+    @api.post(
+        "/credentials",
+        responses={**_ERRORS, 501: {"model": ErrorV1}},
+        summary="Exchange a permitted decision for a short-lived credential",
+    )
+    async def exchange_credential(principal: agent) -> dict[str, Any]:
+        """Not available until the credentials broker is configured on this gate."""
+        del principal
+        raise not_available("the credentials broker")
+
+    @api.post(
+        "/sessions",
+        response_model=Session,
+        status_code=201,
+        responses={**_ERRORS, 404: {"model": ErrorV1}},
+        summary="Open a session for an agent (orchestrators only)",
+    )
+    async def open_session(body: OpenSessionRequestV1, principal: orchestrator) -> Session:
+        """Open a session; its task, environment and principal grant authority, so only an
+        orchestrator may set them, and only in its own environment."""
+        environment = body.environment or principal.environment
+        if environment is not principal.environment:
+            raise ApiError(
+                403,
+                ErrorCode.FORBIDDEN,
+                f"this orchestrator key is for {principal.environment.value}",
+                "use an orchestrator key issued for the session's environment",
+            )
+        registered = ctx.identity.records.get_agent(body.agent_id)
+        if registered is None or registered.disabled_at is not None:
+            raise ApiError(404, ErrorCode.NOT_FOUND, f"no active agent `{body.agent_id}`")
+        if Environment(registered.environment) is not environment:
+            raise ApiError(
+                403,
+                ErrorCode.FORBIDDEN,
+                f"agent `{body.agent_id}` is registered for {registered.environment}",
+                "open the session in the agent's environment",
+            )
+        return gate.open_session(
+            agent_id=body.agent_id,
+            task=body.task,
+            environment=environment,
+            principal=body.principal,
+            instruction=body.instruction,
+            delegation=body.delegation,
+            attended=body.attended,
+            labels=body.labels,
+        )
+
+    @api.delete(
+        "/sessions/{session_id}",
+        status_code=204,
+        responses={**_ERRORS, 404: {"model": ErrorV1}},
+        summary="Close a session (orchestrators only)",
+    )
+    async def close_session(session_id: str, principal: orchestrator) -> Response:
+        """Close a session of the orchestrator's environment; later calls in it are DENY."""
+        state = gate.store.session_state(session_id)
+        if state is None or state.session.environment is not principal.environment:
+            raise ApiError(
+                404, ErrorCode.NOT_FOUND, f"no session `{session_id}` in this environment"
+            )
+        gate.close_session(session_id)
+        return Response(status_code=204)
+
+    return api

@@ -1,0 +1,325 @@
+"""Request and response types of the HTTP API (version 1) and its stable error codes.
+
+Every body the service accepts is a ``...V1`` model with ``extra="forbid"``: an unknown field is a
+422 ``invalid_request``, never silently dropped (a dropped ``agent_id`` would hide an attempt to
+act as another agent). Responses that are model values (``Decision``, ``Session``) are returned
+as those values, so the wire and the model cannot drift apart.
+
+Every error body is ``ErrorV1`` (``{code, message, hint}``); codes are part of the API and only
+grow. ``ApiError`` carries one to the exception handler in ``app.py``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from clearance.errors import (
+    ApprovalError,
+    ApprovalExpiredError,
+    ApproverNotAllowedError,
+    AuthorizationError,
+    ClearanceError,
+    ConfigError,
+    ConflictError,
+    CredentialError,
+    InvalidTokenError,
+    PolicyError,
+    RequestError,
+    SelfApprovalError,
+    StoreUnavailableError,
+)
+from clearance.model.decision import Outcome
+from clearance.model.session import Environment
+
+
+class ErrorCode(StrEnum):
+    """Stable machine-readable error codes."""
+
+    MALFORMED_JSON = "malformed_json"
+    INVALID_REQUEST = "invalid_request"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    BODY_TOO_LARGE = "body_too_large"
+    UNAUTHENTICATED = "unauthenticated"
+    FORBIDDEN = "forbidden"
+    CSRF_FAILED = "csrf_failed"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    CONFLICT = "conflict"
+    RATE_LIMITED = "rate_limited"
+    NOT_AVAILABLE = "not_available"
+    UNAVAILABLE = "unavailable"
+    INTERNAL = "internal_error"
+
+
+class ApiError(Exception):
+    """An HTTP error with a stable code; rendered as ``ErrorV1`` by the app's handler."""
+
+    def __init__(
+        self,
+        status: int,
+        code: ErrorCode | str,
+        message: str,
+        hint: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = str(code)
+        self.message = message
+        self.hint = hint
+        self.headers = headers
+
+    def body(self) -> dict[str, str | None]:
+        """The ``ErrorV1`` JSON body."""
+        return {"code": self.code, "message": self.message, "hint": self.hint}
+
+
+def not_available(feature: str) -> ApiError:
+    """501 for a route whose backing part is not part of this deployment (yet)."""
+    return ApiError(
+        501,
+        ErrorCode.NOT_AVAILABLE,
+        f"{feature} is not available in this deployment",
+        "the part that provides it is not configured on this gate",
+    )
+
+
+# Most specific first: the first class the error is an instance of decides the status.
+_STATUS_OF_ERROR: tuple[tuple[type[ClearanceError], int], ...] = (
+    (InvalidTokenError, 403),
+    (SelfApprovalError, 403),
+    (ApproverNotAllowedError, 403),
+    (ApprovalExpiredError, 410),
+    (ApprovalError, 409),
+    (AuthorizationError, 403),
+    (ConflictError, 409),
+    (StoreUnavailableError, 503),
+    (PolicyError, 422),
+    (RequestError, 400),
+    (ConfigError, 400),
+    (CredentialError, 403),
+)
+
+
+def status_of(error: ClearanceError) -> int:
+    """The HTTP status for a ``ClearanceError`` raised by a part behind a route."""
+    for cls, status in _STATUS_OF_ERROR:
+        if isinstance(error, cls):
+            return status
+    return 500
+
+
+class WireModel(BaseModel):
+    """Base of every request body: unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ErrorV1(WireModel):
+    """Every error response."""
+
+    code: str
+    message: str
+    hint: str | None = None
+
+
+class DecideRequestV1(WireModel):
+    """``POST /v1/decide``: a tool call the agent wants to make.
+
+    The fields are ``Request``'s minus ``agent_id``, which the gate takes from the API key (a test
+    pins the two field sets together).
+    """
+
+    session_id: str = Field(min_length=1, max_length=256)
+    tool: str = Field(min_length=1, max_length=256)
+    action: str = Field(default="call", min_length=1, max_length=128)
+    args: dict[str, Any] = Field(default_factory=dict)
+    target: str | None = Field(default=None, max_length=2048)
+    reasoning: str | None = Field(default=None, max_length=65536)
+    context_hash: str | None = Field(default=None, max_length=256)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=256)
+    approval_token: str | None = Field(default=None, max_length=4096)
+
+
+class RedeemRequestV1(DecideRequestV1):
+    """``POST /v1/tokens/redeem``: the approved request again, with its execution token."""
+
+    approval_token: str = Field(min_length=1, max_length=4096)
+
+
+class OpenSessionRequestV1(WireModel):
+    """``POST /v1/sessions``: an orchestrator opens a session for a registered agent."""
+
+    agent_id: str = Field(min_length=1, max_length=128)
+    task: str = Field(min_length=1, max_length=256)
+    environment: Environment | None = Field(
+        default=None, description="defaults to the orchestrator's environment; must equal it"
+    )
+    principal: str | None = Field(default=None, max_length=256)
+    instruction: str | None = Field(default=None, max_length=65536)
+    delegation: list[str] = Field(default_factory=list, max_length=32)
+    attended: bool = True
+    labels: dict[str, str] = Field(default_factory=dict, max_length=32)
+
+
+class LoginRequestV1(WireModel):
+    """``POST /v1/ops/login``."""
+
+    username: str = Field(min_length=1, max_length=128)
+    password: str = Field(min_length=1, max_length=1024)
+    totp: str | None = Field(default=None, max_length=16)
+
+
+class LoginResponseV1(BaseModel):
+    """A dashboard session was opened; the cookie is set, the CSRF token is returned here."""
+
+    username: str
+    roles: list[str]
+    csrf_token: str
+    expires_at: str
+
+
+class CommentV1(WireModel):
+    """An optional comment on an approval decision (a denial's reason reaches the agent)."""
+
+    comment: str | None = Field(default=None, max_length=4096)
+
+
+class QuestionV1(WireModel):
+    """A question for the agent about a pending approval."""
+
+    question: str = Field(min_length=1, max_length=2000)
+
+
+class BatchDecisionV1(WireModel):
+    """Approve or deny exactly the approvals the operator saw, all or none."""
+
+    approval_ids: list[str] = Field(min_length=1, max_length=100)
+    action: Literal["approve", "deny"]
+
+
+class KillSwitchV1(WireModel):
+    """Engage or release the kill switch for everyone or for one agent."""
+
+    engaged: bool
+    agent_id: str | None = Field(default=None, max_length=128)
+    reason: str = Field(min_length=1, max_length=1024)
+
+
+class BreakGlassV1(WireModel):
+    """Ask for a time-boxed break-glass grant with a written justification."""
+
+    agent_id: str = Field(min_length=1, max_length=128)
+    tool: str = Field(min_length=1, max_length=256)
+    justification: str = Field(min_length=10, max_length=4096)
+    minutes: int = Field(default=15, ge=1, le=240)
+
+
+class PolicyUploadV1(WireModel):
+    """A policy document (YAML text) to archive as a bundle; activation is a separate step."""
+
+    source_name: str = Field(min_length=1, max_length=256)
+    text: str = Field(min_length=1, max_length=4 * 1024 * 1024)
+
+
+class PolicyActivateV1(WireModel):
+    """Activate an archived bundle by its digest."""
+
+    digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+
+
+class PolicyVersionV1(BaseModel):
+    """An archived bundle."""
+
+    digest: str
+    source_name: str
+    created_at: str
+    active: bool
+
+
+class ActivationV1(BaseModel):
+    """One entry of the activation history."""
+
+    seq: int
+    digest: str
+    activated_at: str
+    activated_by: str
+
+
+class DryRunV1(BaseModel):
+    """How a candidate bundle would have decided recent traffic, next to what was decided."""
+
+    digest: str
+    replayed: int
+    changed: int
+    by_outcome: dict[str, dict[str, int]]
+    examples: list[dict[str, Any]]
+
+
+class PolicyDiffV1(BaseModel):
+    """A unified diff of two archived bundles' canonical text."""
+
+    old: str
+    new: str
+    diff: str
+
+
+class CreateAgentV1(WireModel):
+    """Register an agent in one environment."""
+
+    agent_id: str = Field(min_length=1, max_length=128)
+    environment: Environment
+    description: str = Field(default="", max_length=1024)
+
+
+class AgentV1(BaseModel):
+    """A registered agent and its keys' metadata (never the keys)."""
+
+    agent_id: str
+    environment: str
+    description: str
+    created_at: str
+    disabled: bool
+    keys: list[dict[str, Any]]
+
+
+class CreateKeyV1(WireModel):
+    """Mint a key for an agent."""
+
+    label: str = Field(default="", max_length=128)
+
+
+class MintedKeyV1(BaseModel):
+    """A new key. ``secret`` is shown in this response only."""
+
+    key_id: str
+    secret: str
+    agent_id: str | None
+    environment: str
+
+
+class AuditStatusV1(BaseModel):
+    """Whether the audit log verifies, as of the last check."""
+
+    available: bool
+    detail: dict[str, Any]
+
+
+class ReadyV1(BaseModel):
+    """``/readyz``: each dependency and whether it is ready."""
+
+    ready: bool
+    checks: dict[str, str]
+
+
+OUTCOME_STATUS: dict[Outcome, int] = {
+    Outcome.PERMIT: 200,
+    Outcome.DENY: 403,
+    Outcome.APPROVAL: 202,
+    Outcome.SILENCE: 503,
+}
+"""The HTTP status of a decision: a plain ``curl`` of a refused call sees 403."""

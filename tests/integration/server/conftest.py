@@ -1,0 +1,107 @@
+"""A served gate on 127.0.0.1 with real identities: one agent key per environment, an orchestrator
+key, operators with each role. Requests go over real HTTP with httpx."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from argon2 import PasswordHasher
+
+from clearance.gate.gate import Gate
+from clearance.server.app import GateServices, create_app
+from clearance.server.embedded import serve_in_background
+from clearance.server.identity import IdentityService, Role
+from clearance.server.settings import ServerSettings
+from clearance.store.identity_sql import identity_store
+
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class World:
+    """The served gate and the credentials the tests use."""
+
+    base_url: str
+    gate: Gate
+    identity: IdentityService
+    agent_key: str
+    staging_agent_key: str
+    orchestrator_key: str
+
+    def agent(self, key: str | None = None) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {key or self.agent_key}"},
+            timeout=10,
+        )
+
+    def orchestrator(self) -> httpx.Client:
+        return self.agent(self.orchestrator_key)
+
+    def operator(self, username: str = "ana") -> tuple[httpx.Client, str]:
+        client = httpx.Client(base_url=self.base_url, timeout=10)
+        response = client.post("/v1/ops/login", json={"username": username, "password": PASSWORD})
+        assert response.status_code == 200, response.text
+        return client, response.json()["csrf_token"]
+
+    def open_session(self, agent_id: str = "payments-bot", task: str = "transfer") -> str:
+        with self.orchestrator() as client:
+            response = client.post("/v1/sessions", json={"agent_id": agent_id, "task": task})
+        assert response.status_code == 201, response.text
+        return str(response.json()["session_id"])
+
+
+def build_identities(identity: IdentityService) -> dict[str, str]:
+    """Agents, keys and operators every served world has."""
+    identity.register_agent(
+        "payments-bot", environment="production", description="pays", created_by="setup"
+    )
+    identity.register_agent(
+        "staging-bot", environment="staging", description="tries", created_by="setup"
+    )
+    keys = {
+        "agent": identity.create_agent_key("payments-bot", created_by="setup").secret,
+        "staging": identity.create_agent_key("staging-bot", created_by="setup").secret,
+        "orchestrator": identity.create_orchestrator_key(
+            "runner", environment="production", created_by="setup"
+        ).secret,
+    }
+    identity.create_operator("ana", PASSWORD, {Role.APPROVER})
+    identity.create_operator("bo", PASSWORD, {Role.APPROVER})
+    identity.create_operator("vic", PASSWORD, {Role.VIEWER})
+    identity.create_operator("root", PASSWORD, {Role.ADMIN})
+    return keys
+
+
+@pytest.fixture
+def settings() -> ServerSettings:
+    return ServerSettings(max_body_bytes=64 * 1024)
+
+
+@pytest.fixture
+def services(gate: Gate) -> GateServices:
+    return GateServices(gate=gate)
+
+
+@pytest.fixture
+def world(services: GateServices, settings: ServerSettings) -> Iterator[World]:
+    app = create_app(services, settings)
+    # Cheap argon2 parameters for test operators; the hash records them, so verifying stays cheap.
+    identity = IdentityService(
+        identity_store(services.gate.store),
+        services.gate.clock,
+        hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
+    )
+    keys = build_identities(identity)
+    with serve_in_background(app) as base_url:
+        yield World(
+            base_url=base_url,
+            gate=services.gate,
+            identity=identity,
+            agent_key=keys["agent"],
+            staging_agent_key=keys["staging"],
+            orchestrator_key=keys["orchestrator"],
+        )
