@@ -8,14 +8,23 @@ Layout of a data directory (created by ``clearance init``)::
       keys/audit.key      Ed25519 audit signing key, mode 0600
       keys/mask.key       HMAC masking key, mode 0600
       keys/audit.pub      the deployment verifier key (vkey) an auditor needs, shareable
+      keys/intent.key     Ed25519 key signing approval intents and break-glass records, mode 0600
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from clearance.approvals import ApprovalService, BreakGlass, DecayOverride, IntentKey, LogNotifier
+from clearance.approvals.settings import (
+    ApprovalSettings,
+    BreakGlassSettings,
+    approval_settings,
+    breakglass_settings,
+)
 from clearance.audit.log import AuditLog
 from clearance.audit.sign import AuditKey, MaskKey
 from clearance.errors import ConfigError
@@ -27,6 +36,7 @@ from clearance.store import Store, open_store
 from clearance.store.audit_sqlite import SQLiteAuditStorage
 
 DEFAULT_DATA_DIR = Path(".clearance")
+_alerts = logging.getLogger("clearance.alerts")
 
 
 @dataclass
@@ -38,6 +48,8 @@ class Runtime:
     gate: Gate
     audit_key: AuditKey
     audit_log: AuditLog
+    approvals: ApprovalService
+    breakglass: BreakGlass
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -99,8 +111,42 @@ def open_runtime(
         f"{key.name}/{config.replica_id}/{period}",
         clock.now,
     )
-    gate = Gate(store, config=config, clock=clock, audit=AuditRecorder(log, key))
-    runtime = Runtime(data_dir=data_dir, store=store, gate=gate, audit_key=key, audit_log=log)
+    recorder = AuditRecorder(log, key)
+    gate = Gate(store, config=config, clock=clock, audit=recorder)
+    intent_key = IntentKey.load_or_create(data_dir / "keys" / "intent.key")
+
+    def approvals_in_force() -> ApprovalSettings:
+        bundle = gate.bundle
+        return approval_settings(bundle.compiled) if bundle is not None else ApprovalSettings()
+
+    def breakglass_in_force() -> BreakGlassSettings:
+        bundle = gate.bundle
+        return breakglass_settings(bundle.compiled) if bundle is not None else BreakGlassSettings()
+
+    notifiers = [LogNotifier()]
+    approvals = ApprovalService(
+        store, key=intent_key, audit=recorder, settings=approvals_in_force, notifiers=notifiers
+    )
+    breakglass = BreakGlass(
+        store,
+        key=intent_key,
+        audit=recorder,
+        settings=breakglass_in_force,
+        alert=lambda title, details: _alerts.critical("%s: %s", title, details),
+    )
+    decay = DecayOverride(store, settings=approvals_in_force, notifiers=notifiers)
+    gate.approvals = approvals  # type: ignore[assignment]
+    gate.overrides.extend([breakglass, decay])
+    gate.observers.append(decay)
+    runtime = Runtime(
+        data_dir=data_dir,
+        store=store,
+        gate=gate,
+        audit_key=key,
+        audit_log=log,
+        approvals=approvals,
+        breakglass=breakglass,
+    )
     if require_policy:
         try:
             gate.load_active()
