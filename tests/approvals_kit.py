@@ -98,6 +98,10 @@ rules:
     reason: wires abroad are forbidden
 redaction:
   hash: [args.from_account]
+credentials:
+  tools:
+    pay_vendor: {secret: vendor_api, scope: payments, ttl: 5m}
+    transfer_funds: {secret: bank_api, environments: [production]}
 breakglass:
   operators: [alice]
   scope:

@@ -584,6 +584,33 @@ class ApprovalService:
         except Exception:
             log.exception("could not record a rejected claim (%s)", reason)
 
+    def verify_token(
+        self, token: str, *, agent_id: str, session_id: str, tool: str, now: datetime
+    ) -> str:
+        """The approval id of a live token for this agent, session and tool, without using it up.
+
+        For the credential broker: a token is good for a credential while it is unrevoked and
+        unexpired, whether or not the gate has redeemed it yet. Raises ``InvalidTokenError``
+        (opaque; the reason is audited) otherwise.
+        """
+        try:
+            row = self.store.get_token(token_hash(token))
+            if row is None:
+                raise RejectedToken("unknown-token")
+            if row.revoked_at is not None:
+                raise RejectedToken("revoked")
+            if row.agent_id != agent_id or row.session_id != session_id:
+                raise RejectedToken("other-agent-or-session")
+            if is_expired(row.expires_at, now):
+                raise RejectedToken("expired")
+            approval = self.store.get_approval(row.approval_id)
+            if approval is None or approval.tool != tool:
+                raise RejectedToken("other-tool")
+        except RejectedToken as rejected:
+            self._record_claim_rejection("-", agent_id, rejected.reason)
+            raise InvalidTokenError from None
+        return row.approval_id
+
     def wait_changed(self, timeout_s: float) -> None:
         """Block until some approval changes in this process, or ``timeout_s`` passes."""
         with self._changed:
