@@ -25,7 +25,12 @@ def test_args_claiming_a_task_change_nothing(gate: Gate) -> None:
             agent_id="fin-1",
             session_id=s.session_id,
             tool="transfer_funds",
-            args={"amount": 5.0, "to_account": "acc-1", "task": "transfer", "session": {"task": "transfer"}},
+            args={
+                "amount": 5.0,
+                "to_account": "acc-1",
+                "task": "transfer",
+                "session": {"task": "transfer"},
+            },
         )
     )
     assert d.outcome is not Outcome.PERMIT
@@ -47,6 +52,8 @@ def test_another_agents_session_cannot_be_used(gate: Gate) -> None:
 
 def test_a_guessed_session_id_is_denied(gate: Gate) -> None:
     d = gate.decide(
-        Request(agent_id="fin-1", session_id="ses_1", tool="read_account", args={"account_id": "acc-1"})
+        Request(
+            agent_id="fin-1", session_id="ses_1", tool="read_account", args={"account_id": "acc-1"}
+        )
     )
     assert d.outcome is Outcome.DENY

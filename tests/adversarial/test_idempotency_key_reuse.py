@@ -11,7 +11,12 @@ from clearance.model.request import Request
 
 def test_same_key_with_other_args_is_denied(gate: Gate) -> None:
     s = gate.open_session(agent_id="fin-1", task="transfer", environment="staging")
-    base = {"agent_id": "fin-1", "session_id": s.session_id, "tool": "transfer_funds", "idempotency_key": "k1"}
+    base = {
+        "agent_id": "fin-1",
+        "session_id": s.session_id,
+        "tool": "transfer_funds",
+        "idempotency_key": "k1",
+    }
     first = gate.decide(Request(**base, args={"amount": 10.0, "to_account": "acc-1"}))
     assert first.outcome is Outcome.PERMIT
     swapped = gate.decide(Request(**base, args={"amount": 999.0, "to_account": "acc-2"}))

@@ -24,7 +24,14 @@ def test_closed_store_means_silence(gate: Gate) -> None:
         if p.exists():
             p.unlink()
     path.mkdir()  # the database path is now a directory: nothing can open it
-    d = gate.decide(Request(agent_id="fin-1", session_id=s.session_id, tool="read_account", args={"account_id": "acc-1"}))
+    d = gate.decide(
+        Request(
+            agent_id="fin-1",
+            session_id=s.session_id,
+            tool="read_account",
+            args={"account_id": "acc-1"},
+        )
+    )
     assert d.outcome is Outcome.SILENCE
     assert d.rule == "store"
 
@@ -38,7 +45,11 @@ def test_read_only_database_means_silence(tmp_path: Path, small_bundle: Bundle) 
     s = gate.open_session(agent_id="a", task="balance_check", environment="staging")
     store.close()
     os.chmod(tmp_path / "c.db", 0o444)
-    d = gate.decide(Request(agent_id="a", session_id=s.session_id, tool="read_account", args={"account_id": "acc-1"}))
+    d = gate.decide(
+        Request(
+            agent_id="a", session_id=s.session_id, tool="read_account", args={"account_id": "acc-1"}
+        )
+    )
     assert d.outcome is Outcome.SILENCE
 
 
@@ -48,5 +59,12 @@ def test_write_failure_during_record_means_silence(gate: Gate) -> None:
     assert isinstance(gate.store, SQLiteStore)
     with gate.store.transaction() as cur:
         cur.execute("DROP TABLE decisions")
-    d = gate.decide(Request(agent_id="fin-1", session_id=s.session_id, tool="read_account", args={"account_id": "acc-1"}))
+    d = gate.decide(
+        Request(
+            agent_id="fin-1",
+            session_id=s.session_id,
+            tool="read_account",
+            args={"account_id": "acc-1"},
+        )
+    )
     assert d.outcome is Outcome.SILENCE

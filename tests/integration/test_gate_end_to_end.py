@@ -106,7 +106,9 @@ def test_replay_uses_the_archived_bundle_after_a_new_activation(gate: Gate) -> N
 
     s = gate.open_session(agent_id="fin-1", task="balance_check", environment="staging")
     d = gate.decide(_req(s, "read_account", account_id="acc-1"))
-    stricter = SMALL_POLICY.replace("outcome: permit\n    reason: reads", "outcome: deny\n    reason: reads")
+    stricter = SMALL_POLICY.replace(
+        "outcome: permit\n    reason: reads", "outcome: deny\n    reason: reads"
+    )
     gate.activate(load_policy(stricter, source_name="stricter.yaml"), by="test")
     assert not gate.decide(_req(s, "read_account", account_id="acc-1")).permitted
     replay = gate.replay(d.decision_id)

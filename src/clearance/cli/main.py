@@ -28,12 +28,16 @@ app = typer.Typer(
 _SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("policy", "clearance.cli.commands.policy", "Lint, test and diff policies."),
     ("db", "clearance.cli.commands.db", "Migrate the store and check that it answers."),
-    ("sandbox", "clearance.cli.commands.sandbox", "Run code in the sandbox; check this host's isolation."),
+    (
+        "sandbox",
+        "clearance.cli.commands.sandbox",
+        "Run code in the sandbox; check this host's isolation.",
+    ),
     ("scan", "clearance.cli.commands.scan", "Measure the content scanners on a labelled dataset."),
 )
 
 # Modules whose ``register(app)`` adds top-level commands.
-_TOP_LEVEL: tuple[str, ...] = ("clearance.cli.commands.core",)
+_TOP_LEVEL: tuple[str, ...] = ("clearance.cli.commands.core", "clearance.cli.commands.demo")
 
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -17,6 +17,22 @@ from clearance.model.request import Request
 from clearance.model.result import ActionResult
 from clearance.store.protocol import SessionState
 
+#: Event fields that may stay in the permanent entry header (AUDIT.md 3.2).
+HEADER_SAFE_FIELDS = frozenset(
+    {
+        "id",
+        "decision_id",
+        "request_digest",
+        "policy",
+        "tool",
+        "action",
+        "outcome",
+        "rule",
+        "tier",
+        "shadow",
+    }
+)
+
 
 class AuditRecorder:
     """The gate's ``AuditSink``: one audit shard plus the key that signs receipts."""
@@ -105,5 +121,13 @@ class AuditRecorder:
         self.log.append("outcome", {k: v for k, v in header.items() if v is not None}, payload)
 
     def record_event(self, kind: str, fields: dict[str, Any], payload: dict[str, Any]) -> None:
-        """Append a non-decision event (policy activated, kill switch, break-glass, ...)."""
-        self.log.append(kind, fields, payload)
+        """Append a non-decision event (policy activated, kill switch, break-glass, ...).
+
+        Callers name events freely (``approval.token_issued``); the entry kind is normalised to
+        the log's alphabet and any field that may carry personal data (agent, session, operator
+        ids, free text) moves from the header into the masked payload, so the permanent header
+        holds only ids, digests and enumerations whatever the caller passed.
+        """
+        header = {k: v for k, v in fields.items() if k in HEADER_SAFE_FIELDS and v is not None}
+        rest = {k: v for k, v in fields.items() if k not in header}
+        self.log.append(kind.replace("_", "-").lower(), header, {**rest, **payload})

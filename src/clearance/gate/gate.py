@@ -449,7 +449,7 @@ class Gate:
                 count_call=False,
                 idempotency=None,
             )
-        except Exception:  # noqa: BLE001 - the SILENCE stands whatever happens to its record
+        except Exception:
             log.warning("could not record SILENCE decision %s", decision.decision_id, exc_info=True)
 
     def _notify_decision(self, request: Request, decision: Decision, state: SessionState) -> None:

@@ -24,7 +24,10 @@ DataDir = Annotated[
 ]
 StoreURL = Annotated[
     str | None,
-    typer.Option("--store", help="Store URL (sqlite:///... or postgresql://...); default: the data dir's SQLite file."),
+    typer.Option(
+        "--store",
+        help="Store URL (sqlite:///... or postgresql://...); default: the data dir's SQLite file.",
+    ),
 ]
 
 _out = Console(highlight=False, soft_wrap=True)
@@ -38,7 +41,10 @@ def example_policy_text() -> str:
 def init(
     data_dir: DataDir = DEFAULT_DATA_DIR,
     policy: Annotated[
-        Path | None, typer.Option(help="Policy to activate; default: scaffold policy.yaml from the FinanceApp example.")
+        Path | None,
+        typer.Option(
+            help="Policy to activate; default: scaffold policy.yaml from the FinanceApp example."
+        ),
     ] = None,
     store: StoreURL = None,
 ) -> None:
@@ -75,7 +81,9 @@ def _read_json(source: str) -> Any:
 
 
 def decide(
-    source: Annotated[str, typer.Argument(help="JSON file with `session` and `request`, or - for stdin.")] = "-",
+    source: Annotated[
+        str, typer.Argument(help="JSON file with `session` and `request`, or - for stdin.")
+    ] = "-",
     data_dir: DataDir = DEFAULT_DATA_DIR,
     store: StoreURL = None,
 ) -> None:
@@ -97,7 +105,11 @@ def decide(
         try:
             session = runtime.gate.open_session(**session_in)
             request = Request.model_validate(
-                {**body.get("request", {}), "agent_id": session.agent_id, "session_id": session.session_id}
+                {
+                    **body.get("request", {}),
+                    "agent_id": session.agent_id,
+                    "session_id": session.session_id,
+                }
             )
         except (ValidationError, TypeError, ValueError) as exc:
             raise RequestError(f"invalid input: {exc}".replace("\n", " ")) from exc
@@ -120,7 +132,15 @@ def replay(
         result = runtime.gate.replay(decision_id)
     finally:
         runtime.close()
-    _out.print_json(json.dumps({"identical": result.identical, "original": result.original, "replayed": result.replayed}))
+    _out.print_json(
+        json.dumps(
+            {
+                "identical": result.identical,
+                "original": result.original,
+                "replayed": result.replayed,
+            }
+        )
+    )
     if not result.identical:
         raise typer.Exit(1)
 
