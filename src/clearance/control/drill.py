@@ -113,13 +113,19 @@ def run_drill(
     clock: NowSource,
     tokens: TokenProbe | None = None,
     audit: EventSink | None = None,
+    task: str = DRILL_TASK,
+    environment: str = "development",
 ) -> DrillReport:
-    """Halt a scratch agent, prove it is stopped and its token revoked, resume; record the drill."""
+    """Halt a scratch agent, prove it is stopped and its token revoked, resume; record the drill.
+
+    ``task`` and ``environment`` are those of the scratch session: pick a task type of the policy
+    in force when the token probe needs a real approval in it.
+    """
     drill_id = new_ulid()
     agent = f"drill-{drill_id.lower()}"
     started = iso(clock.now())
     steps = _Steps()
-    session = gate.open_session(agent_id=agent, task=DRILL_TASK, environment="development")
+    session = gate.open_session(agent_id=agent, task=task, environment=environment)
     steps.add("open scratch session", ok=True, detail=session.session_id)
     token = _issue(tokens, agent, session.session_id, steps)
     scope = Scope.agent(agent)

@@ -98,14 +98,16 @@ def test_halt_all_stops_everything(db: Store) -> None:
     ks.halt(Scope.everything(), operator=ADMIN, reason="incident", now=T0)
     for agent in ("a", "b"):
         verdict = ks.check(req(agent, "x"), state(agent, "production"), T0)
-        assert verdict is not None and verdict.rule == "kill-switch"
+        assert verdict is not None
+        assert verdict.rule == "kill-switch"
 
 
 def test_reason_shown_to_agent_does_not_leak_operator_reason(db: Store) -> None:
     ks = make(db)
     ks.halt(Scope.agent("bot"), operator=ADMIN, reason="suspected exfil to evil.example", now=T0)
     verdict = ks.check(req(), state(), T0)
-    assert verdict is not None and "evil.example" not in verdict.reason
+    assert verdict is not None
+    assert "evil.example" not in verdict.reason
 
 
 def test_halt_runs_hooks_and_reports_counts_and_failures(db: Store) -> None:
@@ -139,7 +141,8 @@ def test_agent_hook_refuses_non_agent_scope_honestly(db: Store) -> None:
     ks.on_halt("tokens.revoked", agent_hook(lambda agent, now: 1))
     report = ks.halt(Scope.tool("pay"), operator=ADMIN, reason="r", now=T0)
     (effect,) = report.effects
-    assert effect.count is None and "per agent" in str(effect.error)
+    assert effect.count is None
+    assert "per agent" in str(effect.error)
 
 
 def test_every_change_is_audited_with_operator_and_reason(db: Store) -> None:
@@ -160,7 +163,8 @@ def test_halt_stands_when_audit_fails_and_says_so(db: Store) -> None:
     router = AlertRouter([CallbackSink(seen.append)])
     ks = make(db, audit=events, alerts=router)
     report = ks.halt(Scope.agent("bot"), operator=ADMIN, reason="r", now=T0)
-    assert report.problems and "audit" in report.problems[0]
+    assert report.problems
+    assert "audit" in report.problems[0]
     assert ks.check(req(), state(), T0) is not None
     assert router.flush(5)
     assert any(a.key.startswith("audit:") and a.severity is Severity.CRITICAL for a in seen)
@@ -212,7 +216,8 @@ def test_state_survives_restart_and_reaches_other_replicas(db: Store, tmp_path: 
         assert ks2.check(req(), state(), T0) is None
         ks1.halt(Scope.agent("bot"), operator=ADMIN, reason="r", now=T0)
         verdict = ks2.check(req(), state(), T0)
-        assert verdict is not None and verdict.rule == "kill-switch"
+        assert verdict is not None
+        assert verdict.rule == "kill-switch"
         ks2.resume(Scope.agent("bot"), operator=ADMIN, reason="r", now=T0)
         assert ks1.check(req(), state(), T0) is None
     finally:
@@ -249,7 +254,10 @@ def test_local_hooks_run_on_a_replica_that_learns_of_the_halt(db: Store, tmp_pat
         server.check(req("x"), state("x"), T0)
         server.check(req("x"), state("x"), T0)
         assert killed == ["agent:bot"]
-        effects = {(e["replica"], e["hook"]): e["count"] for e in cli.status().to_dict()["stops"][0]["effects"]}
+        effects = {
+            (e["replica"], e["hook"]): e["count"]
+            for e in cli.status().to_dict()["stops"][0]["effects"]
+        }
         assert effects == {("server", "sandbox.killed"): 3}
     finally:
         other.close()
@@ -262,11 +270,14 @@ def test_drain_refuses_new_sessions_then_halts_after_deadline(db: Store) -> None
     ks.drain(Scope.agent("bot"), operator=ADMIN, reason="deploy", now=T0, timeout_s=60)
     assert ks.check(req(), inflight, T0 + timedelta(seconds=30)) is None
     fresh = ks.check(req(), state(opened=T0 + timedelta(seconds=1)), T0 + timedelta(seconds=30))
-    assert fresh is not None and fresh.rule == "drain"
+    assert fresh is not None
+    assert fresh.rule == "drain"
     late = ks.check(req(), inflight, T0 + timedelta(seconds=61))
-    assert late is not None and late.rule == "kill-switch"
+    assert late is not None
+    assert late.rule == "kill-switch"
     (stop,) = ks.status().stops
-    assert stop.stop.level == "halt" and "drain timed out" in stop.stop.reason
+    assert stop.stop.level == "halt"
+    assert "drain timed out" in stop.stop.reason
     assert [f["action"] for _, f, _ in events.events] == ["drain", "drain-timeout"]
 
 
@@ -293,17 +304,20 @@ def test_weaker_stop_cannot_replace_stronger(db: Store) -> None:
     with pytest.raises(ControlError, match="already stopped"):
         ks.drain(Scope.agent("bot"), operator=ADMIN, reason="r", now=T0)
     report = ks.trip("bot", "rate-spike", "spike", T0)
-    assert not report.changed and report.stop.level == "halt"
+    assert not report.changed
+    assert report.stop.level == "halt"
 
 
 def test_breaker_trip_denies_with_breaker_rule_and_escalates_to_halt(db: Store) -> None:
     ks = make(db)
     ks.trip("bot", "consecutive-failures", "6 failures", T0)
     verdict = ks.check(req(), state(), T0)
-    assert verdict is not None and verdict.rule == "breaker:consecutive-failures"
+    assert verdict is not None
+    assert verdict.rule == "breaker:consecutive-failures"
     ks.halt(Scope.agent("bot"), operator=APPROVER, reason="escalated", now=T0)
     verdict = ks.check(req(), state(), T0)
-    assert verdict is not None and verdict.rule == "kill-switch"
+    assert verdict is not None
+    assert verdict.rule == "kill-switch"
 
 
 def test_halt_beats_drain_beats_breaker_across_scopes(db: Store) -> None:
