@@ -53,6 +53,7 @@ from clearance.errors import (
     ApproverNotAllowedError,
     InvalidTokenError,
 )
+from clearance.formats.canonical import request_digest
 from clearance.model.decision import Obligation, Outcome, Verdict
 from clearance.model.request import Request
 from clearance.model.tools import RiskTier
@@ -147,6 +148,23 @@ def batch_id_for(session_id: str) -> str:
     return "bat_" + hashlib.sha256(session_id.encode("utf-8")).hexdigest()[:20]
 
 
+def fresh_digest(request: Request) -> str:
+    """The request digest computed now from the request's fields.
+
+    ``Request.digest`` is cached on the instance, and pydantic's ``model_copy(update=...)`` copies
+    that cache: a copy with swapped arguments would still carry the digest of the original.
+    Approvals bind to what the request *is*, so they never trust the cached value.
+    """
+    return request_digest(
+        agent_id=request.agent_id,
+        session_id=request.session_id,
+        tool=request.tool,
+        action=request.action,
+        args=request.args,
+        target=request.target,
+    )
+
+
 def _clip(text: str | None) -> str | None:
     return None if text is None else text[:_MAX_TEXT]
 
@@ -231,7 +249,7 @@ class ApprovalService:
             agent_id=request.agent_id,
             tool=request.tool,
             action=request.action,
-            request_digest=request.digest,
+            request_digest=fresh_digest(request),
             request={
                 "tool": request.tool,
                 "action": request.action,
@@ -291,16 +309,17 @@ class ApprovalService:
 
     def _redeem(self, request: Request, now: datetime) -> Verdict:
         hashed = token_hash(request.approval_token or "")
+        digest = fresh_digest(request)
         with self.store.transaction():
             token = self.store.redeem_token(
                 hashed,
-                request_digest=request.digest,
+                request_digest=digest,
                 agent_id=request.agent_id,
                 session_id=request.session_id,
                 now=iso(now),
             )
             if token is None:
-                raise RejectedToken(self._why_not_redeemed(hashed, request, now))
+                raise RejectedToken(self._why_not_redeemed(hashed, request, digest, now))
             row = self.store.get_approval(token.approval_id)
             if row is None or row.state != State.APPROVED.value:
                 raise RejectedToken("approval-not-approved")
@@ -320,7 +339,7 @@ class ApprovalService:
             obligations=tuple(Obligation.model_validate(o) for o in row.obligations),
         )
 
-    def _why_not_redeemed(self, hashed: str, request: Request, now: datetime) -> str:
+    def _why_not_redeemed(self, hashed: str, request: Request, digest: str, now: datetime) -> str:
         token = self.store.get_token(hashed)
         if token is None:
             return "unknown-token"
@@ -329,7 +348,7 @@ class ApprovalService:
             (token.revoked_at is not None, "revoked"),
             (token.agent_id != request.agent_id, "other-agent"),
             (token.session_id != request.session_id, "other-session"),
-            (token.request_digest != request.digest, "request-mismatch"),
+            (token.request_digest != digest, "request-mismatch"),
             (is_expired(token.expires_at, now), "expired"),
         )
         return next((reason for failed, reason in checks if failed), "not-redeemable")
@@ -339,7 +358,7 @@ class ApprovalService:
             self.audit.record_event(
                 "approval.token_rejected",
                 {"agent_id": request.agent_id, "session_id": request.session_id},
-                {"reason": reason, "request_digest": request.digest, "tool": request.tool},
+                {"reason": reason, "request_digest": fresh_digest(request), "tool": request.tool},
             )
         except Exception:
             log.exception("could not record a rejected token (%s)", reason)
