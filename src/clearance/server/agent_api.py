@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from clearance.approvals.service import ApprovalService
 from clearance.gate.gate import Gate
 from clearance.model.decision import Decision, Outcome, Verdict
 from clearance.model.request import Request
@@ -27,6 +28,9 @@ from clearance.server.identity import AgentPrincipal, OrchestratorPrincipal
 from clearance.server.wire import (
     OUTCOME_STATUS,
     ApiError,
+    ApprovalAnswerV1,
+    ApprovalStatusRequestV1,
+    ApprovalStatusV1,
     DecideRequestV1,
     ErrorCode,
     ErrorV1,
@@ -203,6 +207,57 @@ def router(ctx: "ServerContext") -> APIRouter:
             raise not_available("the audit proof service")
         proof: dict[str, Any] = proof_of(decision_id)
         return proof
+
+    def approvals() -> ApprovalService:
+        if ctx.services.approvals is None:
+            raise not_available("the approval service")
+        return ctx.services.approvals
+
+    @api.post(
+        "/approvals/{approval_id}/status",
+        response_model=ApprovalStatusV1,
+        responses={**_ERRORS, 501: {"model": ErrorV1}},
+        summary="Poll an approval; the execution token is handed out once after approval",
+    )
+    async def approval_status(
+        approval_id: str, body: ApprovalStatusRequestV1, principal: agent
+    ) -> ApprovalStatusV1:
+        """Present the signed intent of the APPROVAL decision; a denial carries its reason."""
+        status = approvals().status(
+            approval_id,
+            intent=body.intent,
+            agent_id=principal.agent_id,
+            session_id=body.session_id,
+            now=gate.clock.now(),
+        )
+        return ApprovalStatusV1(
+            approval_id=status.approval_id,
+            state=status.state.value,
+            expires_at=status.expires_at,
+            token=status.token,
+            token_expires=status.token_expires,
+            reason=status.reason,
+            questions=list(status.questions),
+        )
+
+    @api.post(
+        "/approvals/{approval_id}/answer",
+        status_code=202,
+        responses={**_ERRORS, 501: {"model": ErrorV1}},
+        summary="Answer an operator's question about a pending approval",
+    )
+    async def approval_answer(
+        approval_id: str, body: ApprovalAnswerV1, principal: agent
+    ) -> dict[str, str]:
+        """The answer is shown to approvers as the agent's (untrusted) words."""
+        approvals().answer(
+            approval_id,
+            agent_id=principal.agent_id,
+            session_id=body.session_id,
+            text=body.text,
+            now=gate.clock.now(),
+        )
+        return {"approval_id": approval_id, "status": "recorded"}
 
     @api.post(
         "/credentials",

@@ -18,6 +18,7 @@ The composition root (``clearance serve``) builds a ``GateServices`` and hands i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -59,6 +61,7 @@ class GateServices:
     control: KillSwitch | None = None
     audit: Any | None = None
     credentials: Any | None = None
+    metrics: tuple[CollectorRegistry, ...] = ()
 
 
 @dataclass
@@ -123,28 +126,37 @@ class BodyLimit:
                     await _send_error(send, self._error())
                     return
         seen = 0
-        started = False
+        started = exceeded = False
 
         async def counting_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
+                    exceeded = True
                     raise _BodyTooLargeError
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
+            # The app may catch our exception and answer for itself (FastAPI turns body read
+            # errors into a 400); once the limit was exceeded, the answer is 413 regardless.
             nonlocal started
             if message["type"] == "http.response.start":
+                if started:
+                    return
                 started = True
+                if exceeded:
+                    await _send_error(send, self._error())
+                    return
+            elif exceeded:
+                return
             await send(message)
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _BodyTooLargeError:
-            if not started:
-                await _send_error(send, self._error())
+        with contextlib.suppress(_BodyTooLargeError):
+            await self.app(scope, counting_receive, guarded_send)
+        if exceeded and not started:
+            await _send_error(send, self._error())
 
 
 _JSON_TYPES = ("application/json",)
@@ -361,5 +373,4 @@ def create_app(services: GateServices | Gate, settings: ServerSettings) -> FastA
     app.include_router(operator_api.router(ctx))
     app.include_router(health.router(ctx))
     dashboard.mount(app, ctx)
-    metrics.set_policy(gate.bundle.digest if gate.bundle is not None else None)
     return app

@@ -55,6 +55,8 @@ def router(ctx: "ServerContext") -> APIRouter:
     @api.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:
         """The service's metrics in the Prometheus text format."""
-        return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        registries = (ctx.metrics.registry, *ctx.services.metrics)
+        body = b"".join(generate_latest(r) for r in registries)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return api

@@ -1,4 +1,9 @@
-"""Prometheus metrics of the service, served at ``/metrics``.
+"""Prometheus metrics of the HTTP service, served at ``/metrics`` with any other registries.
+
+The gate-level series (``clearance_decisions_total``, ``clearance_policy_info``, kill switch and
+breaker state) belong to the control plane's ``GateMetrics``; the composition root passes its
+registry in ``GateServices.metrics`` and ``/metrics`` renders both. The series here are what
+only the HTTP layer sees, named ``clearance_http_*`` so the two never collide.
 
 Labels come only from closed sets (outcome, rule ids of the active policy and the gate's built-in
 reasons, tools of the policy's inventory, tier, environment, refusal reason): a tool name that is
@@ -11,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from clearance.model.decision import Decision
 
@@ -63,20 +68,20 @@ class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.decisions = Counter(
-            "clearance_decisions",
+            "clearance_http_decisions",
             "Decisions answered over HTTP.",
             ("outcome", "rule", "tool", "tier", "env", "shadow"),
             registry=self.registry,
         )
         self.decision_seconds = Histogram(
-            "clearance_decision_duration_seconds",
+            "clearance_http_decide_duration_seconds",
             "Time spent in Gate.decide() per HTTP decision.",
             ("outcome",),
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.silences = Counter(
-            "clearance_silence",
+            "clearance_http_silence",
             "SILENCE decisions by cause (the deciding built-in rule).",
             ("cause",),
             registry=self.registry,
@@ -85,17 +90,6 @@ class ServiceMetrics:
             "clearance_http_refusals",
             "Requests refused before reaching a part: authentication, authorization, CSRF, rate.",
             ("reason",),
-            registry=self.registry,
-        )
-        self.approvals_pending = Gauge(
-            "clearance_approvals_pending",
-            "Pending approvals, as of the last listing.",
-            registry=self.registry,
-        )
-        self.policy_info = Gauge(
-            "clearance_policy_info",
-            "The active policy bundle (value 1, digest in the label).",
-            ("digest",),
             registry=self.registry,
         )
 
@@ -123,12 +117,6 @@ class ServiceMetrics:
         self.decision_seconds.labels(outcome=outcome).observe(seconds)
         if outcome == "SILENCE":
             self.silences.labels(cause=rule).inc()
-
-    def set_policy(self, digest: str | None) -> None:
-        """Point ``clearance_policy_info`` at the active digest."""
-        self.policy_info.clear()
-        if digest is not None:
-            self.policy_info.labels(digest=digest).set(1)
 
 
 def _rule_label(rule: str, policy_rules: Collection[str]) -> str:

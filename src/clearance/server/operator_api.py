@@ -241,7 +241,6 @@ def router(ctx: "ServerContext") -> APIRouter:
     async def list_approvals(operator: reader) -> list[dict[str, Any]]:
         """Pending, unexpired approvals with their context, oldest first."""
         views = approvals().list_pending(approval_operator(operator), gate.clock.now())
-        ctx.metrics.approvals_pending.set(len(views))
         return [approval_json(v) for v in views]
 
     @api.get("/approvals/{approval_id}", summary="One approval with its full context")
@@ -353,7 +352,6 @@ def router(ctx: "ServerContext") -> APIRouter:
         """Make the bundle active on this gate; recorded in the activation history."""
         bundle = _archived(ctx, body.digest)
         gate.activate(bundle, by=operator.username)
-        ctx.metrics.set_policy(bundle.digest)
         return {"digest": bundle.digest, "activated_by": operator.username}
 
     @api.get("/policy/diff", response_model=PolicyDiffV1, summary="Diff two archived bundles")

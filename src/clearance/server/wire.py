@@ -151,6 +151,32 @@ class RedeemRequestV1(DecideRequestV1):
     approval_token: str = Field(min_length=1, max_length=4096)
 
 
+class ApprovalStatusRequestV1(WireModel):
+    """``POST /v1/approvals/{id}/status``: the signed intent from the APPROVAL decision."""
+
+    session_id: str = Field(min_length=1, max_length=256)
+    intent: str = Field(min_length=1, max_length=4096)
+
+
+class ApprovalStatusV1(BaseModel):
+    """The agent's view of its approval; ``token`` is present once, right after approval."""
+
+    approval_id: str
+    state: str
+    expires_at: str
+    token: str | None = None
+    token_expires: str | None = None
+    reason: str | None = None
+    questions: list[str] = Field(default_factory=list)
+
+
+class ApprovalAnswerV1(WireModel):
+    """The agent's answer to an operator's question (untrusted text, shown to approvers)."""
+
+    session_id: str = Field(min_length=1, max_length=256)
+    text: str = Field(min_length=1, max_length=2000)
+
+
 class OpenSessionRequestV1(WireModel):
     """``POST /v1/sessions``: an orchestrator opens a session for a registered agent."""
 

@@ -5,12 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 from argon2 import PasswordHasher
 
+from clearance.cli.commands.serve import build_services
+from clearance.cli.runtime import Runtime, create_keys, open_runtime
+from clearance.gate.clock import FixedClock
+from clearance.gate.config import GateConfig
 from clearance.gate.gate import Gate
+from clearance.policy.bundle import Bundle
 from clearance.server.app import GateServices, create_app
 from clearance.server.embedded import serve_in_background
 from clearance.server.identity import IdentityService, Role
@@ -86,8 +92,8 @@ def services(gate: Gate) -> GateServices:
     return GateServices(gate=gate)
 
 
-@pytest.fixture
-def world(services: GateServices, settings: ServerSettings) -> Iterator[World]:
+def serve_world(services: GateServices, settings: ServerSettings) -> Iterator[World]:
+    """Identities in the gate's store, the app served on 127.0.0.1, the credentials to use it."""
     app = create_app(services, settings)
     # Cheap argon2 parameters for test operators; the hash records them, so verifying stays cheap.
     identity = IdentityService(
@@ -105,3 +111,32 @@ def world(services: GateServices, settings: ServerSettings) -> Iterator[World]:
             staging_agent_key=keys["staging"],
             orchestrator_key=keys["orchestrator"],
         )
+
+
+@pytest.fixture
+def world(services: GateServices, settings: ServerSettings) -> Iterator[World]:
+    """The bare gate (no audit, approvals or kill switch) served."""
+    yield from serve_world(services, settings)
+
+
+@pytest.fixture
+def runtime(tmp_path: Path, clock: FixedClock, small_bundle: Bundle) -> Iterator[Runtime]:
+    """A data directory with keys, audit shard, approvals and the small policy active."""
+    data_dir = tmp_path / "data"
+    create_keys(data_dir, GateConfig().deployment)
+    rt = open_runtime(
+        data_dir,
+        store_url=f"sqlite:///{data_dir / 'clearance.db'}",
+        clock=clock,
+        require_policy=False,
+    )
+    rt.gate.activate(small_bundle, by="test")
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def full_world(runtime: Runtime, settings: ServerSettings) -> Iterator[World]:
+    """The composed service (as `clearance serve` builds it) served."""
+    services, _ = build_services(runtime)
+    yield from serve_world(services, settings)

@@ -6,7 +6,12 @@ from .conftest import World  # noqa: TID252 - sibling fixture module
 
 
 def read_call(session_id: str, **extra: object) -> dict[str, object]:
-    return {"session_id": session_id, "tool": "read_account", "args": {"account_id": "acc-1"}, **extra}
+    return {
+        "session_id": session_id,
+        "tool": "read_account",
+        "args": {"account_id": "acc-1"},
+        **extra,
+    }
 
 
 def test_permit_is_200_with_the_decision(world: World) -> None:
@@ -96,7 +101,9 @@ def test_orchestrator_key_cannot_decide_and_agent_key_cannot_open_sessions(world
         assert response.status_code == 403
         assert response.json()["code"] == "forbidden"
     with world.agent() as client:
-        response = client.post("/v1/sessions", json={"agent_id": "payments-bot", "task": "transfer"})
+        response = client.post(
+            "/v1/sessions", json={"agent_id": "payments-bot", "task": "transfer"}
+        )
         assert response.status_code == 403
 
 

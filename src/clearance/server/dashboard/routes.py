@@ -252,7 +252,6 @@ def _router(ctx: "ServerContext") -> APIRouter:
     async def approvals_page(me: viewer, msg: str | None = None) -> HTMLResponse:
         now = gate.clock.now()
         items = [approval_json(v) for v in approvals().list_pending(approval_operator(me), now)]
-        ctx.metrics.approvals_pending.set(len(items))
         for item in items:
             item["seconds_left"] = _countdown(item["expires_at"], now)
             item["args_text"] = json.dumps(item["request"].get("args", {}), indent=2)

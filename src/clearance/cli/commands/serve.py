@@ -1,0 +1,103 @@
+"""``clearance serve``: the gate as a sidecar HTTP service with the operator dashboard.
+
+The composition root for the service: opens the data directory's runtime (store, audit shard,
+approvals, break-glass), adds the control plane (kill switch first among the pre-checks, breakers,
+monitor, metrics), and hands the lot to ``create_app`` as ``GateServices``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from clearance.cli.runtime import DEFAULT_DATA_DIR, Runtime, open_runtime
+from clearance.control.killswitch import agent_hook
+from clearance.control.plane import ControlPlane
+from clearance.gate.clock import Clock
+from clearance.server.app import GateServices
+from clearance.server.settings import ServerSettings, load_settings
+
+
+def build_services(runtime: Runtime) -> tuple[GateServices, ControlPlane]:
+    """Add the control plane to ``runtime``'s gate and collect the parts the service exposes."""
+    gate = runtime.gate
+    approvals = runtime.approvals
+    plane = ControlPlane(
+        runtime.store,
+        clock=gate.clock,
+        audit=gate.audit,
+        pending=approvals,
+        replica=gate.config.replica_id,
+    )
+    plane.killswitch.on_halt("approvals.cancelled", agent_hook(approvals.cancel_for))
+    plane.killswitch.on_halt("tokens.revoked", agent_hook(approvals.revoke_tokens_for))
+    gate.pre_checks[:0] = plane.pre_checks
+    gate.overrides.extend(plane.overrides)
+    gate.observers.extend(plane.observers)
+    if gate.bundle is not None:
+        plane.configure(gate.bundle.compiled)
+    services = GateServices(
+        gate=gate,
+        approvals=approvals,
+        control=plane.killswitch,
+        audit=runtime.audit_log,
+        metrics=(plane.metrics.registry,) if plane.metrics is not None else (),
+    )
+    return services, plane
+
+
+def open_service(
+    settings: ServerSettings, *, clock: Clock | None = None
+) -> tuple[Runtime, GateServices]:
+    """The runtime of ``settings.data_dir`` and the services built on it."""
+    runtime = open_runtime(settings.data_dir, store_url=settings.store_url, clock=clock)
+    try:
+        services, _ = build_services(runtime)
+    except BaseException:
+        runtime.close()
+        raise
+    return runtime, services
+
+
+def serve(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help=f"Data directory made by `clearance init` [{DEFAULT_DATA_DIR}]."),
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
+    store: Annotated[
+        str | None, typer.Option(help="Store URL (default: the data dir's SQLite).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Settings file (TOML or YAML); CLEARANCE_* overrides it.")
+    ] = None,
+) -> None:
+    """Serve the agent API, operator API, dashboard and /metrics over HTTP."""
+    import uvicorn
+
+    from clearance.server.app import create_app
+
+    settings = load_settings(config, data_dir=data_dir, host=host, port=port, store_url=store)
+    runtime, services = open_service(settings)
+    try:
+        app = create_app(services, settings)
+        print(f"clearance serving on http://{settings.host}:{settings.port}")
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            loop="auto",
+            http="auto",
+            log_level="warning",
+            lifespan="off",
+        )
+    finally:
+        runtime.close()
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` to the top-level command."""
+    app.command("serve")(serve)
