@@ -22,6 +22,8 @@ from clearance.policy.document import Param
 from clearance.policy.problems import did_you_mean
 
 _MAX_DEPTH = 64
+#: Integers beyond this lose precision in JSON and have no RFC 8785 form (the request digest).
+MAX_SAFE_INTEGER = 2**53 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +43,10 @@ def json_problem(value: object, depth: int = 0) -> str | None:
     """Why ``value`` is not plain JSON (non-finite number, non-text key, other type), or None."""
     if depth > _MAX_DEPTH:
         return "is nested too deeply"
-    if value is None or isinstance(value, str | bool | int):
+    if value is None or isinstance(value, str | bool):
         return None
+    if isinstance(value, int):
+        return None if abs(value) <= MAX_SAFE_INTEGER else "is outside +/-(2**53 - 1)"
     if isinstance(value, float):
         return None if math.isfinite(value) else "is not a finite number"
     if isinstance(value, list):
@@ -63,20 +67,22 @@ def json_problem(value: object, depth: int = 0) -> str | None:
 
 
 def _type_problem(type_: str, value: object) -> str | None:
-    if type_ == "string":
-        return None if isinstance(value, str) else "must be text"
-    if type_ == "boolean":
-        return None if isinstance(value, bool) else "must be true or false"
-    if type_ == "integer":
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        return None if ok else "must be an integer"
-    if type_ == "number":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return "must be a number"
-        return None if math.isfinite(value) else "must be a finite number"
-    if type_ == "array":
-        return json_problem(value) if isinstance(value, list) else "must be a list"
-    return json_problem(value) if isinstance(value, dict) else "must be an object"
+    """Why ``value`` is not of JSON type ``type_`` (or not plain JSON inside it), or None."""
+    checks: dict[str, tuple[bool, str]] = {
+        "string": (isinstance(value, str), "must be text"),
+        "boolean": (isinstance(value, bool), "must be true or false"),
+        "integer": (isinstance(value, int) and not isinstance(value, bool), "must be an integer"),
+        "number": (
+            isinstance(value, int | float) and not isinstance(value, bool),
+            "must be a number",
+        ),
+        "array": (isinstance(value, list), "must be a list"),
+        "object": (isinstance(value, dict), "must be an object"),
+    }
+    ok, wanted = checks[type_]
+    if not ok:
+        return f"{wanted} (got {type(value).__name__})"
+    return json_problem(value)
 
 
 class ParamCheck:
@@ -94,7 +100,7 @@ class ParamCheck:
         p = self.param
         problem = _type_problem(p.type, value)
         if problem is not None:
-            return f"{problem} (got {type(value).__name__})"
+            return problem
         if p.enum is not None and not any(
             (value == allowed and type(value) is type(allowed)) or _same_number(value, allowed)
             for allowed in p.enum

@@ -22,9 +22,11 @@ def _schema(additional: bool = False, **params: dict[str, Any]) -> ArgsSchema:
     [
         ({"type": "number", "min": 0.01}, 0.01, 0.0099, "at least 0.01"),
         ({"type": "number", "max": 10}, 10, 10.000001, "at most 10"),
-        ({"type": "number"}, 1.5, math.nan, "finite"),
+        ({"type": "number"}, 1.5, math.nan, "is not a finite number"),
         ({"type": "number"}, 1, True, "must be a number"),
         ({"type": "integer"}, 3, 3.0, "must be an integer"),
+        ({"type": "integer"}, 2**53 - 1, 2**53, "outside"),
+        ({"type": "number"}, -(2**53 - 1), -(2**53), "outside"),
         ({"type": "integer"}, 3, False, "must be an integer"),
         ({"type": "boolean"}, False, 0, "true or false"),
         ({"type": "string", "max_length": 3}, "abc", "abcd", "at most 3 characters"),
