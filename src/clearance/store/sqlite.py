@@ -2,21 +2,89 @@
 
 Writes use ``BEGIN IMMEDIATE`` so concurrent writers queue on the database lock instead of failing
 half way; driver errors are translated into ``StoreError`` subclasses here and nowhere else.
+
+Decision records, the one write on the hot path, are group-committed: concurrent callers queue,
+one of them (the leader) writes everything queued in one transaction, each record inside its own
+savepoint so one failing record fails only its caller, and everyone returns after the commit.
+There is no timer: a lone caller commits at once.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from clearance.errors import ConflictError, MigrationError, StoreUnavailableError
 from clearance.store.migrate import migrations_for, split_statements
+from clearance.store.protocol import DecisionRecord, IdempotencyRecord
 from clearance.store.sql import Cursor, SQLStore
 
 _BUSY_TIMEOUT_MS = 5000
+
+
+class _Item:
+    __slots__ = ("done", "error", "result", "work")
+
+    def __init__(self, work: Callable[[], Any]) -> None:
+        self.work = work
+        self.done = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class _GroupCommit:
+    """Leader/follower group commit over one store (see the module docstring)."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+        self._cond = threading.Condition()
+        self._queue: list[_Item] = []
+        self._leading = False
+
+    def submit(self, work: Callable[[], Any]) -> Any:
+        item = _Item(work)
+        with self._cond:
+            self._queue.append(item)
+            while self._leading and not item.done:
+                self._cond.wait()
+            if not item.done:
+                self._leading = True
+                batch, self._queue = self._queue, []
+            else:
+                batch = []
+        if batch:
+            try:
+                self._write(batch)
+            finally:
+                with self._cond:
+                    for queued in batch:
+                        queued.done = True
+                    self._leading = False
+                    self._cond.notify_all()
+        if item.error is not None:
+            raise item.error
+        return item.result
+
+    def _write(self, batch: list[_Item]) -> None:
+        try:
+            with self._store.transaction() as cur:
+                for item in batch:
+                    cur.execute("SAVEPOINT record")
+                    try:
+                        item.result = item.work()
+                        cur.execute("RELEASE record")
+                    except (sqlite3.Error, ConflictError, StoreUnavailableError) as exc:
+                        cur.execute("ROLLBACK TO record")
+                        cur.execute("RELEASE record")
+                        item.error = exc
+        except BaseException as exc:  # the commit failed: nobody in the batch was stored
+            for item in batch:
+                item.result = None
+                item.error = exc
 
 
 class SQLiteStore(SQLStore):
@@ -35,6 +103,28 @@ class SQLiteStore(SQLStore):
             raise StoreUnavailableError(
                 f"cannot create the data directory `{self.path.parent}`: {exc.strerror}"
             ) from exc
+        self._group = _GroupCommit(self)
+
+    def record_decision(
+        self,
+        record: DecisionRecord,
+        *,
+        session_id: str,
+        tool: str,
+        count_call: bool,
+        idempotency: IdempotencyRecord | None,
+    ) -> IdempotencyRecord | None:
+        """``Store.record_decision``, group-committed with concurrent callers."""
+        return self._group.submit(  # type: ignore[no-any-return]
+            lambda: SQLStore.record_decision(
+                self,
+                record,
+                session_id=session_id,
+                tool=tool,
+                count_call=count_call,
+                idempotency=idempotency,
+            )
+        )
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
