@@ -81,7 +81,7 @@ class _GroupCommit:
                         cur.execute("ROLLBACK TO record")
                         cur.execute("RELEASE record")
                         item.error = exc
-        except BaseException as exc:  # the commit failed: nobody in the batch was stored
+        except BaseException as exc:  # noqa: BLE001 - the commit failed: nobody in the batch was stored
             for item in batch:
                 item.result = None
                 item.error = exc
