@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.integration.server.conftest import (  # noqa: F401 - fixtures shared with the HTTP tests
+    PASSWORD,
     World,
     full_world,
     runtime,
@@ -80,10 +80,8 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
 
 
 @pytest.fixture
-def log_in(page: Any, full_world: World):  # type: ignore[no-untyped-def]
+def log_in(page: Any, full_world: World):  # type: ignore[no-untyped-def]  # noqa: F811
     def go(username: str) -> None:
-        from tests.integration.server.conftest import PASSWORD
-
         page.goto(f"{full_world.base_url}/approvals")
         page.get_by_label("User name").fill(username)
         page.get_by_label("Password").fill(PASSWORD)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.integration.server.conftest import World
+from tests.integration.server.test_approval_flow import CRITICAL_POLICY, ask, big_transfer, claim
 
 from clearance.gate.clock import FixedClock
 from clearance.policy import load_policy
-from tests.integration.server.conftest import World
-from tests.integration.server.test_approval_flow import CRITICAL_POLICY, ask, big_transfer, claim
 
 pytestmark = pytest.mark.browser
 
