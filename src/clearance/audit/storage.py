@@ -133,6 +133,10 @@ class AuditStorage(Protocol):
         """Release a hold; ``False`` if it did not exist."""
         ...
 
+    def size(self, origin: str) -> int:
+        """Committed entries of the shard (0 when it does not exist)."""
+        ...
+
     def origins(self) -> list[str]:
         """Every shard origin in the store."""
         ...

@@ -57,12 +57,16 @@ KINDS = frozenset(
 #: Fields the log itself sets; callers cannot supply them.
 RESERVED_FIELDS = frozenset({"v", "log", "index", "prev", "time", "kind", "retention", "payload"})
 
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 _KIND_RE = re.compile(r"[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)*\Z")
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}\Z")
 _TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\Z")
 _DATE_RE = re.compile(r"\d{4}-\d\d-\d\d\Z")
 _MAX_SAFE_INT = 2**53 - 1
+# Only a run of 16 or more digits can be an integer beyond 2**53. Runs inside strings (ids, hex)
+# match too, which costs the slower member walk, never a wrong answer.
+_LONG_DIGITS_RE = re.compile(rb"\d{16}")
 
 
 class EntryError(ValueError):
@@ -173,8 +177,7 @@ def check_canonical(value: Any, raw: bytes) -> None:
     beyond 2**53, which are rejected separately).
     """
     try:
-        again = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        if again.encode("utf-8") != raw:
+        if _ENCODE(value).encode("utf-8") != raw:
             raise EntryError("bytes are not the canonical (RFC 8785) serialisation")
     except UnicodeEncodeError as exc:
         raise EntryError("a string holds a lone surrogate") from exc
@@ -187,22 +190,37 @@ def _require(header: Mapping[str, Any], key: str, typ: type | tuple[type, ...]) 
     return value
 
 
-def _check_ints(value: Any) -> None:
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return
-    if isinstance(value, int):
-        if not -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
-            raise EntryError("integer outside the exactly representable range")
-    elif isinstance(value, dict):
-        for v in value.values():
-            _check_ints(v)
-    elif isinstance(value, list):
-        for v in value:
-            _check_ints(v)
+def _check_members(obj: dict[str, Any]) -> None:
+    """ASCII member names and exactly representable integers, at every depth.
+
+    Together with ``check_canonical`` this makes the standard library's sorted serialisation a
+    proof of RFC 8785 form: ASCII names sort identically by code point and by UTF-16 unit.
+    """
+    for k, v in obj.items():
+        if not k.isascii():
+            raise EntryError(f"member name `{k[:40]}` is not ASCII")
+        _check_value(k, v)
+
+
+def _check_value(key: str, v: Any) -> None:
+    t = type(v)
+    if t is int:
+        if not -_MAX_SAFE_INT <= v <= _MAX_SAFE_INT:
+            raise EntryError(f"integer in `{key}` is outside the exactly representable range")
+    elif t is dict:
+        _check_members(v)
+    elif t is list:
+        for item in v:
+            _check_value(key, item)
 
 
 def validate_header(header: Mapping[str, Any]) -> None:
     """Check the v1 field rules (types, formats); raise ``EntryError`` naming the field."""
+    _validate_fields(header)
+    _check_members(dict(header))
+
+
+def _validate_fields(header: Mapping[str, Any]) -> None:
     if header.get("v") != VERSION:
         raise EntryError(f"unknown entry version `{header.get('v')}`")
     _require(header, "log", str)
@@ -224,7 +242,14 @@ def validate_header(header: Mapping[str, Any]) -> None:
         value = header.get(key)
         if value is not None and not (isinstance(value, str) and _DIGEST_RE.match(value)):
             raise EntryError(f"field `{key}` is not a `sha256:<hex>` digest")
-    _check_ints(dict(header))
+
+
+def _validate_parsed(header: dict[str, Any], raw: bytes) -> None:
+    """``validate_header`` with the member walk skipped when the bytes prove it unnecessary."""
+    if raw.isascii() and not _LONG_DIGITS_RE.search(raw):
+        _validate_fields(header)
+    else:
+        validate_header(header)
 
 
 def _check_retention(retention: Any) -> None:
@@ -260,9 +285,16 @@ def parse_header(raw: bytes) -> dict[str, Any]:
     """Parse, validate and check canonical form of stored header bytes."""
     if len(raw) > MAX_HEADER_BYTES:
         raise EntryError(f"header is {len(raw)} bytes; the limit is {MAX_HEADER_BYTES}")
-    value = loads_strict(raw)
+    try:
+        value = json.loads(raw, parse_float=_reject_float, parse_constant=_reject_float)
+    except EntryError:
+        raise
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EntryError(f"not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise EntryError("header is not a JSON object")
-    validate_header(value)
+    _validate_parsed(value, raw)
+    # Duplicate member names need no hook: the parsed object has fewer members than the bytes,
+    # so its canonical serialisation differs and is rejected here.
     check_canonical(value, raw)
     return value

@@ -253,6 +253,14 @@ class SQLiteAuditStorage:
             )
             return cur.rowcount == 1
 
+    def size(self, origin: str) -> int:
+        """Committed entries of the shard (0 when it does not exist)."""
+        with self._locked("read") as conn:
+            row = conn.execute(
+                "SELECT size FROM audit_shard WHERE origin = ?", (origin,)
+            ).fetchone()
+        return 0 if row is None else int(row[0])
+
     def origins(self) -> list[str]:
         """All shard origins."""
         with self._locked("read") as conn:

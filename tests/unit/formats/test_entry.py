@@ -62,9 +62,7 @@ def test_callers_cannot_set_log_fields() -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        (b'{"v":1,"v":1}', "duplicate"),
         (b'{"index":1.5}', "not an integer"),
-        (b'{"\xc3\xa9":1}', "identifier"),
         (b"[1]", "not a JSON object"),
         (b"{", "not valid JSON"),
         (b'{"v":2}', "unknown entry version"),
@@ -73,6 +71,24 @@ def test_callers_cannot_set_log_fields() -> None:
 def test_malformed_headers_rejected(raw: bytes, message: str) -> None:
     with pytest.raises(EntryError, match=message):
         parse_header(raw)
+
+
+def test_duplicate_member_rejected() -> None:
+    raw = (EXAMPLE / "entry-1.json").read_bytes()
+    with pytest.raises(EntryError, match="canonical"):
+        parse_header(raw.replace(b'"action":"call",', b'"action":"call","action":"call",'))
+
+
+def test_non_ascii_member_name_rejected() -> None:
+    raw = (EXAMPLE / "entry-1.json").read_bytes()
+    with pytest.raises(EntryError, match="not ASCII"):
+        parse_header(raw.replace(b'{"action"', '{"\u00e9":1,"action"'.encode()))
+
+
+def test_large_integer_rejected_even_inside_lists() -> None:
+    raw = (EXAMPLE / "entry-1.json").read_bytes()
+    with pytest.raises(EntryError, match="representable"):
+        parse_header(raw.replace(b'"tool":', b'"tier2":[[9007199254740993]],"tool":'))
 
 
 def test_non_canonical_bytes_rejected() -> None:
