@@ -740,7 +740,9 @@ class ApprovalService:
         if recent is None or limit <= 0:
             return []
         history: list[dict[str, Any]] = []
-        for record in recent(limit=limit * 5, agent_id=request.agent_id):
+        # The agent's last ``limit`` decisions, kept when they are from this session: an agent
+        # running several sessions at once shows fewer, which keeps approval creation cheap.
+        for record in recent(limit=limit, agent_id=request.agent_id):
             if record.request.get("session_id") != request.session_id:
                 continue
             history.append(

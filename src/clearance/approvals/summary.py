@@ -177,7 +177,7 @@ def compile_template(source: str, *, where: str = "template") -> Template:
 
 def _parse_field(body: str, where: str) -> _Field:
     path_text, *filters = (s.strip() for s in body.split("|"))
-    if not _PATH.fullmatch(path_text):
+    if not _PATH.fullmatch(path_text) or "__" in path_text:
         raise ConfigError(
             f"{where}: `{{{body}}}` is not a placeholder",
             hint="use a dotted path such as {args.amount} with optional |money, |last4, |upper, |lower",
