@@ -1,8 +1,11 @@
 """Attack: keep the gate busy from another thread so a halt lands mid-stream and slips through.
 
-An agent hammers the gate from its own thread while an operator halts it from another process's
-kill switch (a second store connection, as the CLI would be). Every decision that *started* after
-``halt()`` returned must be DENY ``kill-switch``: the halt takes effect within one decision.
+An agent hammers the gate from its own thread while an operator halts it, either through the
+node's own control plane (its default 0.25 s version poll does not matter: a local change is in
+force at once) or from another replica's kill switch (a second store connection, as the CLI is)
+with the strict setting that reads the version row on every decision. Every decision that
+*started* after ``halt()`` returned must be DENY ``kill-switch``: the halt takes effect within
+one decision.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
 from tests.control_kit import ADMIN, START, build_rig
 
 from clearance.control.killswitch import KillSwitch
@@ -21,12 +25,18 @@ from clearance.store import open_store
 from clearance.store.control_sql import control_store
 
 
-def test_halt_is_seen_by_the_next_decision_under_load(tmp_path: Path) -> None:
+@pytest.mark.parametrize("via", ["same-node", "other-replica"])
+def test_halt_is_seen_by_the_next_decision_under_load(tmp_path: Path, via: str) -> None:
     url = f"sqlite:///{tmp_path / 'clearance.db'}"
     store = open_store(url)
     operator_store = open_store(url)
     try:
-        rig = build_rig(store, FixedClock(START))
+        rig = build_rig(store, FixedClock(START), poll_s=0.25 if via == "same-node" else 0.0)
+        operator = (
+            rig.plane.killswitch
+            if via == "same-node"
+            else KillSwitch(control_store(operator_store), replica="cli")
+        )
         s = rig.session("bot")
         bystander = rig.session("bystander")
         halted = threading.Event()
@@ -50,9 +60,7 @@ def test_halt_is_seen_by_the_next_decision_under_load(tmp_path: Path) -> None:
             w.start()
         while len(seen) < 30:
             threading.Event().wait(0.005)
-        KillSwitch(control_store(operator_store), replica="cli").halt(
-            Scope.agent("bot"), operator=ADMIN, reason="runaway", now=START
-        )
+        operator.halt(Scope.agent("bot"), operator=ADMIN, reason="runaway", now=START)
         halted.set()
         while sum(1 for after, _ in seen if after) < 30:
             threading.Event().wait(0.005)

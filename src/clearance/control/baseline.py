@@ -111,14 +111,14 @@ class BaselineBook:
             found = self.rates[key] = RateBaseline(self.window_s, Ewma())
         return found
 
-    def observe_call(self, agent_id: str, tool: str, t: float) -> float:
-        """Count one call; return the sliding-window count for ``(agent_id, tool)``."""
+    def observe_call(self, agent_id: str, tool: str, t: float) -> tuple[float, RateBaseline]:
+        """Count one call; return the sliding-window count and the baseline of ``(agent_id, tool)``."""
         baseline = self.rate(agent_id, tool)
         windows = baseline.ewma.samples
         count = baseline.observe(t, self.alpha)
         if baseline.ewma.samples != windows or baseline.calls == 1:
             self._dirty.add((agent_id, tool, RATE))
-        return count
+        return count, baseline
 
     def size(self, agent_id: str, tool: str) -> Ewma:
         """The output-size baseline of ``(agent_id, tool)``, created empty on first use."""

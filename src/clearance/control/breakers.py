@@ -155,17 +155,18 @@ class Breakers:
         now = self._clock.now()
         section = self.config.section
         agent = request.agent_id
+        floor = section.floor_calls_per_window
         with self._lock:
             t = now.timestamp()
             spike: tuple[str, float, float] | None = None
             for tool in (request.tool, ALL_TOOLS):
-                count = self.book.observe_call(agent, tool, t)
-                limit = self.book.rate(agent, tool).limit(
-                    factor=section.rate_spike.factor,
-                    floor=section.floor_calls_per_window,
-                    warmup=section.warmup_calls,
+                count, baseline = self.book.observe_call(agent, tool, t)
+                if spike is not None or count <= floor:
+                    continue  # the limit is never below the floor: nothing to compute
+                limit = baseline.limit(
+                    factor=section.rate_spike.factor, floor=floor, warmup=section.warmup_calls
                 )
-                if spike is None and limit is not None and count > limit:
+                if limit is not None and count > limit:
                     spike = (tool, count, limit)
         if spike is not None and section.rate_spike.enabled:
             tool, count, limit = spike
@@ -228,6 +229,8 @@ class Breakers:
     def _learn(self, task: str, tool: str, now: datetime) -> None:
         with self._lock:
             new, counting = self.sequences.observe(task, tool)
+        if not (new or counting):
+            return  # the common case once learned: no store write, no formatting
         at = iso(now)
         if new:
             self._control.add_seen_tool(task, tool, at)

@@ -11,6 +11,10 @@
                 observers=plane.observers)
     plane.configure(gate.bundle.compiled)      # after every policy activation
 
+The kill switch re-reads its version row at most every ``poll_s`` (0.25 s by default; 0 reads it
+on every decision): a change made through this plane is in force at once, one made by another
+process or replica within ``poll_s``, or at once when a ``notifier`` delivers its notice.
+
 The order matters and is fixed here: the kill switch is the first pre-check, the breakers'
 unusual-sequence override runs after policy, and observers run breakers, monitor, metrics.
 """
@@ -46,7 +50,7 @@ class ControlPlane:
         audit_lag: Callable[[], float] | None = None,
         notifier: Notifier | None = None,
         replica: str = "node",
-        poll_s: float = 0.0,
+        poll_s: float = 0.25,
         config: BreakerConfig | None = None,
         monitor: MonitorConfig | None = None,
         metrics: bool = True,
