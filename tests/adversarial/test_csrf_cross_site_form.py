@@ -6,17 +6,25 @@ the CSRF token. Every state-changing form and API write must be refused without 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
 from tests.integration.server.conftest import (  # noqa: F401 - shared fixtures
     PASSWORD,
     World,
-    full_world,
+    compose_and_serve,
     runtime,
 )
 from tests.integration.server.test_approval_flow import ask, big_transfer, claim
 
+from clearance.cli.runtime import Runtime
 from clearance.server.settings import ServerSettings
+
+
+@pytest.fixture
+def world(runtime: Runtime, settings: ServerSettings) -> Iterator[World]:  # noqa: F811 - fixtures
+    yield from compose_and_serve(runtime, settings)
 
 
 @pytest.fixture
@@ -36,8 +44,8 @@ def cookie_of(world: World) -> httpx.Client:
     )
 
 
-def test_session_cookie_is_httponly_strict_and_secure_under_tls(full_world: World) -> None:
-    with httpx.Client(base_url=full_world.base_url) as client:
+def test_session_cookie_is_httponly_strict_and_secure_under_tls(world: World) -> None:
+    with httpx.Client(base_url=world.base_url) as client:
         response = client.post("/v1/ops/login", json={"username": "ana", "password": PASSWORD})
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie
@@ -45,10 +53,10 @@ def test_session_cookie_is_httponly_strict_and_secure_under_tls(full_world: Worl
     assert "secure" in cookie
 
 
-def test_cross_site_form_posts_without_token_are_refused(full_world: World) -> None:
-    session_id = full_world.open_session()
-    decision = ask(full_world, big_transfer(session_id))
-    victim = cookie_of(full_world)
+def test_cross_site_form_posts_without_token_are_refused(world: World) -> None:
+    session_id = world.open_session()
+    decision = ask(world, big_transfer(session_id))
+    victim = cookie_of(world)
     approval = decision["approval_id"]
     attempts = [
         ("/approvals/batch", {"action": "approve", "approval_id": approval}),
@@ -62,12 +70,12 @@ def test_cross_site_form_posts_without_token_are_refused(full_world: World) -> N
         assert "csrf_failed" in response.text
     forged = victim.post(f"/approvals/{approval}/approve", data={"csrf_token": "guess"})
     assert forged.status_code == 403
-    assert claim(full_world, decision, session_id)["state"] == "pending"
+    assert claim(world, decision, session_id)["state"] == "pending"
     assert victim.get("/v1/ops/me").status_code == 200  # still logged in: logout was refused too
 
 
-def test_json_api_writes_need_the_header_token(full_world: World) -> None:
-    victim = cookie_of(full_world)
+def test_json_api_writes_need_the_header_token(world: World) -> None:
+    victim = cookie_of(world)
     response = victim.post(
         "/v1/ops/control/kill-switch",
         json={"engaged": True, "reason": "csrf"},
@@ -76,8 +84,8 @@ def test_json_api_writes_need_the_header_token(full_world: World) -> None:
     assert response.json()["code"] == "csrf_failed"
 
 
-def test_login_form_without_its_double_submit_cookie_is_refused(full_world: World) -> None:
-    with httpx.Client(base_url=full_world.base_url) as client:
+def test_login_form_without_its_double_submit_cookie_is_refused(world: World) -> None:
+    with httpx.Client(base_url=world.base_url) as client:
         response = client.post(
             "/login",
             data={"username": "ana", "password": PASSWORD, "csrf_token": "anything"},

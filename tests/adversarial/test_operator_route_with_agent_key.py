@@ -7,15 +7,26 @@ request carrying an API key, whatever else it carries, and the refusal must be c
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import httpx
 import pytest
 from tests.integration.server.conftest import (  # noqa: F401 - shared fixtures
+    PASSWORD,
     World,
-    full_world,
+    compose_and_serve,
     runtime,
     settings,
 )
+
+from clearance.cli.runtime import Runtime
+from clearance.server.settings import ServerSettings
+
+
+@pytest.fixture
+def world(runtime: Runtime, settings: ServerSettings) -> Iterator[World]:  # noqa: F811 - fixtures
+    yield from compose_and_serve(runtime, settings)
+
 
 OPEN_ROUTES = {"/login", "/static", "/healthz", "/readyz", "/metrics", "/openapi.json", "/"}
 
@@ -40,8 +51,8 @@ def operator_routes(world: World) -> list[tuple[str, str]]:
     return routes
 
 
-def test_the_route_list_covers_the_operator_api(full_world: World) -> None:
-    routes = operator_routes(full_world)
+def test_the_route_list_covers_the_operator_api(world: World) -> None:
+    routes = operator_routes(world)
     assert ("POST", "/v1/ops/approvals/x/approve") in routes
     assert ("POST", "/v1/ops/control/kill-switch") in routes
     assert ("POST", "/v1/ops/policy/activate") in routes
@@ -49,19 +60,19 @@ def test_the_route_list_covers_the_operator_api(full_world: World) -> None:
 
 
 @pytest.mark.parametrize("which", ["agent", "orchestrator"])
-def test_api_keys_get_403_on_every_operator_route(full_world: World, which: str) -> None:
-    key = full_world.agent_key if which == "agent" else full_world.orchestrator_key
-    with full_world.agent(key) as client:
-        for method, path in operator_routes(full_world):
+def test_api_keys_get_403_on_every_operator_route(world: World, which: str) -> None:
+    key = world.agent_key if which == "agent" else world.orchestrator_key
+    with world.agent(key) as client:
+        for method, path in operator_routes(world):
             response = client.request(method, path, json={})
             assert response.status_code == 403, (method, path, response.text)
 
 
-def test_an_api_key_beside_a_valid_operator_session_is_still_403(full_world: World) -> None:
-    operator, csrf = full_world.operator("root")
-    operator.headers["Authorization"] = f"Bearer {full_world.agent_key}"
+def test_an_api_key_beside_a_valid_operator_session_is_still_403(world: World) -> None:
+    operator, csrf = world.operator("root")
+    operator.headers["Authorization"] = f"Bearer {world.agent_key}"
     operator.headers["X-CSRF-Token"] = csrf
-    for method, path in operator_routes(full_world):
+    for method, path in operator_routes(world):
         response = operator.request(method, path, json={})
         assert response.status_code == 403, (method, path, response.text)
     # The same session without the key works, so the 403 came from the key.
@@ -69,9 +80,9 @@ def test_an_api_key_beside_a_valid_operator_session_is_still_403(full_world: Wor
     assert operator.get("/v1/ops/me").status_code == 200
 
 
-def test_an_agent_key_cannot_log_in_or_approve(full_world: World) -> None:
-    session_id = full_world.open_session()
-    with full_world.agent() as client:
+def test_an_agent_key_cannot_log_in_or_approve(world: World) -> None:
+    session_id = world.open_session()
+    with world.agent() as client:
         asked = client.post(
             "/v1/decide",
             json={
@@ -84,13 +95,13 @@ def test_an_agent_key_cannot_log_in_or_approve(full_world: World) -> None:
         approve = client.post(f"/v1/ops/approvals/{asked['approval_id']}/approve", json={})
     assert login.status_code == 403
     assert approve.status_code == 403
-    operator, _ = full_world.operator("ana")
+    operator, _ = world.operator("ana")
     pending = operator.get("/v1/ops/approvals").json()
     assert [p["state"] for p in pending] == ["pending"]
 
 
-def test_refusals_are_counted(full_world: World) -> None:
-    with full_world.agent() as client:
+def test_refusals_are_counted(world: World) -> None:
+    with world.agent() as client:
         client.get("/v1/ops/approvals")
         metrics = client.get("/metrics").text
     assert 'clearance_http_refusals_total{reason="api-key-on-operator-route"} 1.0' in metrics

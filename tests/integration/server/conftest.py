@@ -135,8 +135,13 @@ def runtime(tmp_path: Path, clock: FixedClock, small_bundle: Bundle) -> Iterator
     rt.close()
 
 
-@pytest.fixture
-def full_world(runtime: Runtime, settings: ServerSettings) -> Iterator[World]:
+def compose_and_serve(runtime: Runtime, settings: ServerSettings) -> Iterator[World]:
     """The composed service (as `clearance serve` builds it) served."""
     services, _ = build_services(runtime)
     yield from serve_world(services, settings)
+
+
+@pytest.fixture
+def full_world(runtime: Runtime, settings: ServerSettings) -> Iterator[World]:
+    """The composed service: audit log, approvals, kill switch."""
+    yield from compose_and_serve(runtime, settings)
