@@ -46,7 +46,13 @@ from clearance.policy.document import (
     Scalar,
     Tool,
 )
-from clearance.policy.expressions import Condition, Needs, compile_condition, data_function_name
+from clearance.policy.expressions import (
+    REGEX_FUNCTION,
+    Condition,
+    Needs,
+    compile_condition,
+    data_function_name,
+)
 from clearance.policy.problems import Path, Problems, did_you_mean
 
 _OUTCOMES = {"permit": Outcome.PERMIT, "deny": Outcome.DENY, "approval": Outcome.APPROVAL}
@@ -80,6 +86,7 @@ class Plan:
 
     rules: tuple[CompiledRule, ...]
     needs: Needs
+    roots: frozenset[str]
     verdicts: Mapping[str, Verdict]
     default: Verdict
     deny: Verdict | None
@@ -146,7 +153,7 @@ class CompiledPolicy:
     credentials: Credentials
     document: Document
     locations: Mapping[str, str]
-    functions: Mapping[str, Callable[[Any], Any]] = field(repr=False)
+    functions: Mapping[str, Callable[..., Any]] = field(repr=False)
     in_policy_data: Callable[[object], bool] = field(repr=False)
 
 
@@ -212,6 +219,18 @@ def _membership(items: Iterable[object]) -> Callable[[object], bool]:
     return contains
 
 
+def _regex_search(patterns: Iterable[str]) -> Callable[[object, object], bool]:
+    """``re_search`` for one policy: every pattern it may see was compiled at load time."""
+    compiled = {p: re.compile(p) for p in patterns}
+
+    def re_search(text: object, pattern: object) -> bool:
+        if not isinstance(text, str) or not isinstance(pattern, str):
+            raise TypeError("re_search() takes text and a pattern")
+        return compiled[pattern].search(text) is not None
+
+    return re_search
+
+
 class _Compiler:
     """One compilation: the document, its problems, and the lookups built along the way."""
 
@@ -255,10 +274,13 @@ class _Compiler:
         self.check_sections()
         rules = self.compile_rules()
         data = {name: tuple(items) for name, items in doc.data.items()}
-        functions: dict[str, Callable[[Any], Any]] = {
+        functions: dict[str, Callable[..., Any]] = {
             data_function_name(name): _membership(items) for name, items in data.items()
         }
         in_policy_data = _membership(v for items in data.values() for v in items)
+        functions[REGEX_FUNCTION] = _regex_search(
+            p for rule, _ in rules if rule.condition for p in rule.condition.patterns
+        )
         tools = {name: self.compile_tool(name, spec, rules) for name, spec in doc.tools.items()}
         self.problems.raise_if_any()
         locations = {rule.id: rule.location for rule, _ in rules}
@@ -488,6 +510,7 @@ class _Compiler:
             plans[env] = Plan(
                 rules=candidates,
                 needs=needs,
+                roots=frozenset(needs.fields) | needs.whole,
                 verdicts=MappingProxyType(verdicts),
                 default=default,
                 deny=deny,

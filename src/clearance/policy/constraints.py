@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,48 +66,64 @@ def json_problem(value: object, depth: int = 0) -> str | None:
     return f"holds a {type(value).__name__}, which is not a JSON value"
 
 
-def _type_problem(type_: str, value: object) -> str | None:
-    """Why ``value`` is not of JSON type ``type_`` (or not plain JSON inside it), or None."""
-    checks: dict[str, tuple[bool, str]] = {
-        "string": (isinstance(value, str), "must be text"),
-        "boolean": (isinstance(value, bool), "must be true or false"),
-        "integer": (isinstance(value, int) and not isinstance(value, bool), "must be an integer"),
-        "number": (
-            isinstance(value, int | float) and not isinstance(value, bool),
-            "must be a number",
-        ),
-        "array": (isinstance(value, list), "must be a list"),
-        "object": (isinstance(value, dict), "must be an object"),
-    }
-    ok, wanted = checks[type_]
-    if not ok:
-        return f"{wanted} (got {type(value).__name__})"
-    return json_problem(value)
+def _is_integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+#: Per JSON type: the test a value must pass and what to say when it does not.
+_TYPES: dict[str, tuple[Callable[[object], bool], str]] = {
+    "string": (lambda v: isinstance(v, str), "must be text"),
+    "boolean": (lambda v: isinstance(v, bool), "must be true or false"),
+    "integer": (_is_integer, "must be an integer"),
+    "number": (_is_number, "must be a number"),
+    "array": (lambda v: isinstance(v, list), "must be a list"),
+    "object": (lambda v: isinstance(v, dict), "must be an object"),
+}
 
 
 class ParamCheck:
     """One parameter's schema, with its regular expression compiled once."""
 
-    __slots__ = ("_pattern", "name", "param")
+    __slots__ = ("_has_bounds", "_pattern", "_type_ok", "_type_wanted", "name", "param")
 
     def __init__(self, name: str, param: Param) -> None:
         self.name = name
         self.param = param
         self._pattern = re.compile(param.pattern) if param.pattern is not None else None
+        self._type_ok, self._type_wanted = _TYPES[param.type]
+        self._has_bounds = any(
+            getattr(param, key) is not None
+            for key in (
+                "min",
+                "max",
+                "min_length",
+                "max_length",
+                "max_items",
+                "max_bytes",
+                "pattern",
+            )
+        )
 
     def check(self, value: object) -> str | None:
         """The reason ``value`` breaks this schema, or None when it fits."""
         p = self.param
-        problem = _type_problem(p.type, value)
-        if problem is not None:
-            return problem
+        if not self._type_ok(value):
+            return f"{self._type_wanted} (got {type(value).__name__})"
+        if not isinstance(value, str | bool):
+            problem = json_problem(value)
+            if problem is not None:
+                return problem
         if p.enum is not None and not any(
             (value == allowed and type(value) is type(allowed)) or _same_number(value, allowed)
             for allowed in p.enum
         ):
             shown = ", ".join(f"`{a}`" for a in p.enum[:10])
             return f"must be one of {shown} (got `{_describe(value)}`)"
-        return self._bounds(value)
+        return self._bounds(value) if self._has_bounds else None
 
     def _bounds(self, value: Any) -> str | None:
         p = self.param

@@ -199,7 +199,7 @@ def _context(
 ) -> cel.Context:
     """The CEL inputs for this decision: only the roots and fields the candidate rules read."""
     needs = plan.needs
-    roots = set(needs.fields) | needs.whole
+    roots = plan.roots
     variables: dict[str, Any] = {}
     if "args" in roots:
         variables["args"] = _subset(request.args, "args", plan)
@@ -209,7 +209,7 @@ def _context(
         variables["session"] = _subset(facts.to_cel(), "session", plan)
     if "scan" in roots:
         variables["scan"] = _subset({**SCAN_DEFAULTS, **(scan or {})}, "scan", plan)
-    functions: dict[str, Callable[[Any], Any]] = {}
+    functions: dict[str, Callable[..., Any]] = {}
     hooks: dict[str, Callable[[Any], Any]] | None = None
     for name in needs.functions:
         found = compiled.functions.get(name) or PURE_FUNCTIONS.get(name)

@@ -50,7 +50,9 @@ _TYPE_NAMES = frozenset(
     {"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type"}
 )
 _MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
-_GLOBAL_FUNCTIONS = (
+#: ``re_search(text, "pattern")``: Python ``re`` search with a literal pattern compiled at load.
+REGEX_FUNCTION = "re_search"
+_GLOBAL_FUNCTIONS = frozenset({REGEX_FUNCTION}) | (
     frozenset(
         {
             "size",
@@ -160,6 +162,7 @@ class Condition:
     program: cel.Program
     needs: Needs
     args_fields: frozenset[str]
+    patterns: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -320,7 +323,9 @@ def compile_condition(
         raise ExpressionError(
             f"condition does not compile: {_syntax_detail(str(exc))}", hint=f"in `{source}`"
         ) from None
-    analysis = _analyse(_tokens(source))
+    tokens = _tokens(source)
+    analysis = _analyse(tokens)
+    patterns = _regex_patterns(tokens)
     if "data" in analysis.whole:
         raise ExpressionError(
             "refer to a data list as `data.<name>`",
@@ -334,7 +339,7 @@ def compile_condition(
         program = cel.compile(rewritten)
     except ValueError as exc:  # pragma: no cover - a rewrite of valid CEL stays valid CEL
         raise ExpressionError(f"condition cannot be prepared: {exc}") from None
-    custom = PROVENANCE_FUNCTIONS | frozenset(PURE_FUNCTIONS)
+    custom = PROVENANCE_FUNCTIONS | frozenset(PURE_FUNCTIONS) | {REGEX_FUNCTION}
     data_functions = {data_function_name(n) for n in analysis.fields.get("data", ())}
     needs = Needs(
         fields={r: frozenset(f) for r, f in analysis.fields.items() if r != "data"},
@@ -346,7 +351,38 @@ def compile_condition(
         program=program,
         needs=needs,
         args_fields=frozenset(analysis.fields.get("args", ())),
+        patterns=frozenset(patterns),
     )
+
+
+def _regex_patterns(tokens: Sequence[_Token]) -> list[str]:
+    """The literal patterns of every ``re_search(text, "pattern")``, each checked to compile.
+
+    The pattern must be a string literal so that it is compiled once, at load time, and a bad
+    pattern is a load error rather than a SILENCE on every matching request.
+    """
+    found = []
+    for i, tok in enumerate(tokens):
+        if tok.text != REGEX_FUNCTION or i + 1 >= len(tokens) or tokens[i + 1].text != "(":
+            continue
+        depth, j = 0, i + 1
+        while j < len(tokens):
+            depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(tokens[j].text, 0)
+            if depth == 0:
+                break
+            j += 1
+        if not (j >= 3 and tokens[j - 1].kind == "str" and tokens[j - 2].text == ","):
+            raise ExpressionError(
+                f"the pattern of `{REGEX_FUNCTION}` must be a string literal",
+                hint=f'write `{REGEX_FUNCTION}(args.x, "^[a-z]+$")`',
+            )
+        pattern = cel.compile(tokens[j - 1].text).execute()
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ExpressionError(f"`{pattern}` is not a valid regular expression: {exc}") from None
+        found.append(pattern)
+    return found
 
 
 _CEL_ERROR = re.compile(r"ERROR: <input>:(\d+):(\d+): (.*)")

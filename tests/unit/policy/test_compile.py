@@ -40,6 +40,16 @@ def _problems(policy_with: Callable[[str], Bundle], extra: str) -> list[str]:
         ("- {id: a, outcome: permit, when: 'lenght(args) > 0'}", "unknown function `lenght`"),
         ('- {id: a, outcome: permit, when: \'"a".lowerAscii() == "a"\'}', "not available"),
         ("- {id: a, outcome: permit, when: '[1].exists(args, true)'}", "comprehension"),
+        (
+            "- {id: a, tools: [transfer_funds], outcome: permit,"
+            " when: 're_search(args.to_account, args.to_account)'}",
+            "must be a string literal",
+        ),
+        (
+            "- {id: a, tools: [transfer_funds], outcome: permit,"
+            " when: 're_search(args.to_account, \"(\")'}",
+            "not a valid regular expression",
+        ),
         ("- {id: scope, outcome: permit}", "reserved"),
         ("- {id: a, outcome: deny, approvers: 2}", "`approvers` applies only"),
         ("- {id: a, outcome: deny, obligations: [{kind: log}]}", "cannot carry obligations"),
