@@ -36,6 +36,18 @@ class _Item:
         self.error: BaseException | None = None
 
 
+def _translated(exc: BaseException) -> BaseException:
+    """Driver errors become store errors here, as in ``SQLiteStore.transaction``."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        error: BaseException = ConflictError(f"write conflict: {exc}")
+    elif isinstance(exc, sqlite3.Error):
+        error = StoreUnavailableError(f"the SQLite store failed: {exc}")
+    else:
+        return exc
+    error.__cause__ = exc
+    return error
+
+
 class _GroupCommit:
     """Leader/follower group commit over one store (see the module docstring)."""
 
@@ -80,7 +92,7 @@ class _GroupCommit:
                     except (sqlite3.Error, ConflictError, StoreUnavailableError) as exc:
                         cur.execute("ROLLBACK TO record")
                         cur.execute("RELEASE record")
-                        item.error = exc
+                        item.error = _translated(exc)
         except BaseException as exc:  # noqa: BLE001 - the commit failed: nobody in the batch was stored
             for item in batch:
                 item.result = None
