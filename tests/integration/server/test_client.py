@@ -40,9 +40,11 @@ def test_async_client_decides(world: World) -> None:
 
 
 def test_refused_caller_raises_with_the_service_code(world: World) -> None:
-    with GateClient(world.base_url, api_key="clr_agent_" + "B" * 43) as gate:
-        with pytest.raises(GateClientError) as refused:
-            gate.decide("ses_x", "read_account", {})
+    with (
+        GateClient(world.base_url, api_key="clr_agent_" + "B" * 43) as gate,
+        pytest.raises(GateClientError) as refused,
+    ):
+        gate.decide("ses_x", "read_account", {})
     assert refused.value.code == "unauthenticated"
     assert refused.value.status == 401
 
@@ -51,6 +53,8 @@ def test_unreachable_gate_raises_never_permits() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with GateClient(f"http://127.0.0.1:{port}", api_key="clr_agent_x", timeout=2) as gate:
-        with pytest.raises(GateClientError):
-            gate.decide("ses_x", "read_account", {})
+    with (
+        GateClient(f"http://127.0.0.1:{port}", api_key="clr_agent_x", timeout=2) as gate,
+        pytest.raises(GateClientError),
+    ):
+        gate.decide("ses_x", "read_account", {})
