@@ -305,7 +305,8 @@ class AuditLog:
         return InclusionProof(index, tuple(path), cp.note, extra=entry.header).to_text()
 
     def consistency_proof(self, old_size: int) -> str:
-        """A consistency proof from ``old_size`` to the latest checkpoint (tlog-witness layout)."""
+        """A consistency proof from ``old_size`` to a fresh checkpoint (tlog-witness layout)."""
+        self.checkpoint_now()
         cp = self._covering_checkpoint(max(old_size, 1))
         hashes = self._storage.leaf_hashes(self.origin, 0, cp.size)
         path = consistency_path(old_size, hashes) if old_size else []

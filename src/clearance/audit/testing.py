@@ -55,10 +55,13 @@ class SampleStore:
         """The deployment vkey (the auditor's trust anchor)."""
         return self.key.vkey
 
-    def open_log(self, clock: StepClock | None = None, **kwargs: Any) -> AuditLog:
-        """Reopen the shard for appending (a new epoch)."""
+    def open_log(
+        self, clock: StepClock | None = None, **kwargs: Any
+    ) -> tuple[AuditLog, SQLiteAuditStorage]:
+        """Reopen the shard for appending (a new epoch); close both when done."""
         clock = clock or StepClock(datetime(2026, 6, 1, tzinfo=UTC))
-        return AuditLog(SQLiteAuditStorage(self.db), self.key, self.origin, clock, **kwargs)
+        storage = SQLiteAuditStorage(self.db)
+        return AuditLog(storage, self.key, self.origin, clock, **kwargs), storage
 
 
 def decision_fields(i: int) -> dict[str, Any]:

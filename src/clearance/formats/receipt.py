@@ -39,6 +39,11 @@ class ReceiptError(ValueError):
     """A receipt envelope or statement is malformed or its signature does not verify."""
 
 
+class ReceiptSignatureError(ReceiptError):
+    """The receipt is well-formed but no trusted signature covers it, or its signed bytes are not
+    the canonical statement: evidence of forgery or tampering rather than of bad input."""
+
+
 def build_statement(
     *,
     log: str,
@@ -186,7 +191,7 @@ def verify_receipt(data: bytes | Mapping[str, Any], keys: Iterable[VerifierKey])
     trusted = [k for k in keys if k.alg == ALG_ED25519]
     if not any(_verifies(k, message, sig) for k in trusted for _, sig in sigs):
         hints = ", ".join(kid for kid, _ in sigs) or "none"
-        raise ReceiptError(
+        raise ReceiptSignatureError(
             f"no receipt signature verifies with a trusted key (key id hints: {hints})"
         )
     try:
@@ -195,7 +200,7 @@ def verify_receipt(data: bytes | Mapping[str, Any], keys: Iterable[VerifierKey])
             raise ReceiptError("receipt statement is not a JSON object")
         check_canonical(statement, payload)
     except EntryError as exc:
-        raise ReceiptError(f"receipt statement: {exc}") from exc
+        raise ReceiptSignatureError(f"signed receipt statement: {exc}") from exc
     validate_statement(statement)
     return statement
 

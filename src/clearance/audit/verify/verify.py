@@ -32,7 +32,7 @@ from clearance.formats.entry import PAYLOAD_DOMAIN, EntryError, parse_header
 from clearance.formats.merkle import CompactRange, ProofError
 from clearance.formats.note import ALG_COSIGNATURE_V1, NoteError, VerifierKey
 from clearance.formats.proof import ProofFileError, verify_consistency_proof, verify_inclusion_proof
-from clearance.formats.receipt import ReceiptError, verify_receipt
+from clearance.formats.receipt import ReceiptError, ReceiptSignatureError, verify_receipt
 
 STATE_VERSION = 1
 _RECEIPT_BOUND_FIELDS = (
@@ -134,10 +134,7 @@ def verify_receipt_bundle(
 
 
 def _receipt_severity(exc: ReceiptError) -> Severity:
-    text = str(exc)
-    if "does not verify" in text or "canonical" in text:
-        return Severity.TAMPERED
-    return Severity.UNUSABLE
+    return Severity.TAMPERED if isinstance(exc, ReceiptSignatureError) else Severity.UNUSABLE
 
 
 def _bind_proof(
