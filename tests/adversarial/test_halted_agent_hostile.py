@@ -70,12 +70,6 @@ def test_hung_then_hostile_agent_stays_stopped(kit: Kit) -> None:
     assert kit.decide(kit.request(s, "read_account", account_id="acc-2")).rule == "kill-switch"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gate bug: Gate._commit answers a kill-switch DENY that reuses an idempotency key with "
-    "the key's stored PERMIT (the concurrent-retry path); pre-check denials must not be stored "
-    "under the key",
-)
 def test_halted_agent_cannot_replay_a_stored_permit(kit: Kit) -> None:
     plane = ControlPlane(kit.store, clock=kit.clock)
     kit.gate.pre_checks.insert(0, plane.killswitch)

@@ -267,7 +267,9 @@ class Gate:
         for pre in self.pre_checks:
             stopped = pre.check(request, state, now)
             if stopped is not None:
-                return self._finish(request, decision_id, stopped, state, policy, now, started)
+                return self._finish(
+                    request, decision_id, stopped, state, policy, now, started, remember=False
+                )
         if request.idempotency_key is not None:
             replayed = self._idempotent(request, now)
             if replayed is not None:
@@ -316,6 +318,8 @@ class Gate:
         policy: str,
         now: datetime,
         started: float,
+        *,
+        remember: bool = True,
     ) -> Decision:
         outcome = verdict.outcome
         shadow_outcome: Outcome | None = None
@@ -357,9 +361,14 @@ class Gate:
                 "deadline",
                 f"the decision took {elapsed_ms:.0f} ms, over the {self.config.deadline_ms:.0f} ms deadline",
             )
-        return self._commit(request, decision, state)
+        return self._commit(request, decision, state, remember=remember)
 
-    def _commit(self, request: Request, decision: Decision, state: SessionState) -> Decision:
+    def _commit(
+        self, request: Request, decision: Decision, state: SessionState, *, remember: bool
+    ) -> Decision:
+        """Audit, then record; ``remember`` is False for decisions made by gate state (kill
+        switch, breakers), which must never be stored under an idempotency key nor be answered
+        with a decision stored under one."""
         if self.audit is not None:
             try:
                 receipt = self.audit.record_decision(request, decision, state, {})
@@ -370,7 +379,7 @@ class Gate:
             decision = decision.model_copy(update={"receipt": receipt})
         stored = decision.model_dump(mode="json")
         idem = None
-        if request.idempotency_key is not None:
+        if remember and request.idempotency_key is not None:
             idem = IdempotencyRecord(
                 agent_id=request.agent_id,
                 key=request.idempotency_key,
