@@ -34,10 +34,21 @@ _SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
         "Run code in the sandbox; check this host's isolation.",
     ),
     ("scan", "clearance.cli.commands.scan", "Measure the content scanners on a labelled dataset."),
+    ("audit", "clearance.cli.commands.audit", "Verify, export, tail and prune the audit log."),
+    ("approvals", "clearance.cli.commands.approvals", "List, show, approve, deny or question approvals."),
+    ("breakglass", "clearance.cli.commands.breakglass", "Open, close and list break-glass overrides."),
+    ("users", "clearance.cli.commands.users", "Create operators and agent keys; revoke them."),
+    ("hook", "clearance.cli.commands.hook", "Gate coding agents (Claude Code, Codex, Gemini CLI)."),
+    ("mcp", "clearance.cli.commands.mcp", "Put the gate in front of MCP servers."),
 )
 
 # Modules whose ``register(app)`` adds top-level commands.
-_TOP_LEVEL: tuple[str, ...] = ("clearance.cli.commands.core", "clearance.cli.commands.demo")
+_TOP_LEVEL: tuple[str, ...] = (
+    "clearance.cli.commands.core",
+    "clearance.cli.commands.demo",
+    "clearance.cli.commands.control",
+    "clearance.cli.commands.serve",
+)
 
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 
