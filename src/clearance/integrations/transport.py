@@ -68,6 +68,17 @@ class InProcessTransport:
         """``Gate.report``."""
         self.gate.report(result, agent_id=agent_id)
 
+    def granted_tools(self, session_id: str) -> frozenset[str] | None:
+        """The tools the session's task grants under the active policy (None if unknown).
+
+        Adapters use it only to hide tools (an MCP ``tools/list``); every call is still decided.
+        """
+        state = self.gate.store.session_state(session_id)
+        bundle = self.gate.bundle
+        if state is None or bundle is None:
+            return frozenset()
+        return bundle.compiled.tasks.get(state.session.task, frozenset())
+
     def wait_for_approval(self, pending: PendingApproval, *, timeout_s: float) -> AgentStatus:
         """Poll the approval service (another process may approve through the shared store)."""
         if self.approvals is None:

@@ -1,0 +1,317 @@
+"""The MCP gateway against a real downstream MCP server over stdio and a real MCP client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import mcp.types as types
+import pytest
+from mcp import Client
+from tests.integration.integrations.kit import (
+    AGENT,
+    DeadSidecar,
+    approve,
+    claim_token,
+    decisions_in_log,
+    first_pending,
+    init_data_dir,
+    outcomes_for,
+)
+
+from clearance.cli.runtime import Runtime, open_runtime
+from clearance.gate.clock import SystemClock
+from clearance.integrations.mapping import SessionHandle, approval_link, build_request
+from clearance.integrations.mcp_gateway import TOKEN_META_KEY, Gateway, load_upstreams
+from clearance.integrations.transport import InProcessTransport
+
+MCP_POLICY = """\
+version: "1"
+name: mcp-test
+default: deny
+tools:
+  bank__read_account:
+    tier: read-only
+    params:
+      account_id: {type: string, required: true}
+  bank__transfer_funds:
+    tier: write-limited
+    params:
+      amount: {type: number, required: true, min: 0.01, max: 1000000}
+      to_account: {type: string, required: true}
+  bank__delete_records:
+    tier: destructive
+    params:
+      table: {type: string, required: true}
+  bank__audit_trail:
+    tier: read-only
+    params:
+      account_id: {type: string, required: true}
+tasks:
+  payments: {tools: [bank__read_account, bank__transfer_funds, bank__delete_records]}
+environments:
+  staging: {}
+  production: {}
+approvals:
+  timeout: 15m
+  groups:
+    finance: [op-alice]
+  default_group: finance
+rules:
+  - id: reads
+    tools: [bank__read_account, bank__audit_trail]
+    outcome: permit
+    reason: reads are harmless
+  - id: small-transfer
+    tools: [bank__transfer_funds]
+    when: args.amount <= 1000.0
+    outcome: permit
+    reason: small transfers
+  - id: large-transfer
+    tools: [bank__transfer_funds]
+    when: args.amount > 1000.0
+    outcome: approval
+    reason: transfers above 1000 need a human
+  - id: never-delete
+    tools: [bank__delete_records]
+    outcome: deny
+    reason: the agent never deletes records
+"""
+
+SERVER_SCRIPT = Path(__file__).with_name("mcp_bank_server.py")
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Path:
+    path = tmp_path / "ledger.jsonl"
+    path.touch()
+    return path
+
+
+@pytest.fixture
+def mcp_json(tmp_path: Path, ledger: Path) -> Path:
+    path = tmp_path / "mcp.json"
+    entry = {
+        "command": sys.executable,
+        "args": [str(SERVER_SCRIPT)],
+        "env": {"BANK_LEDGER": str(ledger)},
+    }
+    path.write_text(json.dumps({"mcpServers": {"bank": entry}}), "utf-8")
+    return path
+
+
+@pytest.fixture
+def mcp_runtime(tmp_path: Path) -> Iterator[Runtime]:
+    data = tmp_path / "mcpdata"
+    init_data_dir(data, MCP_POLICY)
+    rt = open_runtime(data, clock=SystemClock())
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def mcp_session(mcp_runtime: Runtime) -> SessionHandle:
+    s = mcp_runtime.gate.open_session(agent_id=AGENT, task="payments", environment="staging")
+    return SessionHandle(agent_id=s.agent_id, session_id=s.session_id)
+
+
+def gateway(runtime: Runtime, session: SessionHandle, mcp_json: Path) -> Gateway:
+    transport = InProcessTransport(runtime.gate, approvals=runtime.approvals)
+    return Gateway(
+        transport,
+        session,
+        load_upstreams(mcp_json),
+        grants=lambda: transport.granted_tools(session.session_id),
+        approval_url=approval_link("http://127.0.0.1:8787"),
+    )
+
+
+def ledger_lines(ledger: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in ledger.read_text("utf-8").splitlines()]
+
+
+def text(result: types.CallToolResult) -> str:
+    return "".join(c.text for c in result.content if isinstance(c, types.TextContent))
+
+
+def run(gw: Gateway, script: Any) -> Any:
+    async def main() -> Any:
+        async with Client(gw.server()) as client:
+            return await script(client)
+
+    return asyncio.run(main())
+
+
+def test_tools_are_namespaced_and_filtered_by_the_sessions_grants(
+    mcp_runtime: Runtime, mcp_session: SessionHandle, mcp_json: Path
+) -> None:
+    async def script(client: Client) -> list[str]:
+        return sorted(t.name for t in (await client.list_tools()).tools)
+
+    names = run(gateway(mcp_runtime, mcp_session, mcp_json), script)
+    assert names == ["bank__delete_records", "bank__read_account", "bank__transfer_funds"]
+
+
+def test_permit_reaches_downstream_and_the_outcome_is_audited(
+    mcp_runtime: Runtime, mcp_session: SessionHandle, mcp_json: Path, ledger: Path
+) -> None:
+    async def script(client: Client) -> types.CallToolResult:
+        return await client.call_tool(
+            "bank__transfer_funds", {"amount": 10.0, "to_account": "acc-1"}
+        )
+
+    result = run(gateway(mcp_runtime, mcp_session, mcp_json), script)
+    assert not result.is_error
+    assert text(result) == "sent 10.0 to acc-1"
+    assert ledger_lines(ledger) == [
+        {"tool": "transfer_funds", "amount": 10.0, "to_account": "acc-1"}
+    ]
+    rec = mcp_runtime.store.session_state(mcp_session.session_id)
+    assert rec is not None
+    assert rec.calls == {"bank__transfer_funds": 1}
+    decision_id = decisions_in_log(mcp_runtime)[-1]["decision_id"]
+    assert outcomes_for(mcp_runtime, decision_id)[0]["success"] is True
+
+
+def test_deny_is_a_tool_error_naming_rule_and_reason_and_never_reaches_downstream(
+    mcp_runtime: Runtime, mcp_session: SessionHandle, mcp_json: Path, ledger: Path
+) -> None:
+    async def script(client: Client) -> list[types.CallToolResult]:
+        return [
+            await client.call_tool("bank__delete_records", {"table": "payees"}),
+            await client.call_tool("bank__audit_trail", {"account_id": "acc-1"}),
+            await client.call_tool("bank__launch", {}),
+        ]
+
+    deleted, ungranted, unknown = run(gateway(mcp_runtime, mcp_session, mcp_json), script)
+    assert deleted.is_error
+    assert text(deleted) == "denied by rule `never-delete`: the agent never deletes records"
+    assert ungranted.is_error
+    assert "scope" in text(ungranted)
+    assert unknown.is_error
+    assert ledger_lines(ledger) == []
+
+
+def test_approval_round_trip_by_retrying_the_identical_call(
+    mcp_runtime: Runtime, mcp_session: SessionHandle, mcp_json: Path, ledger: Path
+) -> None:
+    args = {"amount": 5000.0, "to_account": "acc-2"}
+
+    async def script(client: Client) -> list[types.CallToolResult]:
+        first = await client.call_tool("bank__transfer_funds", args)
+        again = await client.call_tool("bank__transfer_funds", args)
+        approval_id = first_pending(mcp_runtime)
+        assert approval_id is not None
+        approve(mcp_runtime, approval_id)
+        swapped = await client.call_tool(
+            "bank__transfer_funds", {"amount": 9000.0, "to_account": "acc-6"}
+        )
+        approved = await client.call_tool("bank__transfer_funds", args)
+        replayed = await client.call_tool("bank__transfer_funds", args)
+        return [first, again, swapped, approved, replayed]
+
+    first, again, swapped, approved, replayed = run(
+        gateway(mcp_runtime, mcp_session, mcp_json), script
+    )
+    assert first.is_error
+    assert "approval `apr_" in text(first)
+    assert "http://127.0.0.1:8787/approvals/apr_" in text(first)
+    assert text(again) == text(first)
+    assert swapped.is_error
+    assert "approval `apr_" in text(swapped)
+    assert not approved.is_error
+    assert text(approved) == "sent 5000.0 to acc-2"
+    assert replayed.is_error
+    assert ledger_lines(ledger) == [
+        {"tool": "transfer_funds", "amount": 5000.0, "to_account": "acc-2"}
+    ]
+
+
+def test_a_token_in_meta_is_bound_to_the_approved_arguments(
+    mcp_runtime: Runtime, mcp_session: SessionHandle, mcp_json: Path, ledger: Path
+) -> None:
+    args = {"amount": 5000.0, "to_account": "acc-2"}
+    transport = InProcessTransport(mcp_runtime.gate, approvals=mcp_runtime.approvals)
+    pending = mcp_runtime.gate.decide(build_request(mcp_session, "bank__transfer_funds", args))
+    assert pending.approval_id is not None
+    approve(mcp_runtime, pending.approval_id)
+    token = claim_token(mcp_runtime, pending, mcp_session)
+    gw = Gateway(transport, mcp_session, load_upstreams(mcp_json))
+    token_meta = cast(types.RequestParamsMeta, {TOKEN_META_KEY: token})
+
+    async def script(client: Client) -> list[types.CallToolResult]:
+        swapped = await client.call_tool(
+            "bank__transfer_funds",
+            {"amount": 9000.0, "to_account": "acc-6"},
+            meta=token_meta,
+        )
+        good = await client.call_tool("bank__transfer_funds", args, meta=token_meta)
+        return [swapped, good]
+
+    swapped, good = run(gw, script)
+    assert swapped.is_error
+    assert "invalid-token" in text(swapped)
+    assert not good.is_error
+    assert ledger_lines(ledger) == [
+        {"tool": "transfer_funds", "amount": 5000.0, "to_account": "acc-2"}
+    ]
+
+
+def test_gate_unreachable_means_nothing_reaches_downstream(
+    mcp_session: SessionHandle, mcp_json: Path, ledger: Path
+) -> None:
+    dead = DeadSidecar()
+    gw = Gateway(dead, mcp_session, load_upstreams(mcp_json))
+
+    async def script(client: Client) -> types.CallToolResult:
+        return await client.call_tool("bank__read_account", {"account_id": "acc-1"})
+
+    result = run(gw, script)
+    assert result.is_error
+    assert "connection refused" in text(result)
+    assert dead.calls == 1
+    assert ledger_lines(ledger) == []
+
+
+def test_clearance_mcp_proxy_over_stdio(
+    mcp_runtime: Runtime, mcp_session: SessionHandle, mcp_json: Path, ledger: Path
+) -> None:
+    from mcp import StdioServerParameters
+
+    mcp_runtime.close()
+    code = "from clearance.cli.commands.mcp import app; app(prog_name='clearance mcp')"
+    front = StdioServerParameters(
+        command=sys.executable,
+        args=[
+            "-c",
+            code,
+            "proxy",
+            "--upstreams",
+            str(mcp_json),
+            "--data-dir",
+            str(mcp_runtime.data_dir),
+        ],
+        env={
+            "CLEARANCE_AGENT_ID": mcp_session.agent_id,
+            "CLEARANCE_SESSION_ID": mcp_session.session_id,
+            "PATH": "/usr/bin:/bin",
+        },
+    )
+
+    async def main() -> tuple[list[str], types.CallToolResult, types.CallToolResult]:
+        async with Client(front) as client:
+            names = sorted(t.name for t in (await client.list_tools()).tools)
+            ok = await client.call_tool("bank__read_account", {"account_id": "acc-1"})
+            no = await client.call_tool("bank__delete_records", {"table": "payees"})
+            return names, ok, no
+
+    names, ok, no = asyncio.run(main())
+    assert "bank__audit_trail" not in names
+    assert text(ok) == "acc-1: 120.00"
+    assert no.is_error
+    assert "never-delete" in text(no)
+    assert [e["tool"] for e in ledger_lines(ledger)] == ["read_account"]
