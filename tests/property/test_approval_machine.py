@@ -59,15 +59,15 @@ class ApprovalMachine(RuleBasedStateMachine):
 
     @rule(
         target=requests,
-        tool=st.sampled_from(["pay_vendor", "drop_table"]),
+        tool=st.sampled_from(["transfer_funds", "drop_table"]),
         amount=st.integers(1, 99),
     )
     def create(self, tool: str, amount: int) -> Tracked:
-        task = "payments" if tool == "pay_vendor" else "maintenance"
+        task = "payments" if tool == "transfer_funds" else "maintenance"
         s = self.kit.session(task=task)
         args = (
-            {"amount": amount, "from_account": "x", "vendor": "v"}
-            if tool == "pay_vendor"
+            {"amount": amount, "to_account": "acc-1"}
+            if tool == "transfer_funds"
             else {"table": f"t{amount}"}
         )
         req = self.kit.request(s, tool, **args)
