@@ -40,11 +40,17 @@ import binascii
 import codecs
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from clearance.scan._match import Rule, lowercase, run, words_of
 from clearance.scan.finding import Finding, make_finding
-from clearance.scan.normalize import INVISIBLE, OffsetMap, normalize
+from clearance.scan.normalize import (
+    INVISIBLE,
+    INVISIBLE_RE,
+    OffsetMap,
+    has_invisible,
+    normalize,
+)
 
 NAME = "injection"
 THRESHOLD = 0.55
@@ -62,15 +68,18 @@ _RescanFn = Callable[[str, int], "list[Finding]"]
 _OBFUSCATED_SCORE = 0.95
 
 
-@dataclass(frozen=True, slots=True)
-class _Rule:
-    kind: str
-    score: float
-    pattern: re.Pattern[str]
-
-
-def _rule(kind: str, score: float, pattern: str, flags: int = re.IGNORECASE) -> _Rule:
-    return _Rule(kind, score, re.compile(pattern, flags))
+def _rule(
+    kind: str,
+    score: float,
+    pattern: str,
+    *,
+    words: tuple[str, ...] = (),
+    literals: tuple[str, ...] = (),
+    back: int = 0,
+    window: int = 200,
+) -> Rule:
+    """A rule over lowercased text: ``pattern`` is written in lowercase."""
+    return Rule(kind, score, re.compile(pattern), words, literals, back, window)
 
 
 _TARGETS = (
@@ -79,20 +88,60 @@ _TARGETS = (
 )
 _EARLIER = r"(?:previous|prior|above|earlier|preceding|foregoing|former|original|initial|system|old|existing)"
 _NOT_NEGATED = r"(?<!n't )(?<!not )(?<!never )"
+_OVERRIDE_VERBS = (
+    "ignore",
+    "disregard",
+    "forget",
+    "skip",
+    "override",
+    "bypass",
+    "drop",
+    "abandon",
+    "neglect",
+)
+_AGENT_NOUNS = (
+    "ai",
+    "llm",
+    "language",
+    "assistant",
+    "agent",
+    "chatbot",
+    "bot",
+    "automated",
+    "gpt",
+    "claude",
+    "copilot",
+    "agents",
+    "assistants",
+    "llms",
+    "chatbots",
+)
+_ROLE_NAMES = (
+    "system",
+    "sys",
+    "assistant",
+    "admin",
+    "administrator",
+    "developer",
+    "root",
+    "operator",
+)
 
 # Rules over the normalised text. Order does not matter; overlapping findings are all reported.
-_PHRASE_RULES: tuple[_Rule, ...] = (
+_PHRASE_RULES: tuple[Rule, ...] = (
     _rule(
         "override-phrase",
         0.9,
         rf"{_NOT_NEGATED}\b(?:ignore|disregard|forget|skip|override|bypass|drop|abandon|neglect)\b"
         rf"[^.\n]{{0,30}}?\b{_EARLIER}\b[^.\n]{{0,25}}?\b{_TARGETS}\b",
+        words=_OVERRIDE_VERBS,
     ),
     _rule(
         "override-phrase",
         0.8,
         rf"{_NOT_NEGATED}\b(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+(?:of\s+)?"
         rf"(?:the\s+|your\s+)?|your\s+|any\s+(?:and\s+all\s+)?)(?:\w+\s+)?{_TARGETS}\b",
+        words=_OVERRIDE_VERBS,
     ),
     _rule(
         "override-phrase",
@@ -100,6 +149,7 @@ _PHRASE_RULES: tuple[_Rule, ...] = (
         r"\b(?:disregard|ignore|forget)\s+(?:all\s+of\s+|everything\s+)?(?:the\s+|what\s+is\s+)?"
         r"(?:above|foregoing|preceding|written\s+above|said\s+(?:above|before))(?:\s*[.,;:!]|\s+and\b|\s*$)"
         r"|\bforget\s+(?:all\s+|everything\s+)(?:you\s+(?:were|have\s+been)\s+told|you\s+know|above|before)",
+        words=("disregard", "ignore", "forget"),
     ),
     _rule(
         "override-phrase",
@@ -107,6 +157,7 @@ _PHRASE_RULES: tuple[_Rule, ...] = (
         r"\b(?:do\s+not|don't|never|stop)\s+(?:follow(?:ing)?|obey(?:ing)?|listen(?:ing)?\s+to)\s+"
         r"(?:the\s+|your\s+|any\s+)?(?:previous|prior|original|system|earlier|initial|above)\s+"
         rf"{_TARGETS}",
+        words=("do", "don", "never", "stop"),
     ),
     _rule(
         "new-instructions",
@@ -114,12 +165,25 @@ _PHRASE_RULES: tuple[_Rule, ...] = (
         r"\b(?:new|updated|revised|real|actual|true|additional|important|urgent|hidden|secret)\s+"
         r"(?:system\s+)?(?:instructions?|directives?|orders|task|objective)\s*(?:for\s+(?:the\s+)?"
         r"(?:ai|assistant|agent|model|llm)\s*)?[:\-]",
+        words=(
+            "instruction",
+            "instructions",
+            "directive",
+            "directives",
+            "orders",
+            "task",
+            "objective",
+        ),
+        back=40,
+        window=45,
     ),
     _rule(
         "new-instructions",
         0.7,
         r"\bfrom\s+now\s+on,?\s+(?:you|your|the\s+assistant|the\s+ai)\b"
         r"|\byour\s+(?:new|real|actual|only)\s+(?:task|goal|objective|purpose|instructions?)\s+(?:is|are)\b",
+        words=("now", "task", "goal", "objective", "purpose", "instruction", "instructions"),
+        back=30,
     ),
     _rule(
         "addressed-to-agent",
@@ -129,6 +193,8 @@ _PHRASE_RULES: tuple[_Rule, ...] = (
         r"|\b(?:attention|note|message|instructions?|important)\s*(?:to|for)\s+(?:any\s+|all\s+|the\s+)?"
         r"(?:ai|llm|language\s+model|assistant|agent|chatbot|gpt|claude|copilot)s?\b"
         r"|\b(?:dear|hey|hello)\s+(?:ai|llm|assistant|agent|chatbot|gpt|claude|copilot)\b",
+        words=_AGENT_NOUNS,
+        back=40,
     ),
     _rule(
         "conceal-from-user",
@@ -136,6 +202,8 @@ _PHRASE_RULES: tuple[_Rule, ...] = (
         r"\b(?:do\s+not|don't|never|without)\s+(?:tell(?:ing)?|inform(?:ing)?|mention(?:ing)?|"
         r"alert(?:ing)?|notify(?:ing)?|reveal(?:ing)?\s+(?:this\s+)?to)\s+(?:the\s+)?(?:user|human|operator|"
         r"principal|owner)\b",
+        words=("user", "human", "operator", "principal", "owner"),
+        back=50,
     ),
     _rule(
         "prompt-extraction",
@@ -143,6 +211,8 @@ _PHRASE_RULES: tuple[_Rule, ...] = (
         r"\b(?:reveal|print|output|repeat|show|display|leak|dump|disclose)\s+(?:me\s+)?(?:your|the)\s+"
         r"(?:full\s+|entire\s+|complete\s+|hidden\s+|original\s+)?(?:system\s+prompt|initial\s+"
         r"instructions|hidden\s+instructions|instructions\s+above|pre-?prompt)",
+        words=("prompt", "instructions", "preprompt"),
+        back=60,
     ),
     _rule(
         "role-play",
@@ -150,6 +220,8 @@ _PHRASE_RULES: tuple[_Rule, ...] = (
         r"\byou\s+are\s+now\s+(?:in\s+)?(?:an?\s+|the\s+|my\s+)?(?:dan\b|unrestricted|unfiltered|"
         r"jailbroken|evil|free\b|no\s+longer|developer\s+mode|god\s+mode|root|admin\s+mode|"
         r"different|new\s+(?:ai|assistant|agent|persona))",
+        words=("now",),
+        back=12,
     ),
     _rule(
         "role-play",
@@ -159,12 +231,15 @@ _PHRASE_RULES: tuple[_Rule, ...] = (
         r"unfiltered|jailbroken|evil|dan\b)"
         r"|\bpretend\s+(?:to\s+be|you\s+are)\s+(?:an?\s+)?(?:ai|assistant|system|admin|developer|"
         r"unrestricted)",
+        words=("now", "act", "behave", "respond", "pretend"),
+        back=12,
     ),
     _rule(
         "jailbreak-persona",
         0.7,
         r"\b(?:developer\s+mode\s+(?:enabled|activated|on)|dan\s+mode|do\s+anything\s+now|"
         r"jailbreak(?:ed)?\s+mode|sudo\s+mode\s+(?:enabled|on))\b",
+        words=("developer", "dan", "do", "jailbreak", "jailbroken", "sudo"),
     ),
     _rule(
         "system-impersonation",
@@ -173,12 +248,16 @@ _PHRASE_RULES: tuple[_Rule, ...] = (
         r"(?:\s+(?:message|prompt|override|note|instruction|notice|update))?[\])]*\s*:[^\n]{0,80}?"
         r"\b(?:you|your|assistant|ai|model|agent|instructions?|rules|must|override|ignore|"
         r"disregard|authori[sz]ed|grant|approve|pre-?approved|suspended|comply|obey)\b",
+        words=_ROLE_NAMES,
+        back=12,
     ),
     _rule(
         "system-impersonation",
         0.4,
         r"(?im)^[ \t>*#\[(]*(?:system|sys|assistant|admin|administrator|developer|root|operator)"
         r"(?:\s+(?:message|prompt|override|note|instruction|notice|update))?[\])]*\s*:\s*\S",
+        words=_ROLE_NAMES,
+        back=12,
     ),
     _rule(
         "system-impersonation",
@@ -186,13 +265,19 @@ _PHRASE_RULES: tuple[_Rule, ...] = (
         r"\[\s*(?:system|admin)\s*(?:message|prompt|override|instruction)?\s*\]"
         r"|\(\s*(?:system|admin)\s+(?:message|prompt|override|instruction)\s*\)"
         r"|\bsystem\s+(?:override|prompt\s+update|instruction\s+update)\b",
+        words=("system", "admin"),
+        back=4,
     ),
     _rule(
         "chat-template-token",
         0.95,
         r"<\|(?:im_start|im_end|im_sep|system|user|assistant|endoftext|begin_of_text|"
-        r"start_header_id|end_header_id|eot_id)\|>|\[/?INST\]|<</?SYS>>|<start_of_turn>|"
-        r"<end_of_turn>|\n\n(?:Human|Assistant):",
+        r"start_header_id|end_header_id|eot_id)\|>|\[/?inst\]|<</?sys>>|<start_of_turn>|"
+        r"<end_of_turn>|\n\n(?:human|assistant):",
+        literals=(
+            *("<|", "[inst]", "[/inst]", "<<sys>>", "<</sys>>", "<start_of_turn>", "<end_of_turn>"),
+            *("\n\nhuman:", "\n\nassistant:"),
+        ),
     ),
     _rule(
         "exfiltration-request",
@@ -202,48 +287,83 @@ _PHRASE_RULES: tuple[_Rule, ...] = (
         r"(?:conversation|chat\s+history|history|credentials|passwords?|api\s+keys?|secrets?|"
         r"tokens?|private\s+keys?|session\s+cookies?|contacts|files|inbox|emails)\b[^.\n]{0,40}?"
         r"\b(?:to|at)\s+\S*(?:@|https?://|\.(?:com|net|org|io|ru|xyz)\b)",
+        words=(
+            "send",
+            "forward",
+            "email",
+            "post",
+            "upload",
+            "transfer",
+            "exfiltrate",
+            "leak",
+            "copy",
+        ),
+        window=240,
     ),
     _rule(
         "encoded-instruction",
         0.65,
         r"\b(?:decode|base64-?decode|rot13|deobfuscate)\b[^.\n]{0,40}?\b(?:and|then)\s+"
         r"(?:follow|execute|run|obey|do|perform)\b",
+        words=("decode", "base64", "rot13", "deobfuscate"),
     ),
     _rule(
         "override-phrase",
         0.9,
         r"\b(?:ignora|ignore[sz]?|ignoriere|ignorieren\s+sie|ignorer|olvida|vergiss|oublie[sz]?|"
-        r"dimentica|esqueça)\b[^.\n]{0,25}?\b(?:las|les|die|le|as|alle|todas|toutes|tutte|todas\s+as)?"
-        r"\s*(?:instrucciones|instructions|anweisungen|istruzioni|instrucoes|instruções|consignes|"
-        r"indicaciones|befehle|regeln)\b[^.\n]{0,20}?\b(?:anteriores|precedentes|précédentes|vorherigen|"
+        r"dimentica|esqueca)\b[^.\n]{0,25}?\b(?:las|les|die|le|as|alle|todas|toutes|tutte|todas\s+as)?"
+        r"\s*(?:instrucciones|instructions|anweisungen|istruzioni|instrucoes|consignes|"
+        r"indicaciones|befehle|regeln)\b[^.\n]{0,20}?\b(?:anteriores|precedentes|vorherigen|"
         r"bisherigen|obigen|precedenti|anteriori|previas)\b"
         r"|\b(?:ignoriere|ignorieren\s+sie|vergiss|vergessen\s+sie)\s+(?:alle\s+)?(?:die\s+)?"
         r"(?:vorherigen|bisherigen|obigen|fruheren|urspr\w+)\s+(?:anweisungen|befehle|regeln|instruktionen)"
         r"|\b(?:ignora|ignoriere|ignorez|ignore)\s+(?:todas\s+|alle\s+|toutes\s+|tutte\s+)?"
         r"(?:las\s+|les\s+|die\s+|le\s+|as\s+)?(?:instrucciones|anweisungen|consignes|istruzioni|"
-        r"instruções)\s+(?:anteriores|vorherigen|précédentes|precedenti)",
+        r"instrucoes)\s+(?:anteriores|vorherigen|precedentes|precedenti)",
+        words=(
+            "ignora",
+            "ignore",
+            "ignores",
+            "ignorez",
+            "ignoriere",
+            "ignorieren",
+            "ignorer",
+            "olvida",
+            "vergiss",
+            "vergessen",
+            "oublie",
+            "oubliez",
+            "dimentica",
+            "esqueca",
+        ),
     ),
     _rule(
         "tool-call-json",
         0.6,
         r"\{\s*\"(?:tool|tool_name|function|function_call|name|action|recipient_name)\"\s*:\s*"
         r"(?:\"[^\"]{1,80}\"|\{)[^{}]{0,300}?\"(?:arguments|args|parameters|params|input|action_input)\"\s*:",
+        literals=('"tool', '"function', '"name"', '"action"', '"recipient_name"'),
+        back=12,
+        window=420,
     ),
     _rule(
         "tool-call-xml",
         0.75,
         r"<\s*(?:function_calls?|tool_calls?|tool_use|invoke\s+name|antml:invoke|"
         r"function\s+name)\b|<parameter\s+name\s*=",
+        words=("function", "tool", "invoke", "antml", "parameter"),
+        back=8,
     ),
 )
 
 # Rules over the original text, for scripts that normalisation would fold away.
-_NATIVE_RULES: tuple[_Rule, ...] = (
+_NATIVE_RULES: tuple[Rule, ...] = (
     _rule(
         "override-phrase",
         0.9,
         r"(?:игнорируй|игнорировать|забудь|проигнорируй)\w*\s+(?:все\s+)?(?:предыдущие|прежние|"
         r"вышеуказанные|предшествующие|системные)\s+(?:инструкции|указания|команды)",
+        literals=("игнорир", "забудь", "проигнорир"),
     ),
     _rule(
         "override-phrase",
@@ -251,6 +371,8 @@ _NATIVE_RULES: tuple[_Rule, ...] = (
         r"(?:忽略|无视|忽视|不要理会|忘记)(?:掉)?(?:你)?(?:之前|以上|上面|先前|前面|所有|全部)"
         r"(?:的)?(?:所有|全部)?(?:的)?(?:指令|指示|说明|命令|提示|规则)"
         r"|(?:以前|前|上記|これまで)の(?:すべての)?(?:指示|命令|プロンプト)を(?:すべて)?無視",
+        literals=("忽略", "无视", "忽视", "不要理会", "忘记", "無視"),
+        back=30,
     ),
 )
 
@@ -261,17 +383,19 @@ _MENTION_CONTEXT = re.compile(
     re.IGNORECASE,
 )
 
-_INVISIBLE_RUN = re.compile(f"[{INVISIBLE}]+")
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
 _TAG_RUN = re.compile("[\U000e0020-\U000e007e]{4,}")
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 _IN_WORD_INVISIBLE = re.compile(f"\\w[{INVISIBLE}]+\\w")
 _HTML_COMMENT = re.compile(r"<!--(.*?)-->", re.DOTALL)
-_HIDDEN_CSS = re.compile(
+_HIDDEN_CSS = _rule(
+    "hidden-css",
+    0.2,
     r"(?:display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?:px|pt|em)?\s*[;\"']|"
     r"opacity\s*:\s*0(?:\.0+)?\s*[;\"']|color\s*:\s*(?:#fff(?:fff)?|white|transparent)\b[^>]{0,80}"
     r"background(?:-color)?\s*:\s*(?:#fff(?:fff)?|white)\b|(?:height|width)\s*:\s*0(?:px)?\s*;[^>]{0,40}"
     r"overflow\s*:\s*hidden|(?:left|top)\s*:\s*-\d{4,}px)",
-    re.IGNORECASE,
+    words=("display", "visibility", "font", "opacity", "color", "height", "width", "left", "top"),
 )
 _HIDDEN_ELEMENT = re.compile(
     r"<(\w+)[^>]*style\s*=\s*[\"'][^\"']*(?:display\s*:\s*none|visibility\s*:\s*hidden|"
@@ -286,7 +410,6 @@ _EXFIL_QUERY = re.compile(
     re.IGNORECASE,
 )
 _BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/]{24,}={0,2}(?![A-Za-z0-9+/=_-])")
-_ROT13_HINT = re.compile(r"\b(?:rot-?13|ebg-?13|ebg13)\b", re.IGNORECASE)
 
 
 @runtime_checkable
@@ -372,16 +495,20 @@ class InjectionScanner:
         return findings
 
     def _scan(self, text: str, depth: int) -> list[Finding]:
-        findings = _phrase_findings(text)
+        normalised = normalize(text)
+        low = lowercase(normalised)
+        words = words_of(low)
+        findings = _phrase_findings(text, normalised, low, words)
         if not text.isascii():
-            findings.extend(_hidden_char_findings(text, depth, self._scan))
+            if has_invisible(text):
+                findings.extend(_hidden_char_findings(text, depth, self._scan))
             findings.extend(_native_findings(text))
         if "<" in text:
-            findings.extend(_html_findings(text, depth, self._scan))
+            findings.extend(_html_findings(text, low, words, depth, self._scan))
         if "![" in text:
             findings.extend(_markdown_image_findings(text))
         if depth < MAX_DEPTH:
-            findings.extend(_encoded_findings(text, depth, self._scan))
+            findings.extend(_encoded_findings(text, low, words, depth, self._scan))
         return findings
 
 
@@ -414,19 +541,21 @@ def _mention_factor(text: str, start: int, end: int) -> float:
     return _DISCUSSED_FACTOR if discussed else 1.0
 
 
-def _phrase_findings(text: str) -> list[Finding]:
-    normalised = normalize(text)
-    offsets = None if normalised is text else OffsetMap(text)
+def _phrase_findings(text: str, normalised: str, low: str, words: frozenset[str]) -> list[Finding]:
+    offsets: OffsetMap | None = None
+    original_low = ""
     findings: list[Finding] = []
     for rule in _PHRASE_RULES:
-        for match in rule.pattern.finditer(normalised):
+        for match in run(rule, normalised, low, words):
             n_start, n_end = match.span()
-            score = rule.score * _mention_factor(normalised, n_start, n_end)
+            score = rule.score * _mention_factor(low, n_start, n_end)
             kind = rule.kind
             start, end = n_start, n_end
-            if offsets is not None:
+            if normalised is not text:
+                if offsets is None:  # built on the first finding only: most texts have none
+                    offsets, original_low = OffsetMap(text), lowercase(text)
                 start, end = offsets.to_original(n_start), offsets.to_original(n_end)
-                if rule.pattern.search(text, start, end) is None:
+                if rule.pattern.search(original_low, start, end) is None:
                     # Only the normalised form matches: someone obfuscated the phrase on purpose.
                     kind, score = f"{rule.kind}:obfuscated", max(score, _OBFUSCATED_SCORE)
             findings.append(make_finding(NAME, kind, score, text, start, end))
@@ -434,10 +563,11 @@ def _phrase_findings(text: str) -> list[Finding]:
 
 
 def _native_findings(text: str) -> list[Finding]:
+    low = lowercase(text)
     return [
         make_finding(NAME, rule.kind, rule.score, text, *match.span())
         for rule in _NATIVE_RULES
-        for match in rule.pattern.finditer(text)
+        for match in run(rule, text, low, frozenset())
     ]
 
 
@@ -458,37 +588,57 @@ def _rescanned(
 
 
 def _hidden_char_findings(text: str, depth: int, rescan: _RescanFn) -> list[Finding]:
+    """Tag characters, invisible characters inside words, bidi controls.
+
+    All of them are non-ASCII, so only the non-ASCII runs (plus one neighbour on each side, for
+    the in-word test) are examined.
+    """
     findings: list[Finding] = []
-    for match in _TAG_RUN.finditer(text):
-        decoded = "".join(chr(ord(c) - 0xE0000) for c in match.group())
-        findings.append(make_finding(NAME, "tag-characters", 0.9, text, *match.span()))
-        findings.extend(_rescanned("tag-characters", decoded, match.span(), text, depth, rescan))
-    in_word = _IN_WORD_INVISIBLE.findall(text)
+    in_word: list[tuple[int, int]] = []
+    bidi: tuple[int, int] | None = None
+    for run_match in _NON_ASCII_RUN.finditer(text):
+        start = max(0, run_match.start() - 1)
+        segment = text[start : run_match.end() + 1]
+        if not INVISIBLE_RE.search(segment):
+            continue
+        for match in _TAG_RUN.finditer(segment):
+            span = (start + match.start(), start + match.end())
+            decoded = "".join(chr(ord(c) - 0xE0000) for c in match.group())
+            findings.append(make_finding(NAME, "tag-characters", 0.9, text, *span))
+            findings.extend(_rescanned("tag-characters", decoded, span, text, depth, rescan))
+        in_word += [
+            (start + m.start(), start + m.end()) for m in _IN_WORD_INVISIBLE.finditer(segment)
+        ]
+        found = _BIDI.search(segment)
+        if bidi is None and found is not None:
+            bidi = (start + found.start(), start + found.end())
     if in_word:
-        first = _IN_WORD_INVISIBLE.search(text)
-        assert first is not None  # INVARIANT: findall returned a match
         score = 0.55 if len(in_word) >= 3 else 0.3
-        findings.append(make_finding(NAME, "zero-width-in-word", score, text, *first.span()))
-    bidi = _BIDI.search(text)
+        findings.append(make_finding(NAME, "zero-width-in-word", score, text, *in_word[0]))
     if bidi is not None:
         score = 0.6 if "\u202e" in text or "\u202d" in text else 0.3
-        findings.append(make_finding(NAME, "bidi-control", score, text, *bidi.span()))
+        findings.append(make_finding(NAME, "bidi-control", score, text, *bidi))
     return findings
 
 
-def _html_findings(text: str, depth: int, rescan: _RescanFn) -> list[Finding]:
+def _html_findings(
+    text: str, low: str, words: frozenset[str], depth: int, rescan: _RescanFn
+) -> list[Finding]:
     findings: list[Finding] = []
-    for match in _HTML_COMMENT.finditer(text):
-        findings.extend(
-            _rescanned("html-comment", match.group(1), match.span(), text, depth, rescan)
-        )
+    if "<!--" in text:
+        for match in _HTML_COMMENT.finditer(text):
+            findings.extend(
+                _rescanned("html-comment", match.group(1), match.span(), text, depth, rescan)
+            )
+    if "style" not in words:
+        return findings
     for match in _HIDDEN_ELEMENT.finditer(text):
         findings.append(make_finding(NAME, "hidden-css", 0.3, text, *match.span()))
         findings.extend(_rescanned("hidden-css", match.group(2), match.span(), text, depth, rescan))
     if not findings:
-        css = _HIDDEN_CSS.search(text)
-        if css is not None:
-            findings.append(make_finding(NAME, "hidden-css", 0.2, text, *css.span()))
+        css = run(_HIDDEN_CSS, text, low, words)
+        if css:
+            findings.append(make_finding(NAME, "hidden-css", 0.2, text, *css[0].span()))
     return findings
 
 
@@ -516,21 +666,24 @@ def _decode_base64(candidate: str) -> str | None:
     return decoded
 
 
-def _encoded_findings(text: str, depth: int, rescan: _RescanFn) -> list[Finding]:
+def _encoded_findings(
+    text: str, low: str, words: frozenset[str], depth: int, rescan: _RescanFn
+) -> list[Finding]:
     findings: list[Finding] = []
-    for match in _BASE64_RUN.finditer(text):
+    # A base64 run of 24+ characters leaves a long alphanumeric word behind when punctuation
+    # (including "+" and "/") splits the text into words; without one there is nothing to decode.
+    long_word = any(len(word) >= _BASE64_WORD for word in words)
+    for match in _BASE64_RUN.finditer(text) if long_word else ():
         decoded = _decode_base64(match.group())
         if decoded is not None:
             findings.extend(_rescanned("base64", decoded, match.span(), text, depth, rescan))
-    if _ROT13_HINT.search(text) or _looks_rot13(text):
+    if not words.isdisjoint(_ROT13_MARKERS) or "rot-13" in low:
         decoded = codecs.decode(text, "rot13")
         findings.extend(_rescanned("rot13", decoded, (0, len(text)), text, depth, rescan))
     return findings
 
 
-_ROT13_MARKERS = re.compile(r"\b(?:vtaber|cerivbhf|vafgehpgvbaf|qvfertneq|flfgrz)\b", re.IGNORECASE)
-
-
-def _looks_rot13(text: str) -> bool:
-    """Cheap pre-check: rot13 of "ignore", "previous", "instructions", "disregard", "system"."""
-    return _ROT13_MARKERS.search(text) is not None
+_BASE64_WORD = 16
+_ROT13_MARKERS = frozenset({"vtaber", "cerivbhf", "vafgehpgvbaf", "qvfertneq", "flfgrz"})
+_ROT13_MARKERS |= {"rot13", "ebg13"}
+"""rot13 of "ignore", "previous", "instructions", "disregard", "system", and the word rot13 itself."""

@@ -148,10 +148,29 @@ def normalize(text: str) -> str:
     """Return ``text`` with lookalikes folded to Latin and invisible characters removed.
 
     ASCII text is returned as is (same object), so callers can test ``normalize(t) is t``.
+    ``str.translate`` costs a dictionary lookup per character once the text is not pure ASCII, so
+    mostly-ASCII text is translated run by run (the ASCII stretches in between are unchanged).
     """
     if text.isascii():
         return text
-    return text.translate(_table())
+    table = _table()
+    if len(text.encode("utf-8")) > len(text) * _MOSTLY_NON_ASCII:
+        return text.translate(table)
+    parts: list[str] = []
+    last = 0
+    for match in _NON_ASCII_RUN.finditer(text):
+        parts.append(text[last : match.start()])
+        parts.append(match.group().translate(table))
+        last = match.end()
+    parts.append(text[last:])
+    return "".join(parts)
+
+
+def has_invisible(text: str) -> bool:
+    """True when ``text`` contains a character :func:`normalize` deletes as invisible."""
+    if text.isascii():
+        return False
+    return any(INVISIBLE_RE.search(run.group()) for run in _NON_ASCII_RUN.finditer(text))
 
 
 class OffsetMap:
@@ -186,3 +205,6 @@ class OffsetMap:
 
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+_MOSTLY_NON_ASCII = 1.3
+"""UTF-8 bytes per character above which translating the whole text beats translating runs."""

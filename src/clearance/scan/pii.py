@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from clearance.scan._match import Rule, lowercase, run, words_of
 from clearance.scan.finding import Finding, make_finding
 
 NAME = "pii"
@@ -187,11 +188,41 @@ def _phone(value: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class _Rule:
+    """A PII pattern, its validator and how it is gated (see ``clearance.scan._match``).
+
+    ``digits`` rules run only in windows around runs of digits; the others run through their
+    ``gate`` rule's triggers (an ``@`` for emails, a label word for passports and birth dates).
+    """
+
     kind: str
     score: float
     pattern: re.Pattern[str]
     validate: Callable[[str], str | None]
     group: int = 0
+    digits: bool = False
+    words: tuple[str, ...] = ()
+    literals: tuple[str, ...] = ()
+    back: int = 0
+
+    @property
+    def gate(self) -> Rule:
+        """The keyword-gated form of this rule."""
+        return Rule(
+            self.kind,
+            self.score,
+            self.pattern,
+            words=self.words,
+            literals=self.literals,
+            back=self.back,
+            window=300,
+            group=self.group,
+            lower=bool(self.words),
+        )
+
+
+_DIGIT_RUN = re.compile(r"[0-9][0-9 ().+/-]{4,}[0-9]")
+_DIGIT_MARGIN = 16
+"""Characters around a run of digits that a digit rule may still need (an IBAN's country code)."""
 
 
 _RULES: tuple[_Rule, ...] = (
@@ -202,15 +233,30 @@ _RULES: tuple[_Rule, ...] = (
             r"(?<![\w.+:/-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}\b"
         ),
         str.lower,
+        literals=("@",),
+        back=65,
     ),
-    _Rule("card-number", 0.9, re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])"), _card),
+    _Rule(
+        "card-number",
+        0.9,
+        re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])"),
+        _card,
+        digits=True,
+    ),
     _Rule(
         "iban",
         0.9,
         re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"),
         _iban,
+        digits=True,
     ),
-    _Rule("us-ssn", 0.85, re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])"), _ssn),
+    _Rule(
+        "us-ssn",
+        0.85,
+        re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])"),
+        _ssn,
+        digits=True,
+    ),
     _Rule(
         "us-ssn",
         0.85,
@@ -219,6 +265,7 @@ _RULES: tuple[_Rule, ...] = (
         ),
         _ssn,
         1,
+        words=("ssn", "social"),
     ),
     _Rule(
         "uk-nino",
@@ -227,6 +274,7 @@ _RULES: tuple[_Rule, ...] = (
             r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"
         ),
         _same,
+        digits=True,
     ),
     _Rule(
         "passport-number",
@@ -237,6 +285,7 @@ _RULES: tuple[_Rule, ...] = (
         ),
         _same,
         1,
+        words=("passport",),
     ),
     _Rule(
         "date-of-birth",
@@ -247,6 +296,9 @@ _RULES: tuple[_Rule, ...] = (
         ),
         _same,
         1,
+        words=("dob", "birth", "born", "birthdate"),
+        literals=("d.o.b",),
+        back=12,
     ),
     _Rule(
         "phone-number",
@@ -256,6 +308,7 @@ _RULES: tuple[_Rule, ...] = (
             r"|\(\d{3}\)\s?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})(?![\w-])"
         ),
         _phone,
+        digits=True,
     ),
 )
 
@@ -284,8 +337,15 @@ class PiiScanner:
         """Return PII findings for ``text``, ordered by start offset; overlapping spans keep the first rule."""
         findings: list[Finding] = []
         taken: list[tuple[int, int]] = []
+        low = lowercase(text)
+        words = words_of(low)
+        windows = _digit_windows(text)
         for rule in _RULES:
-            for match in rule.pattern.finditer(text):
+            if rule.digits:
+                matches = [m for lo, hi in windows for m in rule.pattern.finditer(text, lo, hi)]
+            else:
+                matches = run(rule.gate, text, low, words)
+            for match in matches:
                 start, end = match.span(rule.group)
                 if any(s < end and start < e for s, e in taken):
                     continue
@@ -305,3 +365,19 @@ class PiiScanner:
                     findings.append(make_finding(NAME, rule.kind, rule.score, text, start, end))
         findings.sort(key=lambda f: (f.start, f.end, f.kind))
         return findings
+
+
+def _digit_windows(text: str) -> list[tuple[int, int]]:
+    """Merged windows around every run of digits: the only places digit rules can match.
+
+    # INVARIANT: window ends never cut a run of digits, because the window of a run that starts
+    # near another window's end overlaps it and the two are merged.
+    """
+    windows: list[tuple[int, int]] = []
+    for match in _DIGIT_RUN.finditer(text):
+        low, high = max(0, match.start() - _DIGIT_MARGIN), match.end() + _DIGIT_MARGIN
+        if windows and low <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], high)
+        else:
+            windows.append((low, high))
+    return [(low, min(high, len(text))) for low, high in windows]

@@ -25,8 +25,8 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
 
+from clearance.scan._match import Rule, lowercase, run
 from clearance.scan.finding import Finding, make_finding
 
 NAME = "secrets"
@@ -44,104 +44,154 @@ _ENTROPY_SCORE = 0.4
 _NAMED_ENTROPY_SCORE = 0.75
 
 
-@dataclass(frozen=True, slots=True)
-class _Rule:
-    kind: str
-    score: float
-    pattern: re.Pattern[str]
-    group: int = 0
+def _rule(  # a table row: every field is named at the call site
+    kind: str,
+    score: float,
+    pattern: str,
+    *,
+    literals: tuple[str, ...],
+    group: int = 0,
+    back: int = 0,
+    lower: bool = False,
+    window: int = 400,
+) -> Rule:
+    return Rule(
+        kind,
+        score,
+        re.compile(pattern),
+        literals=literals,
+        back=back,
+        window=window,
+        group=group,
+        lower=lower,
+    )
 
 
-_RULES: tuple[_Rule, ...] = (
-    _Rule(
+_AWS_PREFIXES = ("AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA")
+_RULES: tuple[Rule, ...] = (
+    _rule(
         "aws-access-key-id",
         0.9,
-        re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{16}\b"),
+        r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{16}\b",
+        literals=(*_AWS_PREFIXES, "APKA"),
     ),
-    _Rule(
+    _rule(
         "aws-secret-access-key",
         0.9,
-        re.compile(
-            r"(?i)aws.{0,20}?(?:secret|sk|private).{0,20}?['\"]?\s*[:=]\s*['\"]?"
-            r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])"
-        ),
-        1,
+        r"aws.{0,20}?(?:secret|sk|private).{0,20}?['\"]?\s*[:=]\s*['\"]?"
+        r"([a-z0-9/+]{40})(?![a-z0-9/+])",
+        literals=("aws",),
+        group=1,
+        lower=True,
     ),
-    _Rule(
+    _rule(
         "gcp-service-account",
         0.95,
-        re.compile(r"\"type\"\s*:\s*\"service_account\"[^}]{0,400}?\"private_key(?:_id)?\"\s*:"),
+        r"\"type\"\s*:\s*\"service_account\"[^}]{0,400}?\"private_key(?:_id)?\"\s*:",
+        literals=("service_account",),
+        back=30,
     ),
-    _Rule("gcp-api-key", 0.85, re.compile(r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])")),
-    _Rule(
+    _rule(
+        "gcp-api-key",
+        0.85,
+        r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])",
+        literals=("AIza",),
+    ),
+    _rule(
         "azure-storage-key",
         0.9,
-        re.compile(r"(?i)\bAccountKey\s*=\s*([A-Za-z0-9+/]{80,}={0,2})"),
-        1,
+        r"\baccountkey\s*=\s*([a-z0-9+/]{80,}={0,2})",
+        literals=("accountkey",),
+        group=1,
+        lower=True,
     ),
-    _Rule(
+    _rule(
         "azure-client-secret",
         0.8,
-        re.compile(
-            r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.-]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])"
-        ),
+        r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.-]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])",
+        literals=("Q~",),
+        back=4,
     ),
-    _Rule(
+    _rule(
         "azure-sas-token",
         0.7,
-        re.compile(r"[?&]sig=([A-Za-z0-9%+/]{40,}={0,2})"),
-        1,
+        r"[?&]sig=([A-Za-z0-9%+/]{40,}={0,2})",
+        literals=("sig=",),
+        group=1,
+        back=1,
     ),
-    _Rule(
+    _rule(
         "github-token",
         0.95,
-        re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{60,90})\b"),
+        r"\b(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{60,90})\b",
+        literals=("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
     ),
-    _Rule("gitlab-token", 0.95, re.compile(r"\bgl(?:pat|dt|rt|cbt|ptt)-[A-Za-z0-9_-]{20,}")),
-    _Rule("slack-token", 0.9, re.compile(r"\bxox[abposre]-[A-Za-z0-9-]{10,}")),
-    _Rule(
+    _rule(
+        "gitlab-token",
+        0.95,
+        r"\bgl(?:pat|dt|rt|cbt|ptt)-[A-Za-z0-9_-]{20,}",
+        literals=("glpat-", "gldt-", "glrt-", "glcbt-", "glptt-"),
+    ),
+    _rule("slack-token", 0.9, r"\bxox[abposre]-[A-Za-z0-9-]{10,}", literals=("xox",)),
+    _rule(
         "slack-webhook",
         0.9,
-        re.compile(
-            r"https://hooks\.slack\.com/services/T[A-Z0-9]{6,}/B[A-Z0-9]{6,}/[A-Za-z0-9]{16,}"
-        ),
+        r"https://hooks\.slack\.com/services/T[A-Z0-9]{6,}/B[A-Z0-9]{6,}/[A-Za-z0-9]{16,}",
+        literals=("hooks.slack.com",),
+        back=8,
     ),
-    _Rule("stripe-key", 0.9, re.compile(r"\b(?:sk|rk)_live_[A-Za-z0-9]{16,}")),
-    _Rule("stripe-test-key", 0.6, re.compile(r"\b(?:sk|rk)_test_[A-Za-z0-9]{16,}")),
-    _Rule("anthropic-key", 0.95, re.compile(r"\bsk-ant-[A-Za-z0-9_-]{20,}")),
-    _Rule(
+    _rule(
+        "stripe-key",
+        0.9,
+        r"\b(?:sk|rk)_live_[A-Za-z0-9]{16,}",
+        literals=("sk_live_", "rk_live_"),
+    ),
+    _rule(
+        "stripe-test-key",
+        0.6,
+        r"\b(?:sk|rk)_test_[A-Za-z0-9]{16,}",
+        literals=("sk_test_", "rk_test_"),
+    ),
+    _rule("anthropic-key", 0.95, r"\bsk-ant-[A-Za-z0-9_-]{20,}", literals=("sk-ant-",)),
+    _rule(
         "openai-key",
         0.9,
-        re.compile(r"\bsk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}(?![A-Za-z0-9_-])"),
+        r"\bsk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}(?![A-Za-z0-9_-])",
+        literals=("sk-",),
     ),
-    _Rule(
+    _rule(
         "jwt",
         0.85,
-        re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}"),
+        r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}",
+        literals=("eyJ",),
     ),
-    _Rule(
+    _rule(
         "private-key",
         0.95,
-        re.compile(
-            r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----"
-            r"([A-Za-z0-9+/=\s]{0,200})"
-        ),
+        r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----"
+        r"([A-Za-z0-9+/=\s]{0,200})",
+        literals=("-----BEGIN ",),
     ),
-    _Rule(
+    _rule(
         "password-in-url",
         0.85,
-        re.compile(r"\b[a-z][a-z0-9+.-]{1,15}://[^/\s:@]{1,64}:([^/\s@]{1,128})@[A-Za-z0-9.-]"),
-        1,
+        r"\b[a-z][a-z0-9+.-]{1,15}://[^/\s:@]{1,64}:([^/\s@]{1,128})@[a-z0-9.-]",
+        literals=("://",),
+        group=1,
+        back=16,
+        lower=True,
+        window=220,
     ),
-    _Rule(
+    _rule(
         "password-assignment",
         0.7,
-        re.compile(
-            r"(?i)\b(?:password|passwd|pwd|passphrase|secret|client_secret|api[_-]?key|apikey|"
-            r"access[_-]?token|auth[_-]?token|secret[_-]?key)\b[\"']?\s*(?:[:=]|\s+is\b)\s*[\"']?"
-            r"([^\s\"',;]{8,})"
-        ),
-        1,
+        r"\b(?:password|passwd|pwd|passphrase|secret|client_secret|api[_-]?key|apikey|"
+        r"access[_-]?token|auth[_-]?token|secret[_-]?key)\b[\"']?\s*(?:[:=]|\s+is\b)\s*[\"']?"
+        r"([^\s\"',;]{8,})",
+        literals=("pass", "pwd", "secret", "api", "token"),
+        group=1,
+        back=8,
+        lower=True,
     ),
 )
 
@@ -207,18 +257,16 @@ class SecretScanner:
         """Return secret findings for ``text``, ordered by start offset."""
         findings: list[Finding] = []
         covered: list[tuple[int, int]] = []
+        low = lowercase(text)
         for rule in _RULES:
-            for match in rule.pattern.finditer(text):
-                value = match.group(rule.group)
+            for match in run(rule, text, low, frozenset()):
                 start, end = match.span(rule.group)
+                value = text[start:end]
                 if is_placeholder(value) or _not_literal(rule.kind, value, match):
-                    findings.append(
-                        make_finding(
-                            NAME, f"{rule.kind}:placeholder", _PLACEHOLDER_SCORE, text, start, end
-                        )
-                    )
+                    kind, score = f"{rule.kind}:placeholder", _PLACEHOLDER_SCORE
                 else:
-                    findings.append(make_finding(NAME, rule.kind, rule.score, text, start, end))
+                    kind, score = rule.kind, rule.score
+                findings.append(make_finding(NAME, kind, score, text, start, end))
                 covered.append((start, end))
         findings.extend(self._entropy_findings(text, covered))
         findings.sort(key=lambda f: (f.start, f.end, f.kind))

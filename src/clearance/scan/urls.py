@@ -24,8 +24,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
+from clearance.scan._match import Rule, lowercase, run
 from clearance.scan.finding import Finding, make_finding
 
 NAME = "urls"
@@ -33,7 +35,14 @@ THRESHOLD = 0.6
 """URLs are reported for provenance checks; only deceptive ones reach this threshold."""
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21}
-_URL = re.compile(r"(?i)\b(?:(?:https?|ftp)://|www\.)[^\s<>\"'`\\{}|^]+")
+_URL = Rule(
+    "url",
+    0.3,
+    re.compile(r"\b(?:(?:https?|ftp)://|www\.)[^\s<>\"'`\\{}|^]+"),
+    literals=("://", "www."),
+    back=5,
+    window=2048,
+)
 _TRAILING = ".,;:!?)]}'\""
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 
@@ -99,6 +108,7 @@ def _host(raw: str) -> tuple[str, bool]:
         return host, True
 
 
+@lru_cache(maxsize=4096)
 def parse_url(raw: str) -> NormalizedUrl:
     """Normalise one URL; a bare ``www.`` link is read as ``https``.
 
@@ -130,8 +140,8 @@ def parse_url(raw: str) -> NormalizedUrl:
 def find_urls(text: str) -> list[tuple[int, int, NormalizedUrl]]:
     """Every URL in ``text`` with its span; unparseable candidates are skipped."""
     found: list[tuple[int, int, NormalizedUrl]] = []
-    for match in _URL.finditer(text):
-        candidate = match.group().rstrip(_TRAILING)
+    for match in run(_URL, text, lowercase(text), frozenset()):
+        candidate = text[match.start() : match.end()].rstrip(_TRAILING)
         try:
             url = parse_url(candidate)
         except ValueError:
