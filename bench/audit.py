@@ -1,0 +1,169 @@
+"""Audit path benchmark: appender vs raw SQLite with the same commit pattern; verifier speed.
+
+Run: ``python bench/audit.py [--entries N]``. Prints ratios from one run; figures depend on the
+machine and its load, so they belong in notes, never in assertions. Each measurement checks its
+own result (entries dense and verifying) so a fast wrong answer cannot pass as a fast right one.
+
+* appender: ``AuditLog.append`` from 1/8/32/128 threads, durable (WAL, synchronous=FULL);
+  "signed" adds the receipt signature each caller makes after its entry commits.
+* raw SQLite: the exact rows the appender committed, replayed with the same batch boundaries and
+  statements (BEGIN IMMEDIATE, entry rows, payload rows, head update, COMMIT) from one thread:
+  the physical limit of this commit pattern.
+* verifier: ``verify_log`` over the store, entries per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from clearance.audit.log import AuditLog
+from clearance.audit.sign import AuditKey
+from clearance.audit.testing import DEPLOYMENT, ORIGIN, StepClock, decision_fields, decision_payload
+from clearance.audit.verify.verify import verify_log
+from clearance.formats.note import VerifierKey
+from clearance.formats.receipt import build_statement
+from clearance.store.audit_sqlite import SCHEMA, SQLiteAuditStorage
+
+KEY = AuditKey(DEPLOYMENT, b"b" * 32)
+
+
+class RecordingStorage(SQLiteAuditStorage):
+    """The real storage, remembering every committed batch for the raw replay."""
+
+    batches: list[tuple[Any, ...]]
+
+    def commit_batch(self, origin: str, **kw: Any) -> None:  # type: ignore[override]
+        super().commit_batch(origin, **kw)
+        self.batches.append(
+            (kw["old_size"], kw["head"], kw["entries"], kw["payloads"], kw["checkpoint"])
+        )
+
+
+def run_appender(
+    directory: Path, threads: int, total: int, *, sign: bool
+) -> tuple[float, RecordingStorage]:
+    storage = RecordingStorage(directory / "clearance.db")
+    storage.batches = []
+    log = AuditLog(storage, KEY, ORIGIN, StepClock(datetime(2026, 3, 1, tzinfo=UTC)))
+    per = max(total // threads, 1)
+    fields = [decision_fields(i) for i in range(per)]
+    payload = decision_payload(1)
+    indexes: list[int] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        mine = []
+        for f in fields:
+            e = log.append("decision", f, payload)
+            if sign:
+                KEY.sign_receipt(
+                    build_statement(
+                        log=e.log,
+                        index=e.index,
+                        leaf=e.leaf_hash,
+                        decision_id=f["decision_id"],
+                        request_digest=f["request_digest"],
+                        policy=f["policy"],
+                        outcome="PERMIT",
+                        rule=f["rule"],
+                        shadow=False,
+                        time=e.time,
+                    )
+                )
+            mine.append(e.index)
+        with lock:
+            indexes.extend(mine)
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    start = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - start
+    log.checkpoint_now()
+    log.close()
+    assert sorted(indexes) == list(range(1, per * threads + 1)), "indexes must be dense and unique"
+    return per * threads / elapsed, storage
+
+
+def run_raw(directory: Path, batches: list[tuple[Any, ...]]) -> float:
+    """Replay the appender's batches with plain sqlite3 (same bytes, same statements, same commits)."""
+    conn = sqlite3.connect(directory / "raw.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.executescript(SCHEMA)
+    conn.execute(
+        "INSERT INTO audit_shard (origin, replica, period, vkey, created_at) VALUES (?, 'n', 'p', 'k', 't')",
+        (ORIGIN,),
+    )
+    rows = 0
+    start = time.perf_counter()
+    for _old, head, entries, payloads, checkpoint in batches:
+        conn.execute("BEGIN IMMEDIATE")
+        if entries:
+            conn.execute(
+                "INSERT INTO audit_entry (origin, idx, leaf_hash, header, retain_until) VALUES "
+                + ",".join(["(?,?,?,?,?)"] * len(entries)),
+                [v for e in entries for v in (ORIGIN, *e)],
+            )
+        if payloads:
+            conn.execute(
+                "INSERT INTO audit_payload (origin, idx, salt, body, enc) VALUES "
+                + ",".join(["(?,?,?,?,?)"] * len(payloads)),
+                [v for p in payloads for v in (ORIGIN, *p)],
+            )
+        conn.execute(
+            "UPDATE audit_shard SET size = ?, head = ?, compact = ? WHERE origin = ?",
+            (head[0], head[1], head[2], ORIGIN),
+        )
+        if checkpoint is not None:
+            conn.execute(
+                "INSERT INTO audit_checkpoint (origin, size, root, note, created_at) VALUES (?, ?, ?, ?, ?)",
+                (ORIGIN, *checkpoint),
+            )
+        conn.execute("COMMIT")
+        rows += len(entries)
+    elapsed = time.perf_counter() - start
+    assert conn.execute("SELECT count(*) FROM audit_entry").fetchone()[0] == rows
+    conn.close()
+    return rows / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--entries", type=int, default=8000)
+    args = parser.parse_args()
+    print(f"{'threads':>7} {'append/s':>9} {'raw/s':>9} {'ratio':>6} {'batch':>6} {'signed/s':>9}")
+    for threads in (1, 8, 32, 128):
+        total = min(args.entries, 2000) if threads == 1 else args.entries
+        with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+            rate, storage = run_appender(Path(a), threads, total, sign=False)
+            batches = [x for x in storage.batches if x[2]]
+            raw = run_raw(Path(a), batches)
+            signed, _ = run_appender(Path(b), threads, total, sign=True)
+            mean_batch = sum(len(x[2]) for x in batches) / len(batches)
+            print(
+                f"{threads:>7} {rate:>9.0f} {raw:>9.0f} {rate / raw:>6.2f} {mean_batch:>6.1f} {signed:>9.0f}"
+            )
+    with tempfile.TemporaryDirectory() as d:
+        _, storage = run_appender(Path(d), 32, max(args.entries, 20000), sign=False)
+        storage.close()
+        start = time.perf_counter()
+        report = verify_log(Path(d), [VerifierKey.parse(KEY.vkey)])
+        elapsed = time.perf_counter() - start
+        assert report.exit_code == 0, [f.to_line() for f in report.findings]
+        print(
+            f"verifier log: {report.entries_checked / elapsed:.0f} entries/s ({report.entries_checked} entries)"
+        )
+
+
+if __name__ == "__main__":
+    main()
