@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
 
@@ -30,6 +31,16 @@ class Request(Value):
     context_hash: str | None = Field(default=None, max_length=256)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=256)
     approval_token: str | None = Field(default=None, max_length=4096)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Request:
+        """A copy with ``update`` applied; its digest is recomputed, never carried over.
+
+        The digest is cached on first use; a copy with other arguments must not inherit the
+        original's digest, or an approval for one request would match a swapped one.
+        """
+        copy = super().model_copy(update=update, deep=deep)
+        copy.__dict__.pop("digest", None)
+        return copy
 
     @cached_property
     def digest(self) -> str:
