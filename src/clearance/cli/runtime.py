@@ -135,7 +135,7 @@ def open_runtime(
         alert=lambda title, details: _alerts.critical("%s: %s", title, details),
     )
     decay = DecayOverride(store, settings=approvals_in_force, notifiers=notifiers)
-    gate.approvals = approvals  # type: ignore[assignment]
+    gate.approvals = approvals
     gate.overrides.extend([breakglass, decay])
     gate.observers.append(decay)
     runtime = Runtime(

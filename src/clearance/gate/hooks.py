@@ -7,7 +7,6 @@ package and the order of checks stays visible in one place.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -35,13 +34,23 @@ class Override(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class ApprovalTicket:
+class ApprovalTicket(Protocol):
     """What the agent gets for an APPROVAL: the approval id, its expiry and a signed intent."""
 
-    approval_id: str
-    expires: str
-    intent: str
+    @property
+    def approval_id(self) -> str:
+        """The approval request's id."""
+        ...
+
+    @property
+    def expires(self) -> str:
+        """When the request expires (a DENY from then on)."""
+        ...
+
+    @property
+    def intent(self) -> str:
+        """The Ed25519-signed intent naming approval id, request digest and expiry."""
+        ...
 
 
 class ApprovalHandler(Protocol):
