@@ -175,6 +175,14 @@ def router(ctx: "ServerContext") -> APIRouter:
     @api.post("/results", status_code=202, responses=_ERRORS, summary="Report a call's outcome")
     async def report(body: ActionResult, principal: agent) -> dict[str, str]:
         """Record what happened after a permitted call was dispatched."""
+        record = gate.store.get_decision(body.decision_id)
+        if record is None or record.request.get("agent_id") != principal.agent_id:
+            raise ApiError(
+                404,
+                ErrorCode.NOT_FOUND,
+                f"no decision `{body.decision_id}` for this agent",
+                "report results with the decision id the gate returned",
+            )
         gate.report(body, agent_id=principal.agent_id)
         return {"decision_id": body.decision_id, "status": "recorded"}
 

@@ -11,11 +11,13 @@ grow. ``ApiError`` carries one to the exception handler in ``app.py``.
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from clearance.control.errors import ControlError
 from clearance.errors import (
     ApprovalError,
     ApprovalExpiredError,
@@ -102,6 +104,7 @@ _STATUS_OF_ERROR: tuple[tuple[type[ClearanceError], int], ...] = (
     (RequestError, 400),
     (ConfigError, 400),
     (CredentialError, 403),
+    (ControlError, 409),
 )
 
 
@@ -127,6 +130,39 @@ class ErrorV1(WireModel):
     hint: str | None = None
 
 
+_MAX_SAFE_INT = 2**53 - 1
+_MAX_DEPTH = 64
+
+
+def _check_json(value: Any, depth: int = 0) -> None:
+    """Raise ``ValueError`` for what RFC 8785 cannot hash: huge integers, NaN/Infinity, deep nests."""
+    if depth > _MAX_DEPTH:
+        raise ValueError(f"nested deeper than {_MAX_DEPTH} levels")
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, int):
+        if abs(value) > _MAX_SAFE_INT:
+            raise ValueError("integers must lie within +/-(2**53 - 1); send larger ones as strings")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("NaN and Infinity are not JSON numbers")
+    elif isinstance(value, dict):
+        for item in value.values():
+            _check_json(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json(item, depth + 1)
+
+
+def _canonical_args(args: dict[str, Any]) -> dict[str, Any]:
+    _check_json(args)
+    return args
+
+
+CanonicalArgs = Annotated[dict[str, Any], AfterValidator(_canonical_args)]
+"""Tool arguments the request digest can be computed over (else 422, not a SILENCE)."""
+
+
 class DecideRequestV1(WireModel):
     """``POST /v1/decide``: a tool call the agent wants to make.
 
@@ -137,7 +173,7 @@ class DecideRequestV1(WireModel):
     session_id: str = Field(min_length=1, max_length=256)
     tool: str = Field(min_length=1, max_length=256)
     action: str = Field(default="call", min_length=1, max_length=128)
-    args: dict[str, Any] = Field(default_factory=dict)
+    args: CanonicalArgs = Field(default_factory=dict)
     target: str | None = Field(default=None, max_length=2048)
     reasoning: str | None = Field(default=None, max_length=65536)
     context_hash: str | None = Field(default=None, max_length=256)
