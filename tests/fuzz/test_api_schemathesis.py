@@ -9,12 +9,12 @@ request can name a real session, so the policy permits none of them).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from tests.integration.server.conftest import build_identities, runtime  # noqa: F401 - fixture
 
 from clearance.cli.commands.serve import build_services
 from clearance.cli.runtime import Runtime
@@ -22,13 +22,12 @@ from clearance.server.app import create_app
 from clearance.server.identity import IdentityService, Role
 from clearance.server.settings import ServerSettings
 from clearance.store.identity_sql import identity_store
-from tests.integration.server.conftest import build_identities, runtime  # noqa: F401 - fixture
 
 PASSWORD = "fuzzing passphrase 1"
 
 
 @pytest.fixture
-def served(runtime: Runtime) -> Iterator[tuple[Any, dict[str, dict[str, str]]]]:  # noqa: F811
+def served(runtime: Runtime) -> tuple[Any, dict[str, dict[str, str]]]:  # noqa: F811
     services, _ = build_services(runtime)
     app = create_app(services, ServerSettings(max_body_bytes=64 * 1024))
     identity = IdentityService(identity_store(runtime.store), runtime.gate.clock)
@@ -43,7 +42,7 @@ def served(runtime: Runtime) -> Iterator[tuple[Any, dict[str, dict[str, str]]]]:
             "X-CSRF-Token": login.csrf_token,
         },
     }
-    yield app, credentials
+    return app, credentials
 
 
 @pytest.fixture
