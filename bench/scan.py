@@ -11,9 +11,10 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 
 from clearance.scan import InjectionScanner, PiiScanner, Provenance, SecretScanner, UrlScanner
-from clearance.scan.finding import Scanner
+from clearance.scan.finding import Finding, Scanner
 
 SIZE = 100 * 1024
 RUNS = 200
@@ -30,7 +31,8 @@ _PARAGRAPHS = (
 )
 _UNICODE = (
     "Привет! Заказ отправлен, доставка займёт три дня. 会议改到星期四下午两点。"
-    "Café crème, naïve façade – “quoted” text… 👩‍💻🎉\n"
+    "Caf\u00e9 cr\u00e8me, na\u00efve fa\u00e7ade \u2013 \u201cquoted\u201d text\u2026 "
+    "\U0001f469\u200d\U0001f4bb\U0001f389\n"
 )
 
 
@@ -81,28 +83,33 @@ def bench_scanners() -> None:
         "1 in 10 paragraphs non-ASCII": document(10),
         "every paragraph non-ASCII": document(1),
     }
+    injection = scanners[0]
     for scanner in scanners:
         scanner.scan("warm up \u0456")
     for label, text in texts.items():
         for scanner in scanners:
-            samples = measure(lambda s=scanner, t=text: s.scan(t), lambda r: isinstance(r, list), RUNS)
+            samples = measure(partial(scanner.scan, text), _is_list, RUNS)
             report(f"{scanner.name:<9} 100 KB, {label}", samples, 1e3, "ms")
         poisoned = text[: SIZE // 2] + injected + text[SIZE // 2 :]
-        injection = scanners[0]
-        samples = measure(
-            lambda t=poisoned: injection.scan(t),
-            lambda r: any(f.kind == "override-phrase" for f in r),  # type: ignore[attr-defined]
-            RUNS,
-        )
+        samples = measure(partial(injection.scan, poisoned), _found_override, RUNS)
         report(f"injection 100 KB + payload, {label}", samples, 1e3, "ms")
+
+
+def _is_list(result: object) -> bool:
+    return isinstance(result, list)
+
+
+def _found_override(result: object) -> bool:
+    return isinstance(result, list) and any(
+        isinstance(f, Finding) and f.kind == "override-phrase" for f in result
+    )
 
 
 def bench_provenance() -> None:
     prov = Provenance()
     prov.record("instruction", "Pay ACME Corp 1,200.00 EUR to IBAN DE44 5001 0517 5407 3249 31")
-    record_samples = measure(
-        lambda: prov.record("untrusted:fetch_url", document(10)), lambda r: r is None, 20
-    )
+    page = document(10)
+    record_samples = measure(partial(prov.record, "untrusted:fetch_url", page), _is_none, 20)
     report("provenance.record 100 KB", record_samples, 1e3, "ms")
     probes = {
         "iban with spaces": "DE44 5001 0517 5407 3249 31",
@@ -112,8 +119,16 @@ def bench_provenance() -> None:
         "token": "runbook",
     }
     for label, value in probes.items():
-        samples = measure(lambda v=value: prov.sources_of(v), lambda r: isinstance(r, frozenset), 5000)
+        samples = measure(partial(prov.sources_of, value), _is_frozenset, 5000)
         report(f"provenance.sources_of ({label})", samples, 1e6, "us")
+
+
+def _is_none(result: object) -> bool:
+    return result is None
+
+
+def _is_frozenset(result: object) -> bool:
+    return isinstance(result, frozenset)
 
 
 if __name__ == "__main__":

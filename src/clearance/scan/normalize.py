@@ -177,7 +177,7 @@ class OffsetMap:
     """Maps offsets in ``normalize(text)`` back to offsets in ``text``.
 
     Only characters whose replacement is not exactly one character move later offsets, so the map
-    stores one breakpoint per such character, found in a single pass over the non-ASCII characters.
+    stores one breakpoint per such character, found with one regex pass over exactly those.
     """
 
     __slots__ = ("_norm", "_orig")
@@ -187,7 +187,7 @@ class OffsetMap:
         norm_breaks: list[int] = [0]
         orig_breaks: list[int] = [0]
         shift = 0
-        for match in _NON_ASCII.finditer(text):
+        for match in _resizing_re().finditer(text):
             replacement = table.get(ord(match.group()), match.group())
             width = len(replacement) if replacement is not None else 0
             if width != 1:
@@ -204,7 +204,23 @@ class OffsetMap:
         return self._orig[index] + (offset - self._norm[index])
 
 
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+@cache
+def _resizing_re() -> re.Pattern[str]:
+    """A character class of the characters whose replacement is not exactly one character."""
+    points = sorted(p for p, r in _table().items() if r is None or len(r) != 1)
+    ranges: list[tuple[int, int]] = []
+    for point in points:
+        if ranges and ranges[-1][1] == point - 1:
+            ranges[-1] = (ranges[-1][0], point)
+        else:
+            ranges.append((point, point))
+    body = "".join(
+        re.escape(chr(lo)) if lo == hi else f"{re.escape(chr(lo))}-{re.escape(chr(hi))}"
+        for lo, hi in ranges
+    )
+    return re.compile(f"[{body}]")
+
+
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
 _MOSTLY_NON_ASCII = 1.3
 """UTF-8 bytes per character above which translating the whole text beats translating runs."""
