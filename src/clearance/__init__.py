@@ -35,7 +35,30 @@ _EXPORTS: dict[str, str] = {
     "ApprovalError": "clearance.errors",
 }
 
-__all__ = [*sorted(_EXPORTS), "__version__"]
+__all__ = [
+    "ActionResult",
+    "ApprovalError",
+    "AuditError",
+    "Bundle",
+    "ClearanceError",
+    "ConfigError",
+    "Decision",
+    "Environment",
+    "Gate",
+    "GateConfig",
+    "Obligation",
+    "Outcome",
+    "PolicyError",
+    "Request",
+    "RequestError",
+    "RiskTier",
+    "Session",
+    "StoreError",
+    "Verdict",
+    "load_policy",
+    "open_store",
+    "__version__",
+]
 
 if TYPE_CHECKING:
     from clearance.errors import (

@@ -101,8 +101,9 @@ def test_replay_reproduces_the_archived_decision(
 
 
 def test_replay_uses_the_archived_bundle_after_a_new_activation(gate: Gate) -> None:
-    from clearance.policy import load_policy
     from tests.conftest import SMALL_POLICY
+
+    from clearance.policy import load_policy
 
     s = gate.open_session(agent_id="fin-1", task="balance_check", environment="staging")
     d = gate.decide(_req(s, "read_account", account_id="acc-1"))
