@@ -50,3 +50,26 @@ def test_concurrent_retries_get_one_decision(gate: Gate) -> None:
     state = gate.store.session_state(s.session_id)
     assert state is not None
     assert state.calls == {"transfer_funds": 1}
+
+
+def test_approved_resubmission_under_the_same_key_runs_once(tmp_path) -> None:
+    from clearance.gate.clock import FixedClock
+    from clearance.store import open_store
+    from tests.approvals_kit import BOB, START, build_kit
+
+    kit = build_kit(open_store(f"sqlite:///{tmp_path / 'c.db'}"), FixedClock(START))
+    s = kit.session()
+    request = kit.request(s, "transfer_funds", amount=50.0, to_account="acc-9").model_copy(
+        update={"idempotency_key": "pay-77"}
+    )
+    pending = kit.decide(request)
+    assert pending.outcome is Outcome.APPROVAL
+    kit.service.approve(pending.approval_id or "", BOB, kit.clock.now())
+    token = kit.token_for(pending, request)
+    executed = kit.decide(request, token)
+    assert executed.outcome is Outcome.PERMIT
+    # a retry of the same approved call (lost response) is never a second dispatch
+    again = kit.decide(request, token)
+    assert again.outcome is not Outcome.PERMIT
+    # and the key without a token still answers with the original APPROVAL
+    assert kit.decide(request).decision_id == pending.decision_id

@@ -30,7 +30,7 @@ from clearance.audit.sign import AuditKey, MaskKey
 from clearance.errors import ConfigError
 from clearance.gate.clock import Clock, SystemClock
 from clearance.gate.config import GateConfig
-from clearance.gate.evidence import AuditRecorder
+from clearance.gate.evidence import AuditRecorder, PolicyRedactor
 from clearance.gate.gate import Gate
 from clearance.store import Store, open_store
 from clearance.store.audit_sqlite import SQLiteAuditStorage
@@ -100,19 +100,22 @@ def open_runtime(
             hint="create one with `clearance init` or pass `--data-dir`",
         )
     clock = clock or SystemClock()
-    audit_path, _, _ = key_paths(data_dir)
+    audit_path, mask_path, _ = key_paths(data_dir)
     key = AuditKey.load(audit_path)
+    mask_key = MaskKey.load(mask_path)
     config = config or GateConfig(deployment=key.name)
     store = open_store(store_url_for(data_dir, store_url))
     period = str(clock.now().year)
+    gate = Gate(store, config=config, clock=clock)
     log = AuditLog(
         SQLiteAuditStorage(data_dir / "audit.db"),
         key,
         f"{key.name}/{config.replica_id}/{period}",
         clock.now,
+        PolicyRedactor(mask_key, lambda: gate.bundle),
     )
     recorder = AuditRecorder(log, key)
-    gate = Gate(store, config=config, clock=clock, audit=recorder)
+    gate.audit = recorder
     intent_key = IntentKey.load_or_create(data_dir / "keys" / "intent.key")
 
     def approvals_in_force() -> ApprovalSettings:

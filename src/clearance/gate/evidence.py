@@ -7,15 +7,54 @@ approval status, risk tier, context hash, and later the output) travels in the m
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from clearance.audit.log import AuditLog
-from clearance.audit.sign import AuditKey
+from clearance.audit.redact import BUILTIN_DETECTORS, Redactor
+from clearance.audit.sign import AuditKey, MaskKey
 from clearance.formats.receipt import build_statement
 from clearance.model.decision import Decision, Outcome
 from clearance.model.request import Request
 from clearance.model.result import ActionResult
 from clearance.store.protocol import SessionState
+
+
+class PolicyRedactor:
+    """Masks payloads with the redaction rules of the policy in force, before anything is stored.
+
+    The configured paths (``redaction.remove`` / ``redaction.hash``, globally and per tool) are
+    applied with the deployment's masking key; secret detection runs unless the policy turns it
+    off. A new policy digest builds a new ``Redactor``; the last one is cached.
+    """
+
+    def __init__(self, mask_key: MaskKey, policy: Callable[[], Any]) -> None:
+        self._key = mask_key
+        self._policy = policy
+        self._cached: tuple[str, Redactor] | None = None
+
+    def _redactor(self) -> Redactor:
+        bundle = self._policy()
+        digest = bundle.digest if bundle is not None else ""
+        if self._cached is not None and self._cached[0] == digest:
+            return self._cached[1]
+        paths: dict[str, Any] = {}
+        detectors = BUILTIN_DETECTORS
+        if bundle is not None:
+            rules = bundle.compiled.redaction
+            for section in (rules, *rules.tools.values()):
+                paths.update(dict.fromkeys(section.remove, "remove"))
+                paths.update(dict.fromkeys(section.hash, "tag"))
+            if not rules.detect_secrets:
+                detectors = ()
+        redactor = Redactor(self._key, paths=paths, detectors=detectors)
+        self._cached = (digest, redactor)
+        return redactor
+
+    def redact(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """A masked deep copy of ``payload``."""
+        return self._redactor().redact(payload)
+
 
 #: Event fields that may stay in the permanent entry header (AUDIT.md 3.2).
 HEADER_SAFE_FIELDS = frozenset(

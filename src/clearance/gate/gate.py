@@ -281,10 +281,12 @@ class Gate:
                 verdict = _deny("invalid-token", "this gate does not accept execution tokens")
             else:
                 verdict = self.approvals.redeem(request, state, now)
-        else:
-            verdict = evaluate(bundle.compiled, request, facts_of(state))
-            for override in self.overrides:
-                verdict = override.apply(request, state, verdict, now)
+            return self._finish(
+                request, decision_id, verdict, state, policy, now, started, remember=False
+            )
+        verdict = evaluate(bundle.compiled, request, facts_of(state))
+        for override in self.overrides:
+            verdict = override.apply(request, state, verdict, now)
         return self._finish(request, decision_id, verdict, state, policy, now, started)
 
     def _idempotent(self, request: Request, now: datetime) -> Decision | None:
@@ -296,6 +298,11 @@ class Gate:
             return None
         created = datetime.fromisoformat(record.created_at.replace("Z", "+00:00"))
         if now - created > timedelta(seconds=self.config.idempotency_window_s):
+            return None
+        if request.approval_token is not None and record.decision.get("outcome") == "APPROVAL":
+            # The approved resubmission of a request first answered with APPROVAL: redeem the
+            # token. Its decision is not stored under the key (which keeps the APPROVAL), and a
+            # second redemption of the same token is refused, so it is never dispatched twice.
             return None
         if record.digest != request.digest:
             return Decision(
