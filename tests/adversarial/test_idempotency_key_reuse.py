@@ -53,9 +53,10 @@ def test_concurrent_retries_get_one_decision(gate: Gate) -> None:
 
 
 def test_approved_resubmission_under_the_same_key_runs_once(tmp_path) -> None:
+    from tests.approvals_kit import BOB, START, build_kit
+
     from clearance.gate.clock import FixedClock
     from clearance.store import open_store
-    from tests.approvals_kit import BOB, START, build_kit
 
     kit = build_kit(open_store(f"sqlite:///{tmp_path / 'c.db'}"), FixedClock(START))
     s = kit.session()
