@@ -34,6 +34,13 @@ from clearance.errors import ClearanceError, ConfigError, StoreError
 from clearance.gate.clock import Clock, SystemClock, iso
 from clearance.gate.config import GateConfig
 from clearance.gate.hooks import ApprovalHandler, AuditSink, Observer, Override, PreCheck
+from clearance.gate.outbound import OutboundScan
+from clearance.gate.taint import (
+    ProvenanceSource,
+    RecordingProvenance,
+    decision_facts,
+    replay_inputs,
+)
 from clearance.model.decision import Decision, Outcome, Verdict
 from clearance.model.ids import new_session_id, new_ulid
 from clearance.model.request import Request
@@ -41,6 +48,7 @@ from clearance.model.result import ActionResult
 from clearance.model.session import Environment, Session, SessionFacts
 from clearance.policy.bundle import Bundle
 from clearance.policy.evaluate import evaluate
+from clearance.policy.hooks import NO_PROVENANCE
 from clearance.store.protocol import (
     DecisionRecord,
     IdempotencyRecord,
@@ -110,6 +118,7 @@ class Gate:
         pre_checks: Sequence[PreCheck] = (),
         overrides: Sequence[Override] = (),
         observers: Sequence[Observer] = (),
+        provenance: ProvenanceSource | None = None,
     ) -> None:
         self.store = store
         self.config = config or GateConfig()
@@ -119,6 +128,7 @@ class Gate:
         self.pre_checks: list[PreCheck] = list(pre_checks)
         self.overrides: list[Override] = list(overrides)
         self.observers: list[Observer] = list(observers)
+        self.provenance = provenance
         self._bundle: Bundle | None = None
         self._bundles: dict[str, Bundle] = {}
         self._lock = threading.Lock()
@@ -284,10 +294,15 @@ class Gate:
             return self._finish(
                 request, decision_id, verdict, state, policy, now, started, remember=False
             )
-        verdict = evaluate(bundle.compiled, request, facts_of(state))
+        known = self.provenance.for_session(state, bundle.compiled) if self.provenance else None
+        asked = RecordingProvenance(known or NO_PROVENANCE)
+        scan = OutboundScan(request.args, request.target)
+        facts = facts_of(state)
+        verdict = evaluate(bundle.compiled, request, facts, provenance=asked, scan=scan)
         for override in self.overrides:
             verdict = override.apply(request, state, verdict, now)
-        return self._finish(request, decision_id, verdict, state, policy, now, started)
+        facts = decision_facts(facts, asked, scan.computed)
+        return self._finish(request, decision_id, verdict, state, policy, now, started, facts=facts)
 
     def _idempotent(self, request: Request, now: datetime) -> Decision | None:
         key = request.idempotency_key
@@ -327,6 +342,7 @@ class Gate:
         started: float,
         *,
         remember: bool = True,
+        facts: SessionFacts | None = None,
     ) -> Decision:
         outcome = verdict.outcome
         shadow_outcome: Outcome | None = None
@@ -368,14 +384,21 @@ class Gate:
                 "deadline",
                 f"the decision took {elapsed_ms:.0f} ms, over the {self.config.deadline_ms:.0f} ms deadline",
             )
-        return self._commit(request, decision, state, remember=remember)
+        return self._commit(request, decision, state, remember=remember, facts=facts)
 
     def _commit(
-        self, request: Request, decision: Decision, state: SessionState, *, remember: bool
+        self,
+        request: Request,
+        decision: Decision,
+        state: SessionState,
+        *,
+        remember: bool,
+        facts: SessionFacts | None = None,
     ) -> Decision:
         """Audit, then record; ``remember`` is False for decisions made by gate state (kill
         switch, breakers), which must never be stored under an idempotency key nor be answered
-        with a decision stored under one."""
+        with a decision stored under one. ``facts`` are the evaluated facts when policy ran
+        (with the provenance answers and scan findings replay needs)."""
         if self.audit is not None:
             try:
                 receipt = self.audit.record_decision(request, decision, state, {})
@@ -399,7 +422,7 @@ class Gate:
             DecisionRecord(
                 decision_id=decision.decision_id,
                 request=request.model_dump(mode="json", exclude={"approval_token"}),
-                facts=facts_of(state).model_dump(mode="json"),
+                facts=(facts or facts_of(state)).model_dump(mode="json"),
                 decision=stored,
                 policy=decision.policy,
                 created_at=decision.time,
@@ -504,8 +527,8 @@ class Gate:
             )
         bundle = self.bundle_by_digest(record.policy)
         request = Request.model_validate(record.request)
-        facts = SessionFacts.model_validate(record.facts)
-        verdict = evaluate(bundle.compiled, request, facts)
+        facts, provenance, scan = replay_inputs(SessionFacts.model_validate(record.facts))
+        verdict = evaluate(bundle.compiled, request, facts, provenance=provenance, scan=scan)
         original = record.decision
         outcome = verdict.outcome
         shadow_outcome = None
