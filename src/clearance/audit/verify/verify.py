@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from clearance.audit.verify.errors import ExitCode, Finding, Severity, exit_code
+from clearance.audit.verify.incident import verify_bundle
 from clearance.formats.canonical import request_digest
 from clearance.formats.checkpoint import CheckpointError, SignedCheckpoint, verify_checkpoint
 from clearance.formats.entry import PAYLOAD_DOMAIN, EntryError, parse_header
@@ -623,7 +624,7 @@ def save_state(path: Path, state: dict[str, Any]) -> None:
 
 # -- command line -------------------------------------------------------------------------------
 
-COMMANDS = ("receipt", "proof", "consistency", "log")
+COMMANDS = ("receipt", "proof", "consistency", "log", "bundle")
 
 
 def load_keys(texts: Iterable[str], files: Iterable[str]) -> list[VerifierKey]:
@@ -670,6 +671,8 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("consistency", parents=[common], help="verify a consistency proof")
     c.add_argument("old_checkpoint")
     c.add_argument("proof")
+    b = sub.add_parser("bundle", parents=[common], help="verify an incident bundle offline")
+    b.add_argument("bundle")
     lg = sub.add_parser("log", parents=[common], help="verify a whole store")
     lg.add_argument("path", nargs="?", help="data directory or SQLite file")
     lg.add_argument("--db", help="SQLite file of the store")
@@ -724,6 +727,9 @@ def _dispatch(args: argparse.Namespace, keys: list[VerifierKey]) -> Report:
             keys,
             source=args.proof,
         )
+    if args.command == "bundle":
+        findings, checked = verify_bundle(Path(args.bundle).read_bytes(), keys)
+        return Report(findings=findings, entries_checked=checked)
     target = args.db or args.path
     if target is None:
         report = Report()

@@ -1,0 +1,86 @@
+"""Operating a deployment over time: ``clearance incident`` (forensics bundles).
+
+::
+
+    clearance incident export --session SID --out incident.json
+    clearance incident verify incident.json --key "$(cat .clearance/keys/audit.pub)"
+
+``incident verify`` is the standalone verifier's ``bundle`` command (``python -m
+clearance.audit.verify bundle FILE --key VKEY``) with its exit codes: 0 verified, 1 evidence of
+tampering, 2 unusable input, 3 not enough evidence yet.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from clearance.cli.runtime import DEFAULT_DATA_DIR, store_url_for
+from clearance.errors import ConfigError
+
+DataDir = Annotated[Path, typer.Option("--data-dir", "-d", help="The gate's data directory.")]
+_out = Console(highlight=False, soft_wrap=True)
+
+incident_app = typer.Typer(no_args_is_help=True, add_completion=False)
+
+
+@incident_app.command("export")
+def incident_export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Bundle file to write (JSON).")],
+    session: Annotated[str | None, typer.Option("--session", help="Session id.")] = None,
+    agent: Annotated[str | None, typer.Option("--agent", help="Agent id.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="ISO time, e.g. 2026-11-01T00:00:00Z.")
+    ] = None,
+    timeline: Annotated[
+        Path | None, typer.Option("--timeline", help="Also write the Markdown timeline here.")
+    ] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Write a self-contained evidence bundle: entries, proofs, receipts, policies, timeline."""
+    from clearance.gate.clock import SystemClock
+    from clearance.gate.forensics import IncidentQuery, export_incident
+    from clearance.store import open_store
+    from clearance.store.audit_sqlite import SQLiteAuditStorage
+
+    query = IncidentQuery(session=session, agent=agent, since=since)
+    audit_db = data_dir / "audit.db"
+    if not audit_db.is_file():
+        raise ConfigError(f"no audit shard at `{audit_db}`", hint="pass the gate's --data-dir")
+    storage = SQLiteAuditStorage(audit_db, readonly=True)
+    store = open_store(store_url_for(data_dir, None))
+    try:
+        bundle = export_incident(storage, store, query, exported_at=SystemClock().now().isoformat())
+    finally:
+        store.close()
+        storage.close()
+    out.write_text(json.dumps(bundle, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    if timeline is not None:
+        timeline.write_text(bundle["timeline"], encoding="utf-8")
+    proved = sum(1 for e in bundle["entries"] if e["proof"] is not None)
+    _out.print(
+        f"wrote {out}: {len(bundle['entries'])} entries ({proved} with inclusion proofs), "
+        f"{len(bundle['receipts'])} receipts, {len(bundle['policies'])} policy bundles"
+    )
+
+
+@incident_app.command("verify")
+def incident_verify(
+    bundle: Annotated[Path, typer.Argument(help="Incident bundle file.")],
+    key: Annotated[list[str], typer.Option("--key", help="Trusted vkey (repeatable).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Check a bundle offline with only the public key (the standalone verifier's `bundle`)."""
+    from clearance.audit.verify.verify import main
+
+    args = [arg for k in key for arg in ("--key", k)]
+    raise typer.Exit(main(["bundle", str(bundle), *args, *(["--json"] if as_json else [])]))
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``incident`` (and the other operations commands) to ``app``."""
+    app.add_typer(incident_app, name="incident", help="Export and verify incident bundles.")
