@@ -24,6 +24,7 @@ from clearance.errors import ConfigError
 
 DataDir = Annotated[Path, typer.Option("--data-dir", "-d", help="The gate's data directory.")]
 _out = Console(highlight=False, soft_wrap=True)
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 incident_app = typer.Typer(no_args_is_help=True, add_completion=False)
 
@@ -81,6 +82,59 @@ def incident_verify(
     raise typer.Exit(main(["bundle", str(bundle), *args, *(["--json"] if as_json else [])]))
 
 
+#: Decisions read for a review; a deployment with more in its period must narrow ``--days``.
+REVIEW_DECISION_LIMIT = 1_000_000
+
+
+def review(
+    days: Annotated[int, typer.Option("--days", min=1, help="Period to review.")] = 90,
+    fmt: Annotated[str, typer.Option("--format", help="md or json.")] = "md",
+    rare: Annotated[
+        int, typer.Option("--rare", min=1, help="Grants asked for fewer times are reported.")
+    ] = 3,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the report here.")] = None,
+    sign: Annotated[
+        bool, typer.Option("--sign-off", help="Record the operator's sign-off in the audit log.")
+    ] = False,
+    operator: Annotated[str | None, typer.Option("--operator", help="Who signs off.")] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Access review: unused grants, rules that never decided, break-glass uses, shadow tools."""
+    from datetime import timedelta
+
+    from clearance.cli.runtime import open_runtime
+    from clearance.gate.review import review_access, sign_off
+
+    if fmt not in ("md", "json"):
+        raise ConfigError(f"unknown report format `{fmt}`", hint="use --format md or json")
+    if sign and not operator:
+        raise ConfigError("--sign-off needs the reviewer", hint="pass --operator ID")
+    runtime = open_runtime(data_dir)
+    try:
+        bundle = runtime.gate.bundle
+        assert bundle is not None  # INVARIANT: open_runtime loads the active policy or raises
+        until = runtime.gate.clock.now()
+        report = review_access(
+            bundle,
+            runtime.store.recent_decisions(limit=REVIEW_DECISION_LIMIT),
+            since=until - timedelta(days=days),
+            until=until,
+            rare=rare,
+        )
+        if sign and operator:
+            sign_off(runtime.gate.audit, report, operator=operator)
+    finally:
+        runtime.close()
+    text = json.dumps(report.to_json(), indent=1) + "\n" if fmt == "json" else report.to_markdown()
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+    if sign:
+        _err.print(f"signed off report {report.digest} as {operator}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``incident`` (and the other operations commands) to ``app``."""
+    """Add ``incident``, ``review`` (and the other operations commands) to ``app``."""
     app.add_typer(incident_app, name="incident", help="Export and verify incident bundles.")
+    app.command("review")(review)
