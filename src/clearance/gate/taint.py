@@ -43,6 +43,8 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from clearance.gate.clock import Clock, iso
+from clearance.model.decision import Decision
+from clearance.model.request import Request
 from clearance.model.result import ActionResult
 from clearance.model.session import SessionFacts
 from clearance.policy.cases import MappingProvenance
@@ -57,6 +59,8 @@ from clearance.scan.provenance import (
     TRUSTED_TOOL_PREFIX,
     UNTRUSTED_PREFIX,
     Provenance,
+    is_trusted_source,
+    validate_source,
 )
 from clearance.store.protocol import SessionState, Store
 
@@ -66,7 +70,8 @@ NAMESPACE = "provenance"
 """The store's key-value namespace holding one provenance document per session id."""
 
 INJECTION_PREFIX = UNTRUSTED_PREFIX + "injection:"
-"""Taint source added when the injection scanner flags a tool's output: ``untrusted:injection:<tool>``."""
+"""Taint source added when the injection scanner flags untrusted content ``untrusted:<name>``:
+``untrusted:injection:<name>`` (``untrusted:injection:fetch_url`` for a fetched page)."""
 
 PROVENANCE_FACT = "provenance"
 """Key of ``SessionFacts.extra`` holding the provenance questions a decision asked, for replay."""
@@ -225,38 +230,54 @@ class SessionTaint:
             return entry.view
 
     # results --------------------------------------------------------------------------------
-    def on_decision(self, request: object, decision: object, state: object) -> None:
+    def on_decision(self, request: Request, decision: Decision, state: SessionState) -> None:
         """Decisions change no provenance: only what a tool returned does."""
 
     def on_result(self, result: ActionResult, decision: dict[str, Any]) -> None:
-        """Record ``result.output`` under its tool's source; taint the session if untrusted."""
+        """Record ``result.output`` under its tool's source, judged by the policy that permitted it."""
         if result.output is None:
             return
         record = self.store.get_decision(result.decision_id)
         if record is None:
             raise LookupError(f"no decision `{result.decision_id}` to attribute this result to")
         tool = str(record.request["tool"])
-        session_id = str(record.request["session_id"])
         compiled = self._policies(str(decision["policy"]))
         known = compiled.tools.get(tool)
         untrusted = known is None or known.spec.untrusted_source
         source = f"{UNTRUSTED_PREFIX}{tool}" if untrusted else f"{TRUSTED_TOOL_PREFIX}{tool}"
+        self.record(str(record.request["session_id"]), source, result.output, compiled=compiled)
+
+    def record(
+        self, session_id: str, source: str, content: Any, *, compiled: CompiledPolicy
+    ) -> None:
+        """Record ``content`` as seen in ``source`` by the session; untrusted sources taint it.
+
+        Besides tool results, this is how the orchestrator records what an agent received from
+        another agent (``Delivery.envelope.source``) or read from shared context
+        (``ReadEntry.source``). Untrusted content is run through the injection scanner; a hit adds
+        the taint source ``untrusted:injection:<name>``.
+
+        Raises:
+            ValueError: ``source`` is not one of the provenance source shapes.
+            LookupError: the session is unknown.
+        """
+        validate_source(source)
         taint: list[str] = []
-        if untrusted:
+        if not is_trusted_source(source):
             taint.append(source)
-            text = "\n".join(output_texts(result.output))
+            text = "\n".join(output_texts(content))
             if flagged(self._scanner.scan(text), self._scanner.threshold):
-                taint.append(f"{INJECTION_PREFIX}{tool}")
+                taint.append(INJECTION_PREFIX + source[len(UNTRUSTED_PREFIX) :])
         at = iso(self._clock.now())
         with self._lock:
             state = self.store.session_state(session_id)
             if state is None:
-                raise LookupError(f"no session `{session_id}` for decision `{result.decision_id}`")
+                raise LookupError(f"no session `{session_id}` to record `{source}` content into")
             if taint:
                 # Taint first: if the provenance write fails, the session is still marked.
                 self.store.add_taint(session_id, taint, at)
             entry = self._load(state, compiled)
-            entry.provenance.record(source, result.output)
+            entry.provenance.record(source, content)
             self.store.kv_put(NAMESPACE, session_id, entry.provenance.to_dict(), at)
             entry.seen_taint = entry.seen_taint | frozenset(taint)
 
