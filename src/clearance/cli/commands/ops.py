@@ -1,9 +1,13 @@
-"""Operating a deployment over time: ``clearance incident`` (forensics bundles).
+"""Operating a deployment over time: ``incident``, ``review`` and ``promote``.
 
 ::
 
     clearance incident export --session SID --out incident.json
     clearance incident verify incident.json --key "$(cat .clearance/keys/audit.pub)"
+    clearance review --days 90 --format md --out review.md
+    clearance review --sign-off --operator op-carol
+    clearance promote staging.yaml production.yaml --cases cases.yaml --author op-alice \\
+        --approver op-bob --signing-key policy-signing.pem --out production.bundle
 
 ``incident verify`` is the standalone verifier's ``bundle`` command (``python -m
 clearance.audit.verify bundle FILE --key VKEY``) with its exit codes: 0 verified, 1 evidence of
@@ -134,7 +138,82 @@ def review(
         _err.print(f"signed off report {report.digest} as {operator}")
 
 
+def promote(
+    staging: Annotated[Path, typer.Argument(help="The policy tested in staging.")],
+    production: Annotated[Path, typer.Argument(help="The policy to run in production.")],
+    cases: Annotated[Path, typer.Option("--cases", help="Policy tests that must pass.")],
+    author: Annotated[str, typer.Option("--author", help="Who wrote the change.")],
+    approver: Annotated[str, typer.Option("--approver", help="Who approves it (not the author).")],
+    signing_key: Annotated[
+        Path, typer.Option("--signing-key", help="Ed25519 private key (PEM) signing the bundle.")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Signed bundle to write (+ `.sig` beside it).")
+    ],
+    allow_widening: Annotated[
+        list[str] | None,
+        typer.Option("--allow-widening", help="A reviewed widening, by name (repeatable)."),
+    ] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Promote a policy to production: tests green, widenings named, a second person approves."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from clearance.cli.runtime import open_runtime
+    from clearance.gate.promotion import check_promotion
+    from clearance.policy import load_policy
+    from clearance.policy.cases import load_cases
+
+    key = load_pem_private_key(signing_key.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError(
+            f"`{signing_key}` is not an Ed25519 private key",
+            hint="policy bundles are Ed25519-signed",
+        )
+    bundle = load_policy(production)
+    plan = check_promotion(
+        load_policy(staging),
+        bundle,
+        load_cases(cases),
+        author=author,
+        approver=approver,
+        allowed_widenings=allow_widening or (),
+    )
+    signed = bundle.sign(key)
+    assert signed.signature is not None  # INVARIANT: sign() always sets it
+    runtime = open_runtime(data_dir, require_policy=False)
+    try:
+        audit = runtime.gate.audit
+        if audit is None:
+            raise ConfigError("the data directory has no audit log", hint="run `clearance init`")
+        audit.record_event(
+            "policy.promoted",
+            {"policy": plan.production, "author": author, "approver": approver},
+            {
+                "staging": plan.staging,
+                "cases_passed": plan.cases_passed,
+                "changes": [c.name for c in plan.changes],
+                "widenings": [w.name for w in plan.widenings],
+            },
+        )
+    finally:
+        runtime.close()
+    out.write_bytes(signed.to_bytes())
+    out.with_name(out.name + ".sig").write_text(
+        base64.b64encode(signed.signature).decode() + "\n", encoding="utf-8"
+    )
+    _out.print(
+        f"promoted {plan.production}: {plan.cases_passed} tests passed, "
+        f"{len(plan.changes)} case(s) change, widenings named: "
+        f"{', '.join(w.name for w in plan.widenings) or 'none'}; signed bundle in {out}"
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add ``incident``, ``review`` (and the other operations commands) to ``app``."""
     app.add_typer(incident_app, name="incident", help="Export and verify incident bundles.")
     app.command("review")(review)
+    app.command("promote")(promote)
