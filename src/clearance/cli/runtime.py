@@ -27,6 +27,8 @@ from clearance.approvals.settings import (
 )
 from clearance.audit.log import AuditLog
 from clearance.audit.sign import AuditKey, MaskKey
+from clearance.control.killswitch import agent_hook
+from clearance.control.plane import ControlPlane
 from clearance.errors import ConfigError
 from clearance.gate.clock import Clock, SystemClock
 from clearance.gate.config import GateConfig
@@ -50,6 +52,7 @@ class Runtime:
     audit_log: AuditLog
     approvals: ApprovalService
     breakglass: BreakGlass
+    control: ControlPlane
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -139,8 +142,17 @@ def open_runtime(
     )
     decay = DecayOverride(store, settings=approvals_in_force, notifiers=notifiers)
     gate.approvals = approvals
-    gate.overrides.extend([breakglass, decay])
-    gate.observers.append(decay)
+    control = ControlPlane(
+        store, clock=clock, audit=recorder, pending=approvals, replica=config.replica_id
+    )
+    control.killswitch.on_halt("approvals.cancelled", agent_hook(approvals.cancel_for))
+    control.killswitch.on_halt("tokens.revoked", agent_hook(approvals.revoke_tokens_for))
+    # The kill switch runs before anything else; breakers' overrides after break-glass, so an
+    # override never lifts an unusual-sequence approval.
+    gate.pre_checks[:0] = control.pre_checks
+    gate.overrides.extend([breakglass, decay, *control.overrides])
+    gate.observers.extend([decay, *control.observers])
+    gate.on_activate.append(lambda bundle: control.configure(bundle.compiled))
     runtime = Runtime(
         data_dir=data_dir,
         store=store,
@@ -149,6 +161,7 @@ def open_runtime(
         audit_log=log,
         approvals=approvals,
         breakglass=breakglass,
+        control=control,
     )
     if require_policy:
         try:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -129,6 +129,8 @@ class Gate:
         self.overrides: list[Override] = list(overrides)
         self.observers: list[Observer] = list(observers)
         self.provenance = provenance
+        #: Called with each bundle that comes into force (breaker thresholds, redaction, ...).
+        self.on_activate: list[Callable[[Bundle], None]] = []
         self._bundle: Bundle | None = None
         self._bundles: dict[str, Bundle] = {}
         self._lock = threading.Lock()
@@ -155,6 +157,8 @@ class Gate:
         with self._lock:
             self._bundles[bundle.digest] = bundle
             self._bundle = bundle
+        for listener in self.on_activate:
+            listener(bundle)
         if self.audit is not None:
             self.audit.record_event(
                 "policy.activated",
@@ -173,6 +177,8 @@ class Gate:
         bundle = self.bundle_by_digest(digest)
         with self._lock:
             self._bundle = bundle
+        for listener in self.on_activate:
+            listener(bundle)
         return bundle
 
     def bundle_by_digest(self, digest: str) -> Bundle:

@@ -13,7 +13,6 @@ from typing import Annotated
 import typer
 
 from clearance.cli.runtime import DEFAULT_DATA_DIR, Runtime, open_runtime
-from clearance.control.killswitch import agent_hook
 from clearance.control.plane import ControlPlane
 from clearance.gate.clock import Clock
 from clearance.server.app import GateServices
@@ -21,26 +20,11 @@ from clearance.server.settings import ServerSettings, load_settings
 
 
 def build_services(runtime: Runtime) -> tuple[GateServices, ControlPlane]:
-    """Add the control plane to ``runtime``'s gate and collect the parts the service exposes."""
-    gate = runtime.gate
-    approvals = runtime.approvals
-    plane = ControlPlane(
-        runtime.store,
-        clock=gate.clock,
-        audit=gate.audit,
-        pending=approvals,
-        replica=gate.config.replica_id,
-    )
-    plane.killswitch.on_halt("approvals.cancelled", agent_hook(approvals.cancel_for))
-    plane.killswitch.on_halt("tokens.revoked", agent_hook(approvals.revoke_tokens_for))
-    gate.pre_checks[:0] = plane.pre_checks
-    gate.overrides.extend(plane.overrides)
-    gate.observers.extend(plane.observers)
-    if gate.bundle is not None:
-        plane.configure(gate.bundle.compiled)
+    """Collect the parts of ``runtime`` the service exposes (the runtime composed the gate)."""
+    plane = runtime.control
     services = GateServices(
-        gate=gate,
-        approvals=approvals,
+        gate=runtime.gate,
+        approvals=runtime.approvals,
         control=plane.killswitch,
         audit=runtime.audit_log,
         metrics=(plane.metrics.registry,) if plane.metrics is not None else (),
