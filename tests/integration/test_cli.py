@@ -98,3 +98,12 @@ def test_missing_data_dir_is_a_clear_error(
         main(["replay", "01ABC", "--data-dir", str(tmp_path / "nowhere")])
     assert exit_info.value.code == 2
     assert "clearance init" in capsys.readouterr().err
+
+
+def test_kill_from_the_cli_stops_decisions_of_every_entry_point(tmp_path: Path) -> None:
+    assert _run(["init"], tmp_path).returncode == 0
+    killed = _run(["kill", "agent:a1", "--reason", "drill", "--operator", "op-admin"], tmp_path)
+    assert killed.returncode == 0, killed.stderr
+    decided = _run(["decide", "-"], tmp_path, stdin=json.dumps(TRANSFER))
+    assert decided.returncode == 1
+    assert json.loads(decided.stdout)["rule"] == "kill-switch"
