@@ -35,8 +35,16 @@ _SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ),
     ("scan", "clearance.cli.commands.scan", "Measure the content scanners on a labelled dataset."),
     ("audit", "clearance.cli.commands.audit", "Verify, export, tail and prune the audit log."),
-    ("approvals", "clearance.cli.commands.approvals", "List, show, approve, deny or question approvals."),
-    ("breakglass", "clearance.cli.commands.breakglass", "Open, close and list break-glass overrides."),
+    (
+        "approvals",
+        "clearance.cli.commands.approvals",
+        "List, show, approve, deny or question approvals.",
+    ),
+    (
+        "breakglass",
+        "clearance.cli.commands.breakglass",
+        "Open, close and list break-glass overrides.",
+    ),
     ("users", "clearance.cli.commands.users", "Create operators and agent keys; revoke them."),
     ("hook", "clearance.cli.commands.hook", "Gate coding agents (Claude Code, Codex, Gemini CLI)."),
     ("mcp", "clearance.cli.commands.mcp", "Put the gate in front of MCP servers."),
