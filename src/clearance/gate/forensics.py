@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from clearance.audit.storage import AuditStorage, CheckpointRow, StoredEntry
@@ -42,6 +43,23 @@ class IncidentQuery:
                 "an incident export needs a subject",
                 hint="pass --session ID, --agent ID or --since ISO-TIME",
             )
+        if self.since is not None:
+            self.since_time()
+
+    def since_time(self) -> datetime | None:
+        """``since`` as an aware datetime (an entry's time is compared as a time, not text)."""
+        if self.since is None:
+            return None
+        try:
+            when = datetime.fromisoformat(self.since)
+        except ValueError:
+            when = None
+        if when is None or when.tzinfo is None:
+            raise ConfigError(
+                f"`{self.since}` is not an ISO time with a timezone",
+                hint="e.g. --since 2026-11-01T00:00:00Z",
+            )
+        return when
 
     def matches(self, header: dict[str, Any], payload: dict[str, Any]) -> bool:
         """True when a decision entry belongs to the incident."""
@@ -49,7 +67,8 @@ class IncidentQuery:
             return False
         if self.agent and payload.get("agent_id") != self.agent:
             return False
-        return not (self.since and header["time"] < self.since)
+        since = self.since_time()
+        return since is None or datetime.fromisoformat(header["time"]) >= since
 
 
 @dataclass

@@ -163,3 +163,17 @@ def test_cli_export_then_standalone_verify(history: History, tmp_path: Path) -> 
     out.write_bytes(bytes(raw))
     bad = CliRunner().invoke(_cli(), ["incident", "verify", str(out), "--key", history.vkey])
     assert bad.exit_code == int(ExitCode.TAMPERED), bad.output
+
+
+def test_since_selects_by_time_and_rejects_naive_times(history: History) -> None:
+    everything = _export(history, IncidentQuery(since="2000-01-01T00:00:00Z"))
+    sessions = {
+        json.loads(e["payload"]).get("session_id")
+        for e in everything["entries"]
+        if '"kind":"decision"' in e["header"]
+    }
+    assert sessions == {history.injected_session, history.transfer_session}
+    with pytest.raises(ConfigError, match="no audit entry"):
+        _export(history, IncidentQuery(since="2999-01-01T00:00:00+00:00"))
+    with pytest.raises(ConfigError, match="timezone"):
+        IncidentQuery(since="2026-11-01T00:00:00")
