@@ -38,7 +38,7 @@ from clearance.gate.outbound import OutboundScan
 from clearance.gate.taint import (
     ProvenanceSource,
     RecordingProvenance,
-    decision_facts,
+    decision_extra,
     replay_inputs,
 )
 from clearance.model.decision import Decision, Outcome, Verdict
@@ -303,12 +303,11 @@ class Gate:
         known = self.provenance.for_session(state, bundle.compiled) if self.provenance else None
         asked = RecordingProvenance(known or NO_PROVENANCE)
         scan = OutboundScan(request.args, request.target)
-        facts = facts_of(state)
-        verdict = evaluate(bundle.compiled, request, facts, provenance=asked, scan=scan)
+        verdict = evaluate(bundle.compiled, request, facts_of(state), provenance=asked, scan=scan)
         for override in self.overrides:
             verdict = override.apply(request, state, verdict, now)
-        facts = decision_facts(facts, asked, scan.computed)
-        return self._finish(request, decision_id, verdict, state, policy, now, started, facts=facts)
+        extra = decision_extra(asked, scan.computed)
+        return self._finish(request, decision_id, verdict, state, policy, now, started, extra=extra)
 
     def _idempotent(self, request: Request, now: datetime) -> Decision | None:
         key = request.idempotency_key
@@ -348,7 +347,7 @@ class Gate:
         started: float,
         *,
         remember: bool = True,
-        facts: SessionFacts | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> Decision:
         outcome = verdict.outcome
         shadow_outcome: Outcome | None = None
@@ -390,7 +389,7 @@ class Gate:
                 "deadline",
                 f"the decision took {elapsed_ms:.0f} ms, over the {self.config.deadline_ms:.0f} ms deadline",
             )
-        return self._commit(request, decision, state, remember=remember, facts=facts)
+        return self._commit(request, decision, state, remember=remember, extra=extra)
 
     def _commit(
         self,
@@ -399,12 +398,12 @@ class Gate:
         state: SessionState,
         *,
         remember: bool,
-        facts: SessionFacts | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> Decision:
         """Audit, then record; ``remember`` is False for decisions made by gate state (kill
         switch, breakers), which must never be stored under an idempotency key nor be answered
-        with a decision stored under one. ``facts`` are the evaluated facts when policy ran
-        (with the provenance answers and scan findings replay needs)."""
+        with a decision stored under one. ``extra`` holds what replay needs beside the session
+        facts (the provenance answers and scan findings policy used), archived in their ``extra``."""
         if self.audit is not None:
             try:
                 receipt = self.audit.record_decision(request, decision, state, {})
@@ -428,7 +427,7 @@ class Gate:
             DecisionRecord(
                 decision_id=decision.decision_id,
                 request=request.model_dump(mode="json", exclude={"approval_token"}),
-                facts=(facts or facts_of(state)).model_dump(mode="json"),
+                facts=_archived_facts(state, extra),
                 decision=stored,
                 policy=decision.policy,
                 created_at=decision.time,
@@ -551,6 +550,13 @@ class Gate:
             "policy": bundle.digest,
         }
         return Replay(original=original, replayed=replayed)
+
+
+def _archived_facts(state: SessionState, extra: dict[str, Any] | None) -> dict[str, Any]:
+    facts = facts_of(state).model_dump(mode="json")
+    if extra:
+        facts["extra"] = {**facts["extra"], **extra}
+    return facts
 
 
 def _deny(rule: str, reason: str) -> Verdict:

@@ -81,6 +81,9 @@ SCAN_FACT = "scan"
 
 DEFAULT_CACHE_SESSIONS = 4096
 
+MEMO_LIMIT = 1024
+"""Answers memoised per session view before the memo starts over."""
+
 
 class ProvenanceSource(Protocol):
     """Where the gate gets a session's provenance at decision time."""
@@ -104,13 +107,17 @@ class PolicyView:
     """A :class:`Provenance` seen through policy's labels (the ``Provenance`` hook of ``evaluate``).
 
     A list is answered with the union of its elements' sources; ask per element
-    (``args.to.exists(x, only_untrusted(x))``) when every element matters.
+    (``args.to.exists(x, only_untrusted(x))``) when every element matters. Answers for scalars are
+    memoised (normalising a value costs a few microseconds, and agents repeat the same payees and
+    recipients); a view is replaced whenever its provenance records something, so the memo never
+    outlives the state it describes.
     """
 
-    __slots__ = ("_provenance",)
+    __slots__ = ("_memo", "_provenance")
 
     def __init__(self, provenance: Provenance) -> None:
         self._provenance = provenance
+        self._memo: dict[str | int | float | Decimal, frozenset[str]] = {}
 
     def sources(self, value: object) -> frozenset[str]:
         """Policy labels of every place ``value`` was seen; empty for maps and unseen values."""
@@ -121,7 +128,13 @@ class PolicyView:
             return frozenset(found)
         if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
             return frozenset()
-        return frozenset(policy_label(s) for s in self._provenance.sources_of(value))
+        known = self._memo.get(value)
+        if known is None:
+            known = frozenset(policy_label(s) for s in self._provenance.sources_of(value))
+            if len(self._memo) >= MEMO_LIMIT:
+                self._memo.clear()
+            self._memo[value] = known
+        return known
 
 
 class RecordingProvenance:
@@ -140,18 +153,18 @@ class RecordingProvenance:
         return found
 
 
-def decision_facts(
-    facts: SessionFacts, asked: RecordingProvenance | None, scan: Mapping[str, Any] | None
-) -> SessionFacts:
-    """``facts`` plus what replay needs: the provenance answers and the scan variable, if used."""
-    extra = dict(facts.extra)
-    if asked is not None and asked.asked:
+def decision_extra(asked: RecordingProvenance, scan: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What replay needs beside the session facts: the provenance answers and the scan variable.
+
+    Merged into the archived facts' ``extra`` (see :func:`replay_inputs`); empty when policy asked
+    neither, so most decision records carry nothing more.
+    """
+    extra: dict[str, Any] = {}
+    if asked.asked:
         extra[PROVENANCE_FACT] = dict(sorted(asked.asked.items()))
     if scan is not None:
         extra[SCAN_FACT] = dict(scan)
-    if extra == facts.extra:
-        return facts
-    return facts.model_copy(update={"extra": extra})
+    return extra
 
 
 def replay_inputs(
@@ -279,6 +292,7 @@ class SessionTaint:
             entry = self._load(state, compiled)
             entry.provenance.record(source, content)
             self.store.kv_put(NAMESPACE, session_id, entry.provenance.to_dict(), at)
+            entry.view = PolicyView(entry.provenance)
             entry.seen_taint = entry.seen_taint | frozenset(taint)
 
     # internals ------------------------------------------------------------------------------
