@@ -142,8 +142,8 @@ def review_access(
                 ReviewFinding(
                     kind="unused-grant" if count == 0 else "rare-grant",
                     subject=f"task `{task}` / tool `{tool}`",
-                    detail=f"`{task}` sessions asked for `{tool}` {count} times in the period; "
-                    "a grant nobody uses is attack surface for a hijacked agent.",
+                    detail=f"`{task}` sessions asked for `{tool}` {count} time(s) in the "
+                    "period; a grant that is not used is attack surface for a hijacked agent.",
                     evidence={"requests": count, "task": task, "tool": tool},
                     suggestion=_yaml_diff({"tasks": {task: spec}}, {"tasks": {task: after}}),
                 )
