@@ -56,6 +56,7 @@ _TOP_LEVEL: tuple[str, ...] = (
     "clearance.cli.commands.demo",
     "clearance.cli.commands.control",
     "clearance.cli.commands.serve",
+    "clearance.cli.commands.ops",
 )
 
 _err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -34,7 +34,7 @@ Origin = Annotated[
     str | None, typer.Option("--origin", help="Shard origin (default: the only shard).")
 ]
 _DEFAULT_DIR = Path(".clearance")
-DB_NAME = "clearance.db"
+DB_NAME = "audit.db"  # the audit shard beside the gate store (see cli/runtime.py)
 AUDIT_KEY = Path("keys") / "audit.key"
 
 
