@@ -90,7 +90,7 @@ class Store(Protocol):
         """Release connections."""
         ...
 
-    def transaction(self) -> AbstractContextManager[None]:
+    def transaction(self) -> AbstractContextManager[Any]:
         """Group several writes atomically (nested use joins the outer transaction)."""
         ...
 

@@ -72,7 +72,7 @@ class SQLStore(ABC):
     url: str
 
     @abstractmethod
-    def transaction(self) -> AbstractContextManager[Cursor]:  # type: ignore[override]
+    def transaction(self) -> AbstractContextManager[Cursor]:
         """A write transaction; nested use joins the outer one."""
 
     @abstractmethod

@@ -161,7 +161,7 @@ class SQLiteStore(SQLStore):
         return conn
 
     @contextmanager
-    def transaction(self) -> Iterator[Cursor]:  # type: ignore[override]
+    def transaction(self) -> Iterator[Cursor]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``; nested calls join the outer transaction."""
         conn = self._conn()
         depth: int = self._local.depth
