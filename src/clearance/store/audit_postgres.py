@@ -1,0 +1,314 @@
+"""PostgreSQL tables of the audit shards (AUDIT.md 3.11-3.12): one shard per replica, fenced.
+
+::
+
+    store = PostgresStore("postgresql://clearance@db.internal/clearance")
+    storage = PostgresAuditStorage(store)
+    log = AuditLog(storage, key, "audit.acme.example/clearance/gate-a/2026", clock.now)
+
+Implements ``clearance.audit.storage.AuditStorage`` (the tables come from migration
+``postgres/0010_audit.sql``). What it adds for several replicas on one database:
+
+* **One process per shard.** ``open_shard`` takes a session-level advisory lock,
+  ``pg_try_advisory_lock(hashtextextended(origin, 0))``, on a connection of its own and refuses
+  (``ConflictError``) when another session holds it: two processes were started with one replica
+  id. Every batch of that shard is then committed *on that connection*, so a write can only
+  happen in the session holding the lock: if the connection is lost the lock goes with it, and
+  the next commit first re-takes the lock (or is fenced).
+* **Fencing.** ``open_shard`` bumps the shard's ``epoch``. ``commit_batch`` starts with
+  ``UPDATE audit_shard SET size, head, compact WHERE origin AND size = old AND epoch = e``; zero
+  rows means another writer moved the shard on, and the batch fails with ``ConflictError``
+  (the appender answers SILENCE and must stop). Taking the row lock first also means a competing
+  writer waits and is then fenced, instead of racing on entry indexes.
+* **Durability.** Entries and payloads go in with ``COPY`` in the same transaction as the head;
+  the audit connection forces ``synchronous_commit = on`` whatever the server default is, so a
+  batch is acknowledged only once its WAL is flushed.
+
+Reads (proofs, export, pruning) use the store's pool and may run on any thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from clearance.errors import ConflictError, StoreError, StoreUnavailableError
+from clearance.store.postgres import DedicatedConnection, PgCursor, PostgresStore
+
+HeadTuple = tuple[int, bytes | None, bytes, int]
+EntryTuple = tuple[int, bytes, bytes | None, bytes | None, bytes | None]
+CheckpointTuple = tuple[int, bytes, bytes, str]
+HoldTuple = tuple[str, int, int, str]
+
+_LOCK = "SELECT pg_try_advisory_lock(hashtextextended(?, 0))"
+
+
+class _Writer:
+    """The connection holding one shard's advisory lock, and the epoch it was opened with."""
+
+    __slots__ = ("conn", "epoch")
+
+    def __init__(self, conn: DedicatedConnection, epoch: int) -> None:
+        self.conn = conn
+        self.epoch = epoch
+
+
+def _fenced(origin: str, why: str) -> ConflictError:
+    return ConflictError(
+        f"audit shard `{origin}` is fenced: {why}",
+        hint="another process appends to this shard (one replica id used twice); stop one of them",
+    )
+
+
+class PostgresAuditStorage:
+    """``AuditStorage`` on the shared PostgreSQL store (see the module docstring)."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._writers: dict[str, _Writer] = {}
+
+    # writing --------------------------------------------------------------------------------
+    def open_shard(
+        self, origin: str, *, replica: str, period: str, vkey: str, created_at: str
+    ) -> HeadTuple:
+        """Lock the shard for this process, create its row if missing, bump its epoch.
+
+        Opening a shard this storage already holds keeps the lock and bumps the epoch again,
+        which fences the earlier writer in this process (as on SQLite).
+        """
+        with self._lock:
+            writer = self._writers.pop(origin, None)
+            conn = writer.conn if writer is not None and not writer.conn.broken else None
+            if conn is None:
+                if writer is not None:
+                    writer.conn.close()
+                conn = self._locked_connection(origin)
+            try:
+                with conn.transaction() as cur:
+                    cur.execute(
+                        "INSERT INTO audit_shard (origin, replica, period, vkey, created_at) "
+                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (origin) DO NOTHING",
+                        (origin, replica, period, vkey, created_at),
+                    )
+                    cur.execute(
+                        "UPDATE audit_shard SET epoch = epoch + 1 WHERE origin = ? "
+                        "RETURNING size, head, compact, epoch, state",
+                        (origin,),
+                    )
+                    size, head, compact, epoch, state = cur.fetchone()
+                    if state != "active":
+                        raise ConflictError(
+                            f"audit shard `{origin}` is {state}",
+                            hint="shards are never reused; start the replica with a new id or period",
+                        )
+            except BaseException:
+                conn.close()
+                raise
+            self._writers[origin] = _Writer(conn, int(epoch))
+        return (int(size), None if head is None else bytes(head), bytes(compact), int(epoch))
+
+    def _locked_connection(self, origin: str) -> DedicatedConnection:
+        """A new connection holding the shard's session advisory lock, or ``ConflictError``."""
+        conn = self._store.connect_dedicated()
+        try:
+            conn.execute("SET synchronous_commit = on")
+            if not conn.execute(_LOCK, (origin,)).fetchone()[0]:
+                raise _fenced(origin, "another session holds its advisory lock")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _writer(self, origin: str, epoch: int) -> _Writer:
+        writer = self._writers.get(origin)
+        if writer is None or writer.epoch != epoch:
+            raise _fenced(origin, f"epoch {epoch} was not opened by this storage")
+        if writer.conn.broken:
+            # The session (and its lock) died with the connection: take the lock again on a new
+            # one. Nobody else may have written meanwhile; the epoch compare-and-swap checks that.
+            writer.conn.close()
+            writer.conn = self._locked_connection(origin)
+        return writer
+
+    def commit_batch(
+        self,
+        origin: str,
+        *,
+        old_size: int,
+        epoch: int,
+        head: HeadTuple,
+        entries: Sequence[tuple[int, bytes, bytes, str | None]],
+        payloads: Sequence[tuple[int, bytes, bytes, str]],
+        checkpoint: CheckpointTuple | None,
+    ) -> None:
+        """One durable transaction: head compare-and-swap, entries, payloads, checkpoint.
+
+        A connection found dead before ``COMMIT`` was sent (a database restart, an idle connection
+        killed) committed nothing, so the batch is retried once on a new connection that takes the
+        lock again. A failure during ``COMMIT`` itself is ambiguous and is raised as is.
+        """
+        with self._lock:
+            for attempt in (1, 2):
+                writer = self._writer(origin, epoch)
+                sent_commit = False
+                try:
+                    with writer.conn.transaction() as cur:
+                        self._write(
+                            cur, origin, old_size, epoch, head, entries, payloads, checkpoint
+                        )
+                        sent_commit = True
+                except StoreUnavailableError:
+                    if attempt == 2 or sent_commit or not writer.conn.broken:
+                        raise
+                else:
+                    return
+
+    @staticmethod
+    def _write(
+        cur: PgCursor,
+        origin: str,
+        old_size: int,
+        epoch: int,
+        head: HeadTuple,
+        entries: Sequence[tuple[int, bytes, bytes, str | None]],
+        payloads: Sequence[tuple[int, bytes, bytes, str]],
+        checkpoint: CheckpointTuple | None,
+    ) -> None:
+        # INVARIANT: the head row is updated (and row-locked) first, so a competing writer waits
+        # here and is then fenced, instead of racing on entry indexes.
+        cur.execute(
+            "UPDATE audit_shard SET size = ?, head = ?, compact = ? "
+            "WHERE origin = ? AND size = ? AND epoch = ?",
+            (head[0], head[1], head[2], origin, old_size, epoch),
+        )
+        if cur.rowcount != 1:
+            raise _fenced(origin, f"it moved on from size {old_size}, epoch {epoch}")
+        if entries:
+            cur.copy_rows(
+                "audit_entry",
+                ("origin", "idx", "leaf_hash", "header", "retain_until"),
+                ((origin, *e) for e in entries),
+            )
+        if payloads:
+            cur.copy_rows(
+                "audit_payload",
+                ("origin", "idx", "salt", "body", "enc"),
+                ((origin, *p) for p in payloads),
+            )
+        if checkpoint is not None:
+            cur.execute(
+                "INSERT INTO audit_checkpoint (origin, size, root, note, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (origin, *checkpoint),
+            )
+
+    def close(self) -> None:
+        """Release every shard lock this storage holds (the store stays open)."""
+        with self._lock:
+            for writer in self._writers.values():
+                writer.conn.close()
+            self._writers.clear()
+
+    # reading --------------------------------------------------------------------------------
+    def leaf_hashes(self, origin: str, start: int, end: int) -> list[bytes]:
+        """Leaf hashes ``[start, end)`` in index order."""
+        with self._store.read() as cur:
+            cur.execute(
+                "SELECT leaf_hash FROM audit_entry WHERE origin = ? AND idx >= ? AND idx < ? "
+                "ORDER BY idx",
+                (origin, start, end),
+            )
+            return [bytes(r[0]) for r in cur.fetchall()]
+
+    def entries(self, origin: str, start: int, end: int) -> list[EntryTuple]:
+        """Entries ``[start, end)`` with their payloads: ``(idx, leaf, header, salt, body)``."""
+        with self._store.read() as cur:
+            cur.execute(
+                "SELECT e.idx, e.leaf_hash, e.header, p.salt, p.body FROM audit_entry e "
+                "LEFT JOIN audit_payload p ON p.origin = e.origin AND p.idx = e.idx "
+                "WHERE e.origin = ? AND e.idx >= ? AND e.idx < ? ORDER BY e.idx",
+                (origin, start, end),
+            )
+            rows = cur.fetchall()
+        return [
+            (int(i), bytes(lh), _opt(header), _opt(salt), _opt(body))
+            for i, lh, header, salt, body in rows
+        ]
+
+    def latest_checkpoint(self, origin: str) -> CheckpointTuple | None:
+        """The largest checkpoint of the shard: ``(size, root, note, created_at)``."""
+        with self._store.read() as cur:
+            cur.execute(
+                "SELECT size, root, note, created_at FROM audit_checkpoint WHERE origin = ? "
+                "ORDER BY size DESC LIMIT 1",
+                (origin,),
+            )
+            row = cur.fetchone()
+        if row is None:
+            return None
+        return (int(row[0]), bytes(row[1]), bytes(row[2]), str(row[3]))
+
+    def expired_payloads(self, origin: str, before: str) -> list[int]:
+        """Indexes with a stored payload and ``retain_until < before``."""
+        with self._store.read() as cur:
+            cur.execute(
+                "SELECT e.idx FROM audit_entry e JOIN audit_payload p "
+                "ON p.origin = e.origin AND p.idx = e.idx "
+                "WHERE e.origin = ? AND e.retain_until < ? ORDER BY e.idx",
+                (origin, before),
+            )
+            return [int(r[0]) for r in cur.fetchall()]
+
+    def delete_payloads(self, origin: str, indexes: Sequence[int]) -> int:
+        """Delete payload rows in one transaction; return how many were deleted."""
+        if not indexes:
+            return 0
+        with self._store.transaction() as cur:
+            cur.execute(
+                "DELETE FROM audit_payload WHERE origin = ? AND idx = ANY(?) RETURNING idx",
+                (origin, list(indexes)),
+            )
+            return len(cur.fetchall())
+
+    def holds(self, origin: str) -> list[HoldTuple]:
+        """Legal holds of the shard: ``(hold_id, start, end, created_at)``."""
+        with self._store.read() as cur:
+            cur.execute(
+                "SELECT hold_id, start_idx, end_idx, created_at FROM audit_hold WHERE origin = ? "
+                "ORDER BY hold_id",
+                (origin,),
+            )
+            return [(str(h), int(s), int(e), str(c)) for h, s, e, c in cur.fetchall()]
+
+    def add_hold(self, origin: str, hold: HoldTuple) -> None:
+        """Record a hold; an existing id is a ``ConflictError``."""
+        with self._store.transaction() as cur:
+            cur.execute(
+                "INSERT INTO audit_hold (origin, hold_id, start_idx, end_idx, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (origin, *hold),
+            )
+
+    def remove_hold(self, origin: str, hold_id: str) -> bool:
+        """Release a hold; ``False`` if it did not exist."""
+        with self._store.transaction() as cur:
+            cur.execute(
+                "DELETE FROM audit_hold WHERE origin = ? AND hold_id = ? RETURNING hold_id",
+                (origin, hold_id),
+            )
+            return cur.fetchone() is not None
+
+    def origins(self) -> list[str]:
+        """Every shard origin in the store (the registry an auditor starts from)."""
+        with self._store.read() as cur:
+            cur.execute("SELECT origin FROM audit_shard ORDER BY origin")
+            return [str(r[0]) for r in cur.fetchall()]
+
+
+def _opt(value: object) -> bytes | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    raise StoreError("an audit column holds an unexpected type")

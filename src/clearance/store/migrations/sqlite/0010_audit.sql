@@ -1,0 +1,3 @@
+-- Audit shards: on SQLite the tables are created by store/audit_sqlite.py (its SCHEMA) when the
+-- audit database is opened, since that database may be a file of its own. This empty migration
+-- keeps version numbers aligned with postgres/0010_audit.sql.
