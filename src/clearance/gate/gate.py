@@ -7,7 +7,8 @@ Order of the pipeline (each step may end it):
 3. pre-checks: kill switch, drain, breakers    -> DENY ``kill-switch`` / ``breaker:*``
 4. idempotency: same key and digest            -> the stored decision; other digest -> DENY
 5. execution token (``approval_token``)        -> PERMIT ``approval:<id>`` or DENY ``invalid-token``
-6. policy evaluation (pure)                    -> Verdict
+6. policy evaluation (pure), with the session's -> Verdict
+   value provenance and the scan of the outbound args
 7. overrides: break-glass, unusual sequence    -> Verdict
 8. shadow mode                                 -> caller gets PERMIT, would-be outcome recorded
 9. approval request for APPROVAL outcomes
@@ -301,7 +302,7 @@ class Gate:
                 request, decision_id, verdict, state, policy, now, started, remember=False
             )
         known = self.provenance.for_session(state, bundle.compiled) if self.provenance else None
-        asked = RecordingProvenance(known or NO_PROVENANCE)
+        asked = RecordingProvenance(known if known is not None else NO_PROVENANCE)
         scan = OutboundScan(request.args, request.target)
         verdict = evaluate(bundle.compiled, request, facts_of(state), provenance=asked, scan=scan)
         for override in self.overrides:
