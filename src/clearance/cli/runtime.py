@@ -34,6 +34,7 @@ from clearance.gate.clock import Clock, SystemClock
 from clearance.gate.config import GateConfig
 from clearance.gate.evidence import AuditRecorder, PolicyRedactor
 from clearance.gate.gate import Gate
+from clearance.gate.taint import SessionTaint
 from clearance.store import Store, open_store
 from clearance.store.audit_sqlite import SQLiteAuditStorage
 
@@ -142,6 +143,10 @@ def open_runtime(
     )
     decay = DecayOverride(store, settings=approvals_in_force, notifiers=notifiers)
     gate.approvals = approvals
+    taint = SessionTaint(
+        store, policies=lambda digest: gate.bundle_by_digest(digest).compiled, clock=clock
+    )
+    gate.provenance = taint
     control = ControlPlane(
         store, clock=clock, audit=recorder, pending=approvals, replica=config.replica_id
     )
@@ -151,7 +156,7 @@ def open_runtime(
     # override never lifts an unusual-sequence approval.
     gate.pre_checks[:0] = control.pre_checks
     gate.overrides.extend([breakglass, decay, *control.overrides])
-    gate.observers.extend([decay, *control.observers])
+    gate.observers.extend([taint, decay, *control.observers])
     gate.on_activate.append(lambda bundle: control.configure(bundle.compiled))
     runtime = Runtime(
         data_dir=data_dir,
