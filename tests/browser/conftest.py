@@ -40,7 +40,7 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # sync_playwright keeps an event loop running until it exits
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         _unavailable("Chromium is not installed; run scripts/install-browser-deps")
