@@ -6,6 +6,8 @@ processes are exercised on top of this elsewhere).
 
 from __future__ import annotations
 
+import time
+
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -82,6 +84,11 @@ def test_database_unreachable_means_silence_then_recovery(
             assert down.rule == "store"
     finally:
         pg_admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
-    outcomes = [a.decide(read(s.session_id)).outcome for _ in range(3)]
-    assert outcomes[-1] is Outcome.PERMIT
-    assert Outcome.PERMIT in outcomes
+    # recovery is automatic: the pool reconnects on its own, within seconds even on a loaded host
+    deadline = time.monotonic() + 20
+    outcome = a.decide(read(s.session_id)).outcome
+    while outcome is not Outcome.PERMIT and time.monotonic() < deadline:
+        time.sleep(0.2)
+        outcome = a.decide(read(s.session_id)).outcome
+    assert outcome is Outcome.PERMIT
+    assert a.decide(read(s.session_id)).outcome is Outcome.PERMIT
