@@ -7,7 +7,6 @@ processes are exercised on top of this elsewhere).
 from __future__ import annotations
 
 import time
-
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
