@@ -10,8 +10,8 @@ One run measures both, so the ratio is meaningful on whatever machine runs it:
 Both use the composed runtime: SQLite store, group-committed SQLite audit shard, signed receipts,
 approvals, the kill switch and breakers as pre-checks and observers.
 
-    python bench/http.py                      # 5 s per connection count
-    python bench/http.py --seconds 10 --event-loop     # decide on the event loop instead
+    python bench/sidecar.py                      # 5 s per connection count
+    python bench/sidecar.py --seconds 10 --event-loop     # decide on the event loop instead
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ class ServerSettings(BaseSettings):
         default=True,
         description=(
             "run Gate.decide() in a worker thread: concurrent decisions then share audit group "
-            "commits and the event loop keeps accepting (bench/http.py measures both)"
+            "commits and the event loop keeps accepting (bench/sidecar.py measures both)"
         ),
     )
     shadow_sample: int = Field(
