@@ -57,6 +57,7 @@ _TOP_LEVEL: tuple[str, ...] = (
     "clearance.cli.commands.control",
     "clearance.cli.commands.serve",
     "clearance.cli.commands.ops",
+    "clearance.cli.commands.redteam",
 )
 
 _err = Console(stderr=True, highlight=False, soft_wrap=True)

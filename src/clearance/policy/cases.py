@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from clearance.errors import Location, PolicyError
 from clearance.model import Request, SessionFacts, Verdict
 from clearance.policy.bundle import Bundle
+from clearance.policy.coverage import matching_rules
 from clearance.policy.evaluate import evaluate
 from clearance.policy.load import load_policy, parse_yaml
 from clearance.policy.problems import Problems
@@ -98,12 +99,18 @@ class LoadedCases:
 
 @dataclass(frozen=True)
 class CaseResult:
-    """The outcome of one case: its verdict (if any) and every way it differed from the wants."""
+    """The outcome of one case: its verdict (if any) and every way it differed from the wants.
+
+    ``request`` and ``matched`` (every rule whose condition held, decided or not) feed the
+    coverage report (``clearance.policy.coverage``); they are empty when no verdict was reached.
+    """
 
     name: str
     location: str
     verdict: Verdict | None
     failures: tuple[str, ...]
+    request: Request | None = None
+    matched: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -179,13 +186,19 @@ def run_cases(bundle: Bundle, cases: LoadedCases) -> list[CaseResult]:
     return [run_case(bundle, cases, index, case) for index, case in enumerate(cases.file.cases)]
 
 
-def decide_case(bundle: Bundle, cases: LoadedCases, case: Case) -> Verdict:
-    """The verdict for one case (defaults merged under the case's own fields)."""
+def case_inputs(cases: LoadedCases, case: Case) -> tuple[Request, SessionFacts]:
+    """The request and session facts of one case (defaults merged under its own fields)."""
     defaults = cases.file.defaults
     request = Request.model_validate(
         {"agent_id": "agent", "session_id": "session", **defaults.request, **case.request}
     )
     facts = SessionFacts.model_validate({**defaults.session, **case.session})
+    return request, facts
+
+
+def decide_case(bundle: Bundle, cases: LoadedCases, case: Case) -> Verdict:
+    """The verdict for one case (defaults merged under the case's own fields)."""
+    request, facts = case_inputs(cases, case)
     return evaluate(
         bundle.compiled,
         request,
@@ -206,14 +219,20 @@ def run_case(bundle: Bundle, cases: LoadedCases, index: int, case: Case) -> Case
             (f"the case states no expectation (give one of {', '.join(_EXPECTATIONS)})",),
         )
     try:
-        verdict = decide_case(bundle, cases, case)
+        request, facts = case_inputs(cases, case)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"])
         return CaseResult(
             case.name, location, None, (f"invalid case input `{where}`: {first['msg']}",)
         )
-    return CaseResult(case.name, location, verdict, tuple(_compare(case, verdict)))
+    provenance = MappingProvenance(case.provenance)
+    compiled = bundle.compiled
+    verdict = evaluate(compiled, request, facts, provenance=provenance, scan=case.scan)
+    matched = matching_rules(compiled, request, facts, provenance=provenance, scan=case.scan)
+    return CaseResult(
+        case.name, location, verdict, tuple(_compare(case, verdict)), request, matched
+    )
 
 
 def _compare(case: Case, verdict: Verdict) -> list[str]:

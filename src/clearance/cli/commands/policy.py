@@ -1,5 +1,8 @@
 """``clearance policy lint|test|diff``: check a policy, run its test cases, compare two versions.
 
+``policy test --coverage`` adds which rules no case exercised and which constraint edges no case
+probed (``clearance.policy.coverage``).
+
 Problems are raised as ``PolicyError`` and printed by ``clearance.cli.main`` as one line each
 (``file:line:key: message (hint: ...)``) with a non-zero exit code. Failing test cases exit 1.
 """
@@ -8,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,6 +24,7 @@ from clearance.policy.cases import (
     run_cases,
     run_load_expectation,
 )
+from clearance.policy.coverage import Observed, coverage
 from clearance.policy.diff import diff_cases
 from clearance.policy.load import load_policy
 
@@ -57,48 +61,71 @@ def _run(bundle: Bundle | None, cases: LoadedCases) -> list[CaseResult]:
     return run_cases(bundle, cases)
 
 
+def _observed(results: list[CaseResult]) -> list[Observed]:
+    return [
+        Observed(r.request, r.verdict, r.matched)
+        for r in results
+        if r.request is not None and r.verdict is not None
+    ]
+
+
 @app.command("test")
 def run_tests(
     policy_file: Annotated[Path, typer.Argument(metavar="POLICY", help="The policy to test.")],
     case_files: Annotated[list[Path], typer.Argument(metavar="CASES...", help="YAML case files.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+    with_coverage: Annotated[
+        bool,
+        typer.Option(
+            "--coverage",
+            help="Also report the rules no case exercised and the constraint edges never probed.",
+        ),
+    ] = False,
 ) -> None:
     """Run YAML test cases against a policy; exit 1 if any case fails (or states no expectation).
 
-    A case file that embeds its own ``policy:`` is run against that policy instead.
+    A case file that embeds its own ``policy:`` is run against that policy instead (and does not
+    count towards the coverage of POLICY). Coverage is a report; it does not change the exit code.
     """
     bundle = load_policy(policy_file)
     results: list[CaseResult] = []
+    own: list[CaseResult] = []
     for path in case_files:
-        results.extend(_run(bundle, load_cases(path)))
+        loaded = load_cases(path)
+        found = _run(bundle, loaded)
+        results.extend(found)
+        if loaded.file.policy is None and loaded.file.want_error is None:
+            own.extend(found)
     failed = [r for r in results if not r.passed]
+    report = coverage(bundle.compiled, _observed(own)) if with_coverage else None
     if as_json:
-        _out.print_json(
-            json.dumps(
+        body: dict[str, Any] = {
+            "policy": bundle.digest,
+            "passed": len(results) - len(failed),
+            "failed": len(failed),
+            "results": [
                 {
-                    "policy": bundle.digest,
-                    "passed": len(results) - len(failed),
-                    "failed": len(failed),
-                    "results": [
-                        {
-                            "name": r.name,
-                            "location": r.location,
-                            "passed": r.passed,
-                            "outcome": r.verdict.outcome.value if r.verdict else None,
-                            "rule": r.verdict.rule if r.verdict else None,
-                            "failures": list(r.failures),
-                        }
-                        for r in results
-                    ],
+                    "name": r.name,
+                    "location": r.location,
+                    "passed": r.passed,
+                    "outcome": r.verdict.outcome.value if r.verdict else None,
+                    "rule": r.verdict.rule if r.verdict else None,
+                    "failures": list(r.failures),
                 }
-            )
-        )
+                for r in results
+            ],
+        }
+        if report is not None:
+            body["coverage"] = report.to_json()
+        _out.print_json(json.dumps(body))
     else:
         for result in failed:
             _out.print(
                 f"FAIL {result.location}: {result.name}: {'; '.join(result.failures)}",
                 markup=False,
             )
+        for line in report.lines() if report is not None else ():
+            _out.print(line, markup=False)
         _out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed", markup=False)
     if failed:
         raise typer.Exit(1)
