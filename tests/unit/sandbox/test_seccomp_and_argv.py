@@ -38,8 +38,8 @@ def test_unknown_architecture_fails_closed(monkeypatch: pytest.MonkeyPatch) -> N
 
 def spec(egress: Path | None) -> LaunchSpec:
     return LaunchSpec(
-        job_dir=Path("/work/jobs/j1"), command=("/bin/true",), limits=SandboxLimits(),
-        seccomp_fd=3, launcher=Path("/work/launcher.py"), python="/usr/bin/python3",
+        job_dir=Path("/srv/jobs/j1"), command=("/bin/true",), limits=SandboxLimits(),
+        seccomp_fd=3, launcher=Path("/srv/launcher.py"), python="/usr/bin/python3",
         in_dir="/job/in", out_dir="/job/out", egress_socket=egress,
     )  # fmt: skip
 
@@ -59,8 +59,8 @@ def test_bwrap_never_binds_the_host_root_and_drops_everything() -> None:
 
 
 def test_bwrap_with_egress_starts_the_bridge_and_sets_the_proxy() -> None:
-    argv = bwrap.argv("bwrap", spec(Path("/work/jobs/j1/egress.sock")))
-    assert ("--bind", "/work/jobs/j1/egress.sock") in itertools.pairwise(argv)
+    argv = bwrap.argv("bwrap", spec(Path("/srv/jobs/j1/egress.sock")))
+    assert ("--bind", "/srv/jobs/j1/egress.sock") in itertools.pairwise(argv)
     assert "HTTPS_PROXY" in argv
     tail = argv[argv.index("--") + 1 :]
     assert tail[:5] == ["/usr/bin/python3", "-I", "-S", "-B", "/run/clearance-launcher.py"]
