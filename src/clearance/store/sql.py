@@ -44,7 +44,7 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode("utf-8")
 
 
-def _session_from_row(row: Sequence[Any]) -> Session:
+def session_from_row(row: Sequence[Any]) -> Session:
     return Session(
         session_id=row[0],
         agent_id=row[1],
@@ -60,7 +60,7 @@ def _session_from_row(row: Sequence[Any]) -> Session:
     )
 
 
-_SESSION_COLUMNS = (
+SESSION_COLUMNS = (
     "session_id, agent_id, task, environment, principal, instruction, delegation, attended, "
     "labels, opened_at, closed_at"
 )
@@ -85,7 +85,7 @@ class SQLStore(ABC):
         try:
             with self.transaction() as cur:
                 cur.execute(
-                    f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         session.session_id,
                         session.agent_id,
@@ -118,7 +118,7 @@ class SQLStore(ABC):
         """The session with its taint and call counts, or None when unknown."""
         with self.read() as cur:
             cur.execute(
-                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = ?",
+                f"SELECT {SESSION_COLUMNS} FROM sessions WHERE session_id = ?",
                 (session_id,),
             )
             row = cur.fetchone()
@@ -131,7 +131,7 @@ class SQLStore(ABC):
                 (session_id,),
             )
             taint = tuple(r[0] for r in cur.fetchall())
-        return SessionState(session=_session_from_row(row), taint=taint, calls=calls)
+        return SessionState(session=session_from_row(row), taint=taint, calls=calls)
 
     def add_taint(self, session_id: str, sources: list[str], at: str) -> None:
         """Record taint sources; taint never decreases."""
@@ -145,7 +145,7 @@ class SQLStore(ABC):
 
     def list_sessions(self, *, agent_id: str | None = None, limit: int = 100) -> list[Session]:
         """Recent sessions, newest first."""
-        sql = f"SELECT {_SESSION_COLUMNS} FROM sessions"
+        sql = f"SELECT {SESSION_COLUMNS} FROM sessions"
         params: list[Any] = []
         if agent_id is not None:
             sql += " WHERE agent_id = ?"
@@ -154,7 +154,7 @@ class SQLStore(ABC):
         params.append(limit)
         with self.read() as cur:
             cur.execute(sql, params)
-            return [_session_from_row(r) for r in cur.fetchall()]
+            return [session_from_row(r) for r in cur.fetchall()]
 
     # decisions ----------------------------------------------------------------------------
     def record_decision(

@@ -22,10 +22,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from clearance.errors import ConflictError, MigrationError, StoreUnavailableError
 from clearance.store.migrate import migrations_for, split_statements
-from clearance.store.protocol import DecisionRecord, IdempotencyRecord
-from clearance.store.sql import Cursor, SQLStore
+from clearance.store.protocol import DecisionRecord, IdempotencyRecord, SessionState
+from clearance.store.sql import SESSION_COLUMNS, Cursor, SQLStore, session_from_row
 
 _BUSY_TIMEOUT_MS = 5000
 
@@ -88,6 +90,10 @@ class _GroupCommit:
     def _write(self, batch: list[_Item]) -> None:
         try:
             with self._store.transaction() as cur:
+                if len(batch) == 1:
+                    # Alone in the batch: the transaction itself isolates the record.
+                    batch[0].result = batch[0].work()
+                    return
                 for item in batch:
                     cur.execute("SAVEPOINT record")
                     try:
@@ -136,6 +142,24 @@ class SQLiteStore(SQLStore):
                     cur.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except StoreUnavailableError:
                 continue  # the next decision reports the store failure; nothing to do here
+
+    def session_state(self, session_id: str) -> SessionState | None:
+        """``Store.session_state`` in one query (the portable version takes three)."""
+        with self.read() as cur:
+            cur.execute(
+                f"SELECT {SESSION_COLUMNS}, "
+                "(SELECT json_group_object(tool, n) FROM session_calls WHERE session_id = s.session_id), "
+                "(SELECT json_group_array(source) FROM (SELECT source FROM session_taint "
+                "WHERE session_id = s.session_id ORDER BY first_at, source)) "
+                "FROM sessions AS s WHERE session_id = ?",
+                (session_id,),
+            )
+            row = cur.fetchone()
+        if row is None:
+            return None
+        calls = {tool: int(n) for tool, n in orjson.loads(row[11]).items()}
+        taint = tuple(orjson.loads(row[12]))
+        return SessionState(session=session_from_row(row), taint=taint, calls=calls)
 
     def record_decision(
         self,
