@@ -35,6 +35,7 @@ from clearance.gate.config import GateConfig
 from clearance.gate.evidence import AuditRecorder, PolicyRedactor
 from clearance.gate.gate import Gate
 from clearance.gate.taint import SessionTaint
+from clearance.sandbox import Sandbox
 from clearance.store import Store, open_store
 from clearance.store.audit_sqlite import SQLiteAuditStorage
 
@@ -54,6 +55,7 @@ class Runtime:
     approvals: ApprovalService
     breakglass: BreakGlass
     control: ControlPlane
+    sandbox: Sandbox
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -152,6 +154,13 @@ def open_runtime(
     )
     control.killswitch.on_halt("approvals.cancelled", agent_hook(approvals.cancel_for))
     control.killswitch.on_halt("tokens.revoked", agent_hook(approvals.revoke_tokens_for))
+    # The agent's sandboxed jobs run in this process: each replica kills its own (local hook).
+    sandbox = Sandbox()
+    control.killswitch.on_halt(
+        "sandbox.killed",
+        agent_hook(lambda agent_id, _now: len(sandbox.kill_owner(agent_id))),
+        local=True,
+    )
     # The kill switch runs before anything else; breakers' overrides after break-glass, so an
     # override never lifts an unusual-sequence approval.
     gate.pre_checks[:0] = control.pre_checks
@@ -167,6 +176,7 @@ def open_runtime(
         approvals=approvals,
         breakglass=breakglass,
         control=control,
+        sandbox=sandbox,
     )
     if require_policy:
         try:
