@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from clearance.errors import ConfigError
-from clearance.store.sql import Cursor, SQLStore
+from clearance.store.sql import BoundSQL, SQLAccess, SQLStore
 
 
 def _dumps(value: Any) -> str:
@@ -334,16 +334,8 @@ class ApprovalStore(Protocol):
         ...
 
 
-class ApprovalsSQL:
+class ApprovalsSQL(SQLAccess):
     """Portable SQL for ``ApprovalStore``; mix into a class that has ``transaction``/``read``."""
-
-    def transaction(self) -> AbstractContextManager[Cursor]:
-        """Provided by the store class this is mixed into."""
-        raise NotImplementedError
-
-    def read(self) -> AbstractContextManager[Cursor]:
-        """Provided by the store class this is mixed into."""
-        raise NotImplementedError
 
     # approvals ----------------------------------------------------------------------------
     def insert_approval(self, row: ApprovalRow) -> None:
@@ -704,19 +696,8 @@ class ApprovalsSQL:
             )
 
 
-class _BoundApprovalsSQL(ApprovalsSQL):
+class _BoundApprovalsSQL(BoundSQL, ApprovalsSQL):
     """``ApprovalsSQL`` over an ``SQLStore`` that does not inherit the mixin itself."""
-
-    def __init__(self, store: SQLStore) -> None:
-        self._store = store
-
-    def transaction(self) -> AbstractContextManager[Cursor]:
-        """The bound store's write transaction."""
-        return self._store.transaction()
-
-    def read(self) -> AbstractContextManager[Cursor]:
-        """The bound store's read cursor."""
-        return self._store.read()
 
 
 def approval_store(store: object) -> ApprovalStore:

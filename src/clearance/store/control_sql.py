@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from clearance.errors import ConfigError
-from clearance.store.sql import Cursor, SQLStore
+from clearance.store.sql import BoundSQL, Cursor, SQLAccess, SQLStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,16 +167,8 @@ class ControlStore(Protocol):
         ...
 
 
-class ControlSQL:
+class ControlSQL(SQLAccess):
     """Portable SQL for ``ControlStore``; mix into a class that has ``transaction``/``read``."""
-
-    def transaction(self) -> AbstractContextManager[Cursor]:
-        """Provided by the store class this is mixed into."""
-        raise NotImplementedError
-
-    def read(self) -> AbstractContextManager[Cursor]:
-        """Provided by the store class this is mixed into."""
-        raise NotImplementedError
 
     # stops --------------------------------------------------------------------------------
     def control_version(self) -> int:
@@ -387,19 +378,8 @@ def _stop_params(stop: StopRecord) -> tuple[Any, ...]:
     )
 
 
-class _BoundControlSQL(ControlSQL):
+class _BoundControlSQL(BoundSQL, ControlSQL):
     """``ControlSQL`` over an ``SQLStore`` that does not inherit the mixin itself."""
-
-    def __init__(self, store: SQLStore) -> None:
-        self._store = store
-
-    def transaction(self) -> AbstractContextManager[Cursor]:
-        """The bound store's write transaction."""
-        return self._store.transaction()
-
-    def read(self) -> AbstractContextManager[Cursor]:
-        """The bound store's read cursor."""
-        return self._store.read()
 
 
 def control_store(store: object) -> ControlStore:

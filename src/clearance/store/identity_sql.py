@@ -18,13 +18,12 @@ it, ``identity_store(store)`` binds the same methods to an existing ``SQLStore``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from clearance.errors import ConfigError, ConflictError
-from clearance.store.sql import Cursor, SQLStore
+from clearance.store.sql import BoundSQL, SQLAccess, SQLStore
 
 
 class KeyKind(StrEnum):
@@ -103,16 +102,8 @@ def _key_from_row(row: Sequence[Any]) -> ApiKeyRecord:
     )
 
 
-class IdentitySQL:
+class IdentitySQL(SQLAccess):
     """Portable SQL for identity rows; mix into a class that has ``transaction``/``read``."""
-
-    def transaction(self) -> AbstractContextManager[Cursor]:
-        """Provided by the store class this is mixed into."""
-        raise NotImplementedError
-
-    def read(self) -> AbstractContextManager[Cursor]:
-        """Provided by the store class this is mixed into."""
-        raise NotImplementedError
 
     # agents -------------------------------------------------------------------------------
     def add_agent(self, agent: AgentRecord) -> None:
@@ -324,19 +315,8 @@ class IdentitySQL:
             return len(cur.fetchall())
 
 
-class _BoundIdentitySQL(IdentitySQL):
+class _BoundIdentitySQL(BoundSQL, IdentitySQL):
     """``IdentitySQL`` over an ``SQLStore`` that does not inherit the mixin itself."""
-
-    def __init__(self, store: SQLStore) -> None:
-        self._store = store
-
-    def transaction(self) -> AbstractContextManager[Cursor]:
-        """The bound store's write transaction."""
-        return self._store.transaction()
-
-    def read(self) -> AbstractContextManager[Cursor]:
-        """The bound store's read cursor."""
-        return self._store.read()
 
 
 def identity_store(store: object) -> IdentitySQL:

@@ -66,10 +66,8 @@ SESSION_COLUMNS = (
 )
 
 
-class SQLStore(ABC):
-    """Portable implementation of ``Store``; subclasses provide transactions and migrations."""
-
-    url: str
+class SQLAccess(ABC):
+    """Anything that hands out cursors: a store, or a repository mixin that runs on one."""
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[Cursor]:
@@ -78,6 +76,30 @@ class SQLStore(ABC):
     @abstractmethod
     def read(self) -> AbstractContextManager[Cursor]:
         """A cursor for reads (joins an open transaction on this thread)."""
+
+
+class BoundSQL(SQLAccess):
+    """Runs a repository mixin over a store that does not inherit it: forwards the cursors.
+
+    ``class _BoundX(BoundSQL, XSQL)`` gives ``XSQL``'s methods on any ``SQLAccess``.
+    """
+
+    def __init__(self, store: SQLAccess) -> None:
+        self._store = store
+
+    def transaction(self) -> AbstractContextManager[Cursor]:
+        """The bound store's write transaction."""
+        return self._store.transaction()
+
+    def read(self) -> AbstractContextManager[Cursor]:
+        """The bound store's read cursor."""
+        return self._store.read()
+
+
+class SQLStore(SQLAccess):
+    """Portable implementation of ``Store``; subclasses provide transactions and migrations."""
+
+    url: str
 
     # sessions -----------------------------------------------------------------------------
     def open_session(self, session: Session) -> None:
