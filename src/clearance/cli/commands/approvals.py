@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -147,6 +147,31 @@ def show(
     _out.print(json.dumps(view_dict(view), indent=2), markup=False)
 
 
+def _vote(
+    vote: Literal["approve", "deny"],
+    approval_ids: list[str],
+    operator: str,
+    comment: str | None,
+    data_dir: Path,
+    store: str | None,
+) -> None:
+    """One vote on one request, or an all-or-nothing batch vote on several."""
+    rt = _runtime(data_dir, store)
+    op, now = cli_operator(operator), rt.gate.clock.now()
+    service = rt.approvals
+    try:
+        if len(approval_ids) == 1:
+            single = service.approve if vote == "approve" else service.deny
+            views = [single(approval_ids[0], op, now, comment=comment)]
+        else:
+            batch = service.approve_batch if vote == "approve" else service.deny_batch
+            views = batch(approval_ids, op, now)
+    finally:
+        rt.close()
+    for view in views:
+        _print_view(view)
+
+
 @app.command()
 def approve(
     approval_ids: Annotated[
@@ -158,17 +183,7 @@ def approve(
     store: StoreURL = None,
 ) -> None:
     """Approve requests; critical ones need a second, different approver."""
-    rt = _runtime(data_dir, store)
-    op, now = cli_operator(operator), rt.gate.clock.now()
-    try:
-        if len(approval_ids) == 1:
-            views = [rt.approvals.approve(approval_ids[0], op, now, comment=comment)]
-        else:
-            views = rt.approvals.approve_batch(approval_ids, op, now)
-    finally:
-        rt.close()
-    for view in views:
-        _print_view(view)
+    _vote("approve", approval_ids, operator, comment, data_dir, store)
 
 
 @app.command()
@@ -182,17 +197,7 @@ def deny(
     store: StoreURL = None,
 ) -> None:
     """Deny requests; the comment is returned to the agent."""
-    rt = _runtime(data_dir, store)
-    op, now = cli_operator(operator), rt.gate.clock.now()
-    try:
-        if len(approval_ids) == 1:
-            views = [rt.approvals.deny(approval_ids[0], op, now, comment=comment)]
-        else:
-            views = rt.approvals.deny_batch(approval_ids, op, now)
-    finally:
-        rt.close()
-    for view in views:
-        _print_view(view)
+    _vote("deny", approval_ids, operator, comment, data_dir, store)
 
 
 @app.command()
