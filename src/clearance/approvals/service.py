@@ -26,7 +26,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -70,6 +70,7 @@ from clearance.store.protocol import SessionState
 log = logging.getLogger("clearance.approvals")
 
 INVALID_TOKEN_RULE = "invalid-token"  # noqa: S105 - a rule name  # noqa: S105 - a rule name, not a secret
+DRILL_RULE = "kill-switch-drill"
 INVALID_TOKEN_REASON = "the execution token is not valid for this request"  # noqa: S105  # noqa: S105
 _MAX_TEXT = 2000
 
@@ -569,6 +570,56 @@ class ApprovalService:
             )
         token, expires = self._issue_token(row, now)
         return replace(base, token=token, token_expires=expires)
+
+    def issue_drill_token(
+        self, request: Request, *, operator_id: str, ttl: timedelta, now: datetime
+    ) -> str:
+        """A live execution token for a kill-switch drill's scratch request.
+
+        A drill must prove that halting an agent revokes the tokens it holds, which needs a real
+        token in the real store. The approval behind it is recorded as approved by the operator
+        who runs the drill (an ``approval.drill`` audit event says so), binds only the scratch
+        request's digest, and lives ``ttl`` at most; it never passes through an approver group
+        because the scratch tool is granted by no policy and dispatches nothing.
+        """
+        at = iso(now)
+        expires = deadline(now, ttl)
+        approval_id = "apr_drill_" + token_hash(new_token())[:26]
+        row = ApprovalRow(
+            approval_id=approval_id,
+            decision_id=approval_id,
+            batch_id=batch_id_for(request.session_id),
+            session_id=request.session_id,
+            agent_id=request.agent_id,
+            tool=request.tool,
+            action=request.action,
+            request_digest=fresh_digest(request),
+            request={"tool": request.tool, "action": request.action, "args": request.args},
+            rule=DRILL_RULE,
+            reason=f"kill-switch drill run by {operator_id}",
+            tier=None,
+            obligations=[],
+            required=1,
+            approver_group=None,
+            context={"drill": True},
+            summary=f"kill-switch drill token for {request.agent_id}",
+            policy="",
+            state=State.APPROVED.value,
+            created_at=at,
+            expires_at=expires,
+            updated_at=at,
+            decided_at=at,
+            token_expires=expires,
+        )
+        with self.store.transaction():
+            self.store.insert_approval(row)
+            self.audit.record_event(
+                "approval.drill",
+                {"approval_id": approval_id, "agent_id": row.agent_id, "operator": operator_id},
+                {"request_digest": row.request_digest, "expires_at": expires},
+            )
+        token, _ = self._issue_token(row, now)
+        return token
 
     def _issue_token(self, row: ApprovalRow, now: datetime) -> tuple[str, str]:
         expires = row.token_expires or iso(now)

@@ -18,10 +18,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from clearance.approvals.drill import ApprovalTokenProbe
 from clearance.cli.runtime import DEFAULT_DATA_DIR, Runtime, open_runtime
 from clearance.control.alerts import AlertRouter, AlertSettings
+from clearance.control.drill import DRILL_TOOL, run_drill
 from clearance.control.drill import doctor as run_doctor
-from clearance.control.drill import run_drill
 from clearance.control.killswitch import StopReport, agent_hook
 from clearance.control.operator import Operator
 from clearance.control.plane import ControlPlane
@@ -184,11 +185,16 @@ def drill(
 ) -> None:
     """Halt a scratch agent, prove its calls are denied and its token revoked, resume; record it."""
     with _plane(data_dir, store) as (runtime, plane):
+        admin = _admin(operator)
+        tokens = ApprovalTokenProbe(
+            runtime.approvals, operator_id=admin.id, tool=DRILL_TOOL, clock=runtime.gate.clock
+        )
         report = run_drill(
             runtime.gate,
             plane.killswitch,
-            operator=_admin(operator),
+            operator=admin,
             clock=runtime.gate.clock,
+            tokens=tokens,
             audit=runtime.gate.audit,
             task=task,
             environment=environment,
