@@ -4,11 +4,14 @@ Layout of a data directory (created by ``clearance init``)::
 
     .clearance/
       clearance.db        the embedded SQLite store (sessions, bundles, decisions, approvals, ...)
-      audit.db            the audit shard of this node (hash chain, Merkle tree, checkpoints)
+      audit.db            the audit shard of this node (hash chain, Merkle tree, checkpoints);
+                          on PostgreSQL the shards live in the shared database instead, one per
+                          replica id (see ``open_audit_storage``)
       keys/audit.key      Ed25519 audit signing key, mode 0600
       keys/mask.key       HMAC masking key, mode 0600
       keys/audit.pub      the deployment verifier key (vkey) an auditor needs, shareable
       keys/intent.key     Ed25519 key signing approval intents and break-glass records, mode 0600
+      secrets/<env>.json  local credential backend: secret values per environment, mode 0600
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
 
 from clearance.approvals import ApprovalService, BreakGlass, DecayOverride, IntentKey, LogNotifier
 from clearance.approvals.settings import (
@@ -29,6 +35,8 @@ from clearance.audit.log import AuditLog
 from clearance.audit.sign import AuditKey, MaskKey
 from clearance.control.killswitch import agent_hook
 from clearance.control.plane import ControlPlane
+from clearance.credentials import CredentialBroker, CredentialSpec, credential_specs
+from clearance.credentials.config import CredentialSettings, open_backends
 from clearance.errors import ConfigError
 from clearance.gate.clock import Clock, SystemClock
 from clearance.gate.config import GateConfig
@@ -38,6 +46,10 @@ from clearance.gate.taint import SessionTaint
 from clearance.sandbox import Sandbox
 from clearance.store import Store, open_store
 from clearance.store.audit_sqlite import SQLiteAuditStorage
+from clearance.store.notify import notifier_for
+
+if TYPE_CHECKING:
+    from clearance.store.audit_postgres import PostgresAuditStorage
 
 DEFAULT_DATA_DIR = Path(".clearance")
 _alerts = logging.getLogger("clearance.alerts")
@@ -56,19 +68,58 @@ class Runtime:
     breakglass: BreakGlass
     control: ControlPlane
     sandbox: Sandbox
+    credentials: CredentialBroker
+    audit_storage: SQLiteAuditStorage | PostgresAuditStorage
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
-        """Stop the appender and close the store (in that order: the log drains first)."""
+        """Stop the appender, release the shard, close the store (the log drains first)."""
         for close in reversed(self.closers):
             close()
         self.audit_log.close()
+        self.audit_storage.close()
         self.store.close()
 
 
 def store_url_for(data_dir: Path, store_url: str | None) -> str:
     """The store URL: explicit, or the embedded SQLite file of the data directory."""
     return store_url or f"sqlite:///{data_dir / 'clearance.db'}"
+
+
+def is_postgres_url(url: str) -> bool:
+    """Whether ``url`` names the shared PostgreSQL store (several replicas) rather than SQLite."""
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+def open_audit_storage(
+    data_dir: Path, store: Store, store_url: str
+) -> SQLiteAuditStorage | PostgresAuditStorage:
+    """Where this process's audit shard lives.
+
+    On PostgreSQL every replica's shard is in the shared database, so one ``audit verify --db URL``
+    sees all of them and each replica can anchor the others' checkpoints; the shard's advisory
+    lock and epoch fence keep two processes with one replica id from both appending. On SQLite
+    the shard is the data directory's ``audit.db``.
+    """
+    if is_postgres_url(store_url):
+        from clearance.store.audit_postgres import PostgresAuditStorage
+        from clearance.store.postgres import PostgresStore
+
+        if not isinstance(store, PostgresStore):  # open_store chose the backend by the same URL
+            raise ConfigError(f"store `{type(store).__name__}` does not match a PostgreSQL URL")
+        return PostgresAuditStorage(store)
+    return SQLiteAuditStorage(data_dir / "audit.db")
+
+
+def gate_config(deployment: str, replica_id: str | None) -> GateConfig:
+    """The gate's config for this replica, or ``ConfigError`` naming a malformed replica id."""
+    try:
+        return GateConfig(deployment=deployment, replica_id=replica_id or "node")
+    except ValidationError as exc:
+        raise ConfigError(
+            f"replica id `{replica_id}` is not valid: {exc.errors()[0]['msg']}",
+            hint="use lowercase letters, digits, `.` and `-`, e.g. `gate-a`",
+        ) from exc
 
 
 def key_paths(data_dir: Path) -> tuple[Path, Path, Path]:
@@ -98,8 +149,15 @@ def open_runtime(
     config: GateConfig | None = None,
     clock: Clock | None = None,
     require_policy: bool = True,
+    credentials: CredentialSettings | None = None,
+    replica_id: str | None = None,
 ) -> Runtime:
-    """Open the gate of ``data_dir``: store, audit shard, keys, and the active policy."""
+    """Open the gate of ``data_dir``: store, audit shard, keys, and the active policy.
+
+    ``replica_id`` names this process's audit shard (``D/<replica>/<period>``) when ``config`` is
+    not given; the default ``node`` suits one gate. Replicas sharing a PostgreSQL store need one
+    id each: a second process with a taken id refuses to start.
+    """
     if store_url is None and not (data_dir / "clearance.db").exists():
         raise ConfigError(
             f"no clearance data directory at `{data_dir}`",
@@ -109,17 +167,27 @@ def open_runtime(
     audit_path, mask_path, _ = key_paths(data_dir)
     key = AuditKey.load(audit_path)
     mask_key = MaskKey.load(mask_path)
-    config = config or GateConfig(deployment=key.name)
-    store = open_store(store_url_for(data_dir, store_url))
+    config = config or gate_config(key.name, replica_id)
+    url = store_url_for(data_dir, store_url)
+    store = open_store(url)
     period = str(clock.now().year)
     gate = Gate(store, config=config, clock=clock)
-    log = AuditLog(
-        SQLiteAuditStorage(data_dir / "audit.db"),
-        key,
-        f"{key.name}/{config.replica_id}/{period}",
-        clock.now,
-        PolicyRedactor(mask_key, lambda: gate.bundle),
-    )
+    try:
+        audit_storage = open_audit_storage(data_dir, store, url)
+        try:
+            log = AuditLog(
+                audit_storage,
+                key,
+                f"{key.name}/{config.replica_id}/{period}",
+                clock.now,
+                PolicyRedactor(mask_key, lambda: gate.bundle),
+            )
+        except BaseException:
+            audit_storage.close()
+            raise
+    except BaseException:
+        store.close()
+        raise
     recorder = AuditRecorder(log, key)
     gate.audit = recorder
     intent_key = IntentKey.load_or_create(data_dir / "keys" / "intent.key")
@@ -149,8 +217,16 @@ def open_runtime(
         store, policies=lambda digest: gate.bundle_by_digest(digest).compiled, clock=clock
     )
     gate.provenance = taint
+    # LISTEN/NOTIFY on PostgreSQL: a halt on any replica reaches this one within milliseconds
+    # (the kill switch still re-reads its version row every poll, should a notice be lost).
+    notifier = notifier_for(store)
     control = ControlPlane(
-        store, clock=clock, audit=recorder, pending=approvals, replica=config.replica_id
+        store,
+        clock=clock,
+        audit=recorder,
+        pending=approvals,
+        replica=config.replica_id,
+        notifier=notifier,
     )
     control.killswitch.on_halt("approvals.cancelled", agent_hook(approvals.cancel_for))
     control.killswitch.on_halt("tokens.revoked", agent_hook(approvals.revoke_tokens_for))
@@ -161,6 +237,21 @@ def open_runtime(
         agent_hook(lambda agent_id, _now: len(sandbox.kill_owner(agent_id))),
         local=True,
     )
+    # Credentials: only against a PERMIT or a token, never while a stop covers the call, and
+    # every live lease of a halted agent is revoked (a shared hook: leases live in the store).
+    def credentials_in_force() -> dict[str, CredentialSpec]:
+        bundle = gate.bundle
+        return dict(credential_specs(bundle.compiled)) if bundle is not None else {}
+
+    broker = CredentialBroker(
+        store,
+        backends=open_backends(credentials or CredentialSettings(), data_dir=data_dir),
+        specs=credentials_in_force,
+        audit=recorder,
+        tokens=approvals,
+        stops=control.killswitch,
+    )
+    control.killswitch.on_halt("credentials.revoked", agent_hook(broker.revoke_for))
     # The kill switch runs before anything else; breakers' overrides after break-glass, so an
     # override never lifts an unusual-sequence approval.
     gate.pre_checks[:0] = control.pre_checks
@@ -177,6 +268,9 @@ def open_runtime(
         breakglass=breakglass,
         control=control,
         sandbox=sandbox,
+        credentials=broker,
+        audit_storage=audit_storage,
+        closers=[notifier.close],
     )
     if require_policy:
         try:

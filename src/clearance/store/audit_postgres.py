@@ -56,7 +56,10 @@ class _Writer:
 def _fenced(origin: str, why: str) -> ConflictError:
     return ConflictError(
         f"audit shard `{origin}` is fenced: {why}",
-        hint="another process appends to this shard (one replica id used twice); stop one of them",
+        hint=(
+            "another process appends to this shard (one replica id used twice): stop one of them "
+            "or give each replica its own `--replica-id`"
+        ),
     )
 
 
@@ -298,6 +301,13 @@ class PostgresAuditStorage:
                 (origin, hold_id),
             )
             return cur.fetchone() is not None
+
+    def size(self, origin: str) -> int:
+        """Committed entries of the shard (0 when it does not exist)."""
+        with self._store.read() as cur:
+            cur.execute("SELECT size FROM audit_shard WHERE origin = ?", (origin,))
+            row = cur.fetchone()
+        return 0 if row is None else int(row[0])
 
     def origins(self) -> list[str]:
         """Every shard origin in the store (the registry an auditor starts from)."""
