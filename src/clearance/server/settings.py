@@ -37,6 +37,13 @@ class ServerSettings(BaseSettings):
     store_url: str | None = Field(
         default=None, description="store url; default sqlite:///<data_dir>/clearance.db"
     )
+    replica_id: str = Field(
+        default="node",
+        pattern=r"^[a-z0-9.-]+$",
+        description=(
+            "names this process's audit shard; replicas sharing a PostgreSQL store need one each"
+        ),
+    )
     tls: bool = Field(
         default=False,
         description="served over TLS (directly or behind a TLS proxy): session cookies get Secure",
