@@ -11,7 +11,9 @@ Secrets never appear in policies (they name secrets), requests, decisions, lease
 returned ``Credential`` as a ``Secret`` that prints as ``Secret(****)``.
 
 ``revoke_for(agent_id)`` ends every live lease of an agent (the kill switch calls it): Vault
-leases are revoked in Vault, local ones are marked revoked.
+leases are revoked in Vault, local ones are marked revoked. With ``stops`` (the kill switch's
+pre-check) a halted agent, tool or environment also gets no new credential, even against a PERMIT
+it received just before the halt.
 
 Example::
 
@@ -34,9 +36,12 @@ from clearance.credentials.backend import Backend
 from clearance.credentials.scopes import CredentialSpec
 from clearance.credentials.secret import Secret
 from clearance.errors import ClearanceError, ConfigError, CredentialError
+from clearance.model.decision import Outcome, Verdict
 from clearance.model.ids import new_ulid
+from clearance.model.request import Request
 from clearance.model.session import Environment
 from clearance.store.approvals_sql import ApprovalStore, LeaseRow, approval_store
+from clearance.store.protocol import SessionState
 
 log = logging.getLogger("clearance.credentials")
 
@@ -58,6 +63,14 @@ class TokenVerifier(Protocol):
         self, token: str, *, agent_id: str, session_id: str, tool: str, now: datetime
     ) -> str:
         """The approval id of a live token for this agent, session and tool; raise otherwise."""
+        ...
+
+
+class StopCheck(Protocol):
+    """The gate's pre-check shape (``KillSwitch.check``): a DENY verdict stops the issue."""
+
+    def check(self, request: Request, state: SessionState, now: datetime) -> Verdict | None:
+        """A DENY when a stop covers ``request``; None to continue."""
         ...
 
 
@@ -92,6 +105,7 @@ class CredentialBroker:
         specs: Mapping[str, CredentialSpec] | Callable[[], Mapping[str, CredentialSpec]],
         audit: EventSink,
         tokens: TokenVerifier | None = None,
+        stops: StopCheck | None = None,
         max_decision_age: timedelta = DEFAULT_DECISION_AGE,
     ) -> None:
         self.store: ApprovalStore = approval_store(store)
@@ -104,6 +118,7 @@ class CredentialBroker:
         self._specs = specs
         self.audit = audit
         self.tokens = tokens
+        self.stops = stops
         self.max_decision_age = max_decision_age
 
     def _spec(self, tool: str) -> CredentialSpec:
@@ -147,7 +162,9 @@ class CredentialBroker:
                 "present exactly one of a PERMIT decision id or an execution token"
             )
         spec = self._spec(tool)
-        environment = self._session_environment(agent_id, session_id)
+        state = self._session(agent_id, session_id)
+        self._check_not_stopped(agent_id, session_id, tool, state, now)
+        environment = Environment(state.session.environment)
         if environment not in spec.environments:
             raise CredentialError(
                 f"`{tool}` has no credential in {environment.value}",
@@ -202,14 +219,27 @@ class CredentialBroker:
             secret=issued.secret,
         )
 
-    def _session_environment(self, agent_id: str, session_id: str) -> Environment:
+    def _session(self, agent_id: str, session_id: str) -> SessionState:
         lookup = getattr(self._sessions, "session_state", None)
-        state = lookup(session_id) if lookup is not None else None
+        state: SessionState | None = lookup(session_id) if lookup is not None else None
         if state is None or state.session.agent_id != agent_id:
             raise CredentialError("unknown session for this agent")
         if state.session.closed:
             raise CredentialError("the session is closed")
-        return Environment(state.session.environment)
+        return state
+
+    def _check_not_stopped(
+        self, agent_id: str, session_id: str, tool: str, state: SessionState, now: datetime
+    ) -> None:
+        if self.stops is None:
+            return
+        probe = Request(agent_id=agent_id, session_id=session_id, tool=tool)
+        verdict = self.stops.check(probe, state, now)
+        if verdict is not None and verdict.outcome is not Outcome.PERMIT:
+            raise CredentialError(
+                f"a stop is in force for this call ({verdict.rule})",
+                hint="an operator halted the agent, tool or environment; nothing is issued",
+            )
 
     def _check_decision(
         self, decision_id: str, agent_id: str, session_id: str, tool: str, now: datetime
