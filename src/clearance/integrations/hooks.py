@@ -99,6 +99,115 @@ def block(reason: str) -> HookReply:
     return HookReply(exit_code=BLOCK_EXIT, stderr=reason.replace("\n", " ") + "\n")
 
 
+@dataclass(frozen=True, slots=True)
+class ToolCallAnswer:
+    """The gate's answer to one pre-tool event, before any dialect spells it.
+
+    ``allow``: the call may run with exactly ``args`` (the arguments that were decided). ``deny``:
+    a rule, an operator or an unanswered approval refused it; ``reason`` names the rule and why,
+    for the model. ``block``: the gate did not decide (SILENCE, unreachable, unreadable input);
+    callers block outright.
+    """
+
+    kind: Literal["allow", "deny", "block"]
+    reason: str
+    args: dict[str, Any] | None = None
+
+
+class ToolEventGate:
+    """The dialect-free part of every hook: tool events in, answers and outcome records out.
+
+    Shared by the command hooks (:class:`HookAdapter`) and the in-process Claude Agent SDK
+    callbacks (``clearance.integrations.claude_sdk``), so both decide, wait for approvals and
+    record outcomes the same way. Calls block while an approval is waited on.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        session: SessionHandle,
+        *,
+        approval_wait_s: float = 300.0,
+        approval_url: ApprovalLink | None = None,
+    ) -> None:
+        self.transport = transport
+        self.session = session
+        self.approval_wait_s = approval_wait_s
+        self.approval_url = approval_url
+
+    def pre_tool(self, payload: Mapping[str, Any]) -> ToolCallAnswer:
+        """Decide one pre-tool event (``tool_name``, ``tool_input``, optional ``tool_use_id``).
+
+        An APPROVAL is waited on up to ``approval_wait_s``; approved, the identical call is
+        redeemed with its one-time token and that PERMIT is the answer; otherwise it is a deny
+        carrying the approval id and link.
+        """
+        try:
+            request = self.request_of(payload)
+            decision = authorize(
+                self.transport,
+                request,
+                approval_url=self.approval_url,
+                wait_s=self.approval_wait_s,
+            )
+            if sandbox_obligation(decision) is not None:
+                raise SandboxRequired(request.tool, decision)
+        except GateUnavailable as exc:
+            return ToolCallAnswer("block", f"clearance: {refusal_text(exc)}")
+        except ToolRefused as exc:
+            return ToolCallAnswer("deny", refusal_text(exc))
+        except RequestError as exc:
+            return ToolCallAnswer("block", f"clearance: {exc}")
+        return ToolCallAnswer("allow", "permitted by clearance", args=dict(request.args))
+
+    def request_of(self, payload: Mapping[str, Any]) -> Request:
+        """The gate request of a tool event; the call id becomes its idempotency key."""
+        tool = payload.get("tool_name")
+        tool_input = payload.get("tool_input")
+        if not isinstance(tool, str) or not tool:
+            raise RequestError("the hook input has no `tool_name`")
+        if not isinstance(tool_input, dict):
+            raise RequestError(f"the hook input for `{tool}` has no `tool_input` object")
+        call_id = payload.get("tool_use_id")
+        return build_request(
+            self.session,
+            tool,
+            tool_input,
+            target=target_for(tool_input),
+            idempotency_key=f"hook:{call_id}" if isinstance(call_id, str) and call_id else None,
+        )
+
+    def post_tool(self, payload: Mapping[str, Any], *, failed: bool) -> str | None:
+        """Record the outcome of a post-tool event; the problem when it was not recorded."""
+        try:
+            request = self.request_of(payload)
+            decision = self._decision_of(request)
+        except (GateUnavailable, RequestError) as exc:
+            return f"clearance: outcome not recorded: {exc}"
+        if decision is None:
+            return None
+        if failed:
+            error = payload.get("error")
+            result = result_of(decision, success=False, error=str(error or "the tool failed"))
+        else:
+            result = result_of(decision, success=True, output=payload.get("tool_response"))
+        if not report(self.transport, result, agent_id=self.session.agent_id):
+            return "clearance: outcome not recorded"
+        return None
+
+    def _decision_of(self, request: Request) -> Decision | None:
+        """The PERMIT the pre-tool event got, found by its idempotency key, or None."""
+        if request.idempotency_key is None:
+            return None
+        decision = decide(self.transport, request)
+        if decision.outcome is Outcome.APPROVAL:
+            approved_key = request.idempotency_key + APPROVED_SUFFIX
+            decision = decide(
+                self.transport, request.model_copy(update={"idempotency_key": approved_key})
+            )
+        return decision if decision.outcome is Outcome.PERMIT else None
+
+
 class HookAdapter:
     """Answers one hook event for one dialect, through one transport, for one trusted session."""
 
@@ -112,11 +221,10 @@ class HookAdapter:
         approval_url: ApprovalLink | None = None,
         explicit_allow: bool = False,
     ) -> None:
-        self.transport = transport
-        self.session = session
+        self.gate = ToolEventGate(
+            transport, session, approval_wait_s=approval_wait_s, approval_url=approval_url
+        )
         self.dialect = dialect
-        self.approval_wait_s = approval_wait_s
-        self.approval_url = approval_url
         self.explicit_allow = explicit_allow
 
     def handle_text(self, text: str) -> HookReply:
@@ -133,91 +241,30 @@ class HookAdapter:
         """The reply to one parsed hook event."""
         event = payload.get("hook_event_name")
         if event in _PRE_EVENTS:
-            return self._pre_tool(payload)
+            answer = self.gate.pre_tool(payload)
+            if answer.kind == "block":
+                return block(answer.reason)
+            return self._deny(answer.reason) if answer.kind == "deny" else self._allow()
         if event in _POST_EVENTS or event in _FAILURE_EVENTS:
-            return self._post_tool(payload, failed=event in _FAILURE_EVENTS)
+            problem = self.gate.post_tool(payload, failed=event in _FAILURE_EVENTS)
+            return HookReply() if problem is None else HookReply(exit_code=1, stderr=problem + "\n")
         return HookReply()
-
-    # pre-tool -------------------------------------------------------------------------------
-    def _pre_tool(self, payload: Mapping[str, Any]) -> HookReply:
-        try:
-            request = self._request(payload)
-            decision = authorize(
-                self.transport,
-                request,
-                approval_url=self.approval_url,
-                wait_s=self.approval_wait_s,
-            )
-            if sandbox_obligation(decision) is not None:
-                raise SandboxRequired(request.tool, decision)
-        except GateUnavailable as exc:
-            return block(f"clearance: {refusal_text(exc)}")
-        except ToolRefused as exc:
-            return self._deny(refusal_text(exc))
-        except RequestError as exc:
-            return block(f"clearance: {exc}")
-        return self._allow()
-
-    def _request(self, payload: Mapping[str, Any]) -> Request:
-        tool = payload.get("tool_name")
-        tool_input = payload.get("tool_input")
-        if not isinstance(tool, str) or not tool:
-            raise RequestError("the hook input has no `tool_name`")
-        if not isinstance(tool_input, dict):
-            raise RequestError(f"the hook input for `{tool}` has no `tool_input` object")
-        call_id = payload.get("tool_use_id")
-        return build_request(
-            self.session,
-            tool,
-            tool_input,
-            target=target_for(tool_input),
-            idempotency_key=f"hook:{call_id}" if isinstance(call_id, str) and call_id else None,
-        )
 
     def _allow(self) -> HookReply:
         if self.dialect == "gemini":
             return HookReply(stdout=json.dumps({"decision": "allow"}))
         if not self.explicit_allow:
             return HookReply()
-        return HookReply(stdout=json.dumps(_pre_tool_output("allow", "permitted by clearance")))
+        return HookReply(stdout=json.dumps(pre_tool_output("allow", "permitted by clearance")))
 
     def _deny(self, reason: str) -> HookReply:
         if self.dialect == "gemini":
             return HookReply(stdout=json.dumps({"decision": "deny", "reason": reason}))
-        return HookReply(stdout=json.dumps(_pre_tool_output("deny", reason)))
-
-    # post-tool ------------------------------------------------------------------------------
-    def _post_tool(self, payload: Mapping[str, Any], *, failed: bool) -> HookReply:
-        try:
-            request = self._request(payload)
-            decision = self._decision_of(request)
-        except (GateUnavailable, RequestError) as exc:
-            return HookReply(exit_code=1, stderr=f"clearance: outcome not recorded: {exc}\n")
-        if decision is None:
-            return HookReply()
-        if failed:
-            error = payload.get("error")
-            result = result_of(decision, success=False, error=str(error or "the tool failed"))
-        else:
-            result = result_of(decision, success=True, output=payload.get("tool_response"))
-        if not report(self.transport, result, agent_id=self.session.agent_id):
-            return HookReply(exit_code=1, stderr="clearance: outcome not recorded\n")
-        return HookReply()
-
-    def _decision_of(self, request: Request) -> Decision | None:
-        """The PERMIT the pre-tool event got, found by its idempotency key, or None."""
-        if request.idempotency_key is None:
-            return None
-        decision = decide(self.transport, request)
-        if decision.outcome is Outcome.APPROVAL:
-            approved_key = request.idempotency_key + APPROVED_SUFFIX
-            decision = decide(
-                self.transport, request.model_copy(update={"idempotency_key": approved_key})
-            )
-        return decision if decision.outcome is Outcome.PERMIT else None
+        return HookReply(stdout=json.dumps(pre_tool_output("deny", reason)))
 
 
-def _pre_tool_output(decision: str, reason: str) -> dict[str, Any]:
+def pre_tool_output(decision: Literal["allow", "deny"], reason: str) -> dict[str, Any]:
+    """Claude Code's ``hookSpecificOutput`` for a PreToolUse answer (never ``ask``)."""
     return {
         "hookSpecificOutput": {
             "hookEventName": "PreToolUse",
