@@ -19,7 +19,8 @@ line so the CLI can print it as is and the HTTP API can return ``{code, message,
     │   └── MigrationError
     ├── AuditError
     │   ├── AuditWriteError         an entry could not be durably committed (audit-or-refuse)
-    │   └── KeyFileError            a key file is missing, unreadable or too open
+    │   ├── KeyFileError            a key file is missing, unreadable or too open
+    │   └── EvidenceUnavailableError   no proof here: another shard, or pruned to its hash
     ├── ApprovalError
     │   ├── SelfApprovalError
     │   ├── ApprovalExpiredError
@@ -182,6 +183,12 @@ class KeyFileError(AuditError):
 
     code = "key_file_error"
     exit_code = 2
+
+
+class EvidenceUnavailableError(AuditError):
+    """This gate cannot produce the asked-for evidence (another shard wrote it, or it is pruned)."""
+
+    code = "evidence_unavailable"
 
 
 class ApprovalError(ClearanceError):
