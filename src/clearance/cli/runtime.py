@@ -12,7 +12,6 @@ Layout of a data directory (created by ``clearance init``)::
       keys/audit.pub      the deployment verifier key (vkey) an auditor needs, shareable
       keys/intent.key     Ed25519 key signing approval intents and break-glass records, mode 0600
       secrets/<env>.json  local credential backend: secret values per environment, mode 0600
-      secrets/<env>.json  local credential backend: secret values per environment, mode 0600
 """
 
 from __future__ import annotations
@@ -36,8 +35,6 @@ from clearance.audit.log import AuditLog
 from clearance.audit.sign import AuditKey, MaskKey
 from clearance.control.killswitch import agent_hook
 from clearance.control.plane import ControlPlane
-from clearance.credentials import CredentialBroker, CredentialSpec, credential_specs
-from clearance.credentials.config import CredentialSettings, open_backends
 from clearance.credentials import CredentialBroker, CredentialSpec, credential_specs
 from clearance.credentials.config import CredentialSettings, open_backends
 from clearance.errors import ConfigError
@@ -71,7 +68,6 @@ class Runtime:
     breakglass: BreakGlass
     control: ControlPlane
     sandbox: Sandbox
-    credentials: CredentialBroker
     credentials: CredentialBroker
     audit_storage: SQLiteAuditStorage | PostgresAuditStorage
     closers: list[Callable[[], None]] = field(default_factory=list)
@@ -153,7 +149,6 @@ def open_runtime(
     config: GateConfig | None = None,
     clock: Clock | None = None,
     require_policy: bool = True,
-    credentials: CredentialSettings | None = None,
     credentials: CredentialSettings | None = None,
     replica_id: str | None = None,
 ) -> Runtime:
@@ -257,21 +252,6 @@ def open_runtime(
         stops=control.killswitch,
     )
     control.killswitch.on_halt("credentials.revoked", agent_hook(broker.revoke_for))
-    # Credentials: only against a PERMIT or a token, never while a stop covers the call, and
-    # every live lease of a halted agent is revoked (a shared hook: leases live in the store).
-    def credentials_in_force() -> dict[str, CredentialSpec]:
-        bundle = gate.bundle
-        return dict(credential_specs(bundle.compiled)) if bundle is not None else {}
-
-    broker = CredentialBroker(
-        store,
-        backends=open_backends(credentials or CredentialSettings(), data_dir=data_dir),
-        specs=credentials_in_force,
-        audit=recorder,
-        tokens=approvals,
-        stops=control.killswitch,
-    )
-    control.killswitch.on_halt("credentials.revoked", agent_hook(broker.revoke_for))
     # The kill switch runs before anything else; breakers' overrides after break-glass, so an
     # override never lifts an unusual-sequence approval.
     gate.pre_checks[:0] = control.pre_checks
@@ -288,7 +268,6 @@ def open_runtime(
         breakglass=breakglass,
         control=control,
         sandbox=sandbox,
-        credentials=broker,
         credentials=broker,
         audit_storage=audit_storage,
         closers=[notifier.close],
