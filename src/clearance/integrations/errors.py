@@ -8,6 +8,8 @@
         ├── ApprovalPending         a human must approve first (id, expiry, dashboard link)
         ├── GateUnavailable         SILENCE, or the gate could not be reached: fail closed
         └── SandboxRequired         the decision demands the sandbox and the tool cannot run in it
+    ConfigError
+    └── UngatedToolError            an adapter was asked to protect a tool it cannot gate
 
 Every adapter maps these to its stack's own refusal (a tool error, a hook denial, an exception),
 always carrying the rule and reason so the model can re-plan.
@@ -15,7 +17,7 @@ always carrying the rule and reason so the model can re-plan.
 
 from __future__ import annotations
 
-from clearance.errors import ClearanceError
+from clearance.errors import ClearanceError, ConfigError
 from clearance.model.decision import Decision
 
 
@@ -100,3 +102,17 @@ class SandboxRequired(ToolRefused):
             decision=decision,
             hint="declare the tool with `job=True` so it returns a sandbox Job instead of running code",
         )
+
+
+class UngatedToolError(ConfigError):
+    """An adapter was asked to protect a tool whose calls it cannot see before they run.
+
+    Raised when the agent is set up, never during a run: an agent holding a tool the gate cannot
+    stop must not start, or the gate's guarantee would silently not cover that tool.
+    """
+
+    code = "ungated_tool"
+
+    def __init__(self, tool: str, why: str, *, hint: str) -> None:
+        super().__init__(f"cannot gate `{tool}`: {why}", hint=hint)
+        self.tool = tool
