@@ -12,17 +12,25 @@ Every event carries the standard field set (``timestamp``, ``session_id``, ``age
 log (``log``, ``index``, ``leaf_hash``, ``kind``, ``id``). Values come from the header first and
 the masked payload second; a field the entry does not have is ``null``. Exported values are the
 masked ones: export never sees what masking removed. ``payload_pruned`` says the payload is gone.
+Context fields follow when the entry has them (``target``, ``principal``, ``environment``,
+``approval_id``, ``operator``, ``success``, ``error``).
+
+``format`` picks the shape of each line: ``clearance`` (the field set above), ``ocsf`` (OCSF API
+Activity) or ``ecs`` (Elastic Common Schema); the SIEM mappings live in ``clearance.audit.siem``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Final
 
 import orjson
 
+from clearance.audit.siem import to_ecs, to_ocsf
 from clearance.audit.storage import AuditStorage, StoredEntry
+from clearance.errors import ConfigError
 
 STANDARD_FIELDS = (
     "timestamp",
@@ -39,12 +47,35 @@ STANDARD_FIELDS = (
     "context_hash",
 )
 DECISION_FIELDS = ("decision_id", "outcome", "rule", "reason", "policy", "request_digest", "shadow")
+CONTEXT_FIELDS = (
+    "target",
+    "principal",
+    "environment",
+    "approval_id",
+    "operator",
+    "success",
+    "error",
+)
 _CHUNK = 1000
 _APPROVAL_KINDS = {
-    "approval.requested": "requested",
-    "approval.granted": "granted",
+    "approval.created": "requested",
+    "approval.approved": "approved",
     "approval.denied": "denied",
     "approval.expired": "expired",
+    "approval.cancelled": "cancelled",
+}
+
+
+def _as_is(event: dict[str, Any], *, product_version: str) -> dict[str, Any]:
+    del product_version
+    return event
+
+
+#: The shapes ``export_lines`` can write: the name of each and its mapping of one event.
+FORMATS: Final[Mapping[str, Callable[..., dict[str, Any]]]] = {
+    "clearance": _as_is,
+    "ocsf": to_ocsf,
+    "ecs": to_ecs,
 }
 
 
@@ -95,6 +126,7 @@ def to_event(entry: StoredEntry) -> dict[str, Any] | None:
         "index": entry.idx,
         "leaf_hash": "sha256:" + entry.leaf_hash.hex(),
         "payload_pruned": header.get("payload") is not None and entry.body is None,
+        **{name: pick(name) for name in CONTEXT_FIELDS},
     }
 
 
@@ -116,12 +148,27 @@ def export_events(
             pos = rows[-1][0] + 1
 
 
+def mapper(format: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The mapping of one event for ``format``; ``ConfigError`` naming the known ones otherwise."""
+    shape = FORMATS.get(format)
+    if shape is None:
+        raise ConfigError(
+            f"unknown export format `{format}`", hint=f"use one of: {', '.join(FORMATS)}"
+        )
+    try:
+        product_version = version("clearance")
+    except PackageNotFoundError:
+        product_version = "unknown"
+    return lambda event: shape(event, product_version=product_version)
+
+
 def export_lines(
-    storage: AuditStorage, origin: str | None = None, *, start: int = 0
+    storage: AuditStorage, origin: str | None = None, *, start: int = 0, format: str = "clearance"
 ) -> Iterator[str]:
-    """``export_events`` as JSON lines (no trailing newline)."""
+    """``export_events`` in ``format``, as JSON lines (no trailing newline)."""
+    shape = mapper(format)
     for event in export_events(storage, origin, start=start):
-        yield orjson.dumps(event).decode()
+        yield orjson.dumps(shape(event)).decode()
 
 
 def tail(

@@ -4,6 +4,7 @@
 
     clearance audit verify --key "$VKEY" log .clearance --state /var/lib/clearance-verify.json
     clearance audit export --data-dir .clearance > audit.jsonl
+    clearance audit export --format ocsf > audit.ocsf.jsonl     # or --format ecs
     clearance audit tail --follow
     clearance audit prune            # with the gate stopped: opening the shard fences its appender
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import sys
 import time
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -66,14 +68,30 @@ def verify(ctx: typer.Context) -> None:
     raise typer.Exit(main(ctx.args))
 
 
+class ExportFormat(StrEnum):
+    """Shapes of ``audit export`` lines (see ``clearance.audit.export.FORMATS``)."""
+
+    CLEARANCE = "clearance"
+    OCSF = "ocsf"
+    ECS = "ecs"
+
+
 @app.command()
-def export(data_dir: DataDir = _DEFAULT_DIR, origin: Origin = None, start: int = 0) -> None:
-    """Write every event as one JSON line (standard audit fields plus decision fields)."""
+def export(
+    data_dir: DataDir = _DEFAULT_DIR,
+    origin: Origin = None,
+    start: int = 0,
+    shape: Annotated[
+        ExportFormat,
+        typer.Option("--format", help="clearance (audit fields), ocsf (API Activity) or ecs."),
+    ] = ExportFormat.CLEARANCE,
+) -> None:
+    """Write every event as one JSON line, with masked payloads only."""
     from clearance.audit.export import export_lines
 
     storage = _storage(data_dir)
     try:
-        for line in export_lines(storage, origin, start=start):
+        for line in export_lines(storage, origin, start=start, format=shape.value):
             sys.stdout.write(line + "\n")
     finally:
         storage.close()
