@@ -7,7 +7,8 @@
         ├── Denied                  a DENY decision, or a human denied the approval
         ├── ApprovalPending         a human must approve first (id, expiry, dashboard link)
         ├── GateUnavailable         SILENCE, or the gate could not be reached: fail closed
-        └── SandboxRequired         the decision demands the sandbox and the tool cannot run in it
+        ├── SandboxRequired         the decision demands the sandbox and the tool cannot run in it
+        └── UnknownCaller           no session the authenticated caller owns: nothing was decided
     ConfigError
     └── UngatedToolError            an adapter was asked to protect a tool it cannot gate
 
@@ -116,3 +117,17 @@ class UngatedToolError(ConfigError):
     def __init__(self, tool: str, why: str, *, hint: str) -> None:
         super().__init__(f"cannot gate `{tool}`: {why}", hint=hint)
         self.tool = tool
+
+
+class UnknownCaller(ToolRefused):
+    """The caller is authenticated but names no session it owns, so nothing can be decided."""
+
+    code = "unknown_caller"
+
+    def __init__(self, reason: str, *, hint: str | None = None) -> None:
+        super().__init__(
+            f"no clearance session for this caller: {reason}",
+            rule="identity",
+            reason=reason,
+            hint=hint,
+        )
