@@ -26,7 +26,9 @@ from tests.integration.integrations.kit import (
 from clearance.cli.runtime import Runtime, open_runtime
 from clearance.gate.clock import SystemClock
 from clearance.integrations.mapping import SessionHandle, approval_link, build_request
-from clearance.integrations.mcp_gateway import TOKEN_META_KEY, Gateway, load_upstreams
+from clearance.integrations.mcp_admission import TOKEN_META_KEY, Admission, fixed_session
+from clearance.integrations.mcp_downstream import load_upstreams
+from clearance.integrations.mcp_gateway import Gateway, session_grants
 from clearance.integrations.transport import InProcessTransport
 
 MCP_POLICY = """\
@@ -122,11 +124,10 @@ def mcp_session(mcp_runtime: Runtime) -> SessionHandle:
 def gateway(runtime: Runtime, session: SessionHandle, mcp_json: Path) -> Gateway:
     transport = InProcessTransport(runtime.gate, approvals=runtime.approvals)
     return Gateway(
-        transport,
-        session,
+        Admission(transport, approval_url=approval_link("http://127.0.0.1:8787")),
+        fixed_session(session),
         load_upstreams(mcp_json),
-        grants=lambda: transport.granted_tools(session.session_id),
-        approval_url=approval_link("http://127.0.0.1:8787"),
+        grants=session_grants(transport),
     )
 
 
@@ -240,7 +241,7 @@ def test_a_token_in_meta_is_bound_to_the_approved_arguments(
     assert pending.approval_id is not None
     approve(mcp_runtime, pending.approval_id)
     token = claim_token(mcp_runtime, pending, mcp_session)
-    gw = Gateway(transport, mcp_session, load_upstreams(mcp_json))
+    gw = Gateway(Admission(transport), fixed_session(mcp_session), load_upstreams(mcp_json))
     token_meta = cast(types.RequestParamsMeta, {TOKEN_META_KEY: token})
 
     async def script(client: Client) -> list[types.CallToolResult]:
@@ -265,7 +266,7 @@ def test_gate_unreachable_means_nothing_reaches_downstream(
     mcp_session: SessionHandle, mcp_json: Path, ledger: Path
 ) -> None:
     dead = DeadSidecar()
-    gw = Gateway(dead, mcp_session, load_upstreams(mcp_json))
+    gw = Gateway(Admission(dead), fixed_session(mcp_session), load_upstreams(mcp_json))
 
     async def script(client: Client) -> types.CallToolResult:
         return await client.call_tool("bank__read_account", {"account_id": "acc-1"})

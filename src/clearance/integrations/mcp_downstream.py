@@ -1,0 +1,242 @@
+"""The MCP servers behind the gateway: read from an ``mcp.json``, connected, their tools cached.
+
+An ``mcp.json`` is the ``mcpServers`` map clients already use. Each entry is either a stdio server
+(``command``, ``args``, ``env``, ``cwd``) or a streamable-HTTP server (``"type": "http"`` or just a
+``url``, with optional ``headers`` and ``timeout``). Values of ``env`` and ``headers`` may name
+environment variables as ``${env:VAR}`` (Cursor's spelling) or ``${VAR}`` (Claude Code's), so a
+bearer token stays out of the file; a variable that is not set is an error, never an empty
+header::
+
+    upstreams = load_upstreams(Path("mcp.json"))
+    async with Downstreams(upstreams, on_change=notify).connected() as servers:
+        tools = servers.tools("bank")            # cached; refreshed on tools/list_changed
+
+Downstream servers are untrusted: their tool lists only describe what they offer, and a server
+that does not start stops the gateway rather than leaving a silent gap.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+import httpx2
+import mcp.types as types
+from mcp import Client, StdioServerParameters
+from mcp.client.session import IncomingMessage, MessageHandlerFnT
+from mcp.client.streamable_http import streamable_http_client
+
+from clearance.errors import ConfigError
+
+SEPARATOR = "__"
+DEFAULT_HTTP_TIMEOUT_S = 30.0
+HTTP_READ_TIMEOUT_S = 300.0
+_VARIABLE = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)\}")
+_KNOWN_KEYS = frozenset({"type", "command", "args", "env", "cwd", "url", "headers", "timeout"})
+
+log = logging.getLogger("clearance.integrations.mcp")
+
+OnChange = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPServer:
+    """A streamable-HTTP downstream: its URL, the headers sent with every request, a timeout."""
+
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    timeout_s: float = DEFAULT_HTTP_TIMEOUT_S
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """One downstream MCP server: stdio parameters or a streamable-HTTP endpoint."""
+
+    name: str
+    server: StdioServerParameters | HTTPServer
+
+
+def load_upstreams(path: Path, environ: Mapping[str, str] | None = None) -> list[Upstream]:
+    """The downstream servers of an ``mcp.json``, environment variables expanded."""
+    try:
+        document = json.loads(path.read_text("utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read the MCP server list `{path}`: {exc}") from exc
+    servers = document.get("mcpServers") if isinstance(document, dict) else None
+    if not isinstance(servers, dict) or not servers:
+        raise ConfigError(
+            f"`{path}` has no `mcpServers` object", hint='{"mcpServers": {"name": {...}}}'
+        )
+    env = os.environ if environ is None else environ
+    return [_upstream(path, name, entry, env) for name, entry in servers.items()]
+
+
+def _upstream(path: Path, name: str, entry: Any, env: Mapping[str, str]) -> Upstream:
+    where = f"`{path}`: mcpServers.{name}"
+    if SEPARATOR in name or not name:
+        raise ConfigError(f"`{path}`: server name `{name}` must be non-empty without `{SEPARATOR}`")
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} is not an object")
+    unknown = sorted(set(entry) - _KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{where} has unknown keys {', '.join(f'`{k}`' for k in unknown)}",
+            hint="stdio servers take command/args/env/cwd, HTTP servers type/url/headers/timeout",
+        )
+    kind = entry.get("type")
+    if kind in ("http", "streamable-http") or (kind is None and "url" in entry):
+        return Upstream(name, _http_server(where, entry, env))
+    if kind not in (None, "stdio"):
+        raise ConfigError(
+            f"{where}.type `{kind}` is not supported",
+            hint='use "stdio" or "http" (streamable HTTP); SSE servers are not proxied',
+        )
+    if not isinstance(entry.get("command"), str):
+        raise ConfigError(f"{where} needs `command` (stdio) or `url` (HTTP)")
+    return Upstream(
+        name,
+        StdioServerParameters(
+            command=_expand(entry["command"], env, f"{where}.command"),
+            args=[_expand(str(a), env, f"{where}.args") for a in entry.get("args", [])],
+            env=_strings(entry.get("env"), env, f"{where}.env") or None,
+            cwd=entry.get("cwd"),
+        ),
+    )
+
+
+def _http_server(where: str, entry: dict[str, Any], env: Mapping[str, str]) -> HTTPServer:
+    url = entry.get("url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}.url must be an http:// or https:// URL")
+    timeout = entry.get("timeout", DEFAULT_HTTP_TIMEOUT_S)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise ConfigError(f"{where}.timeout must be a positive number of seconds")
+    return HTTPServer(
+        url=_expand(url, env, f"{where}.url"),
+        headers=_strings(entry.get("headers"), env, f"{where}.headers"),
+        timeout_s=float(timeout),
+    )
+
+
+def _strings(value: Any, env: Mapping[str, str], where: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be an object of strings")
+    return {str(k): _expand(str(v), env, f"{where}.{k}") for k, v in value.items()}
+
+
+def _expand(value: str, env: Mapping[str, str], where: str) -> str:
+    """``value`` with ``${env:VAR}`` / ``${VAR}`` replaced; an unset variable is an error."""
+
+    def variable(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in env:
+            raise ConfigError(
+                f"{where} names `${{{match.group(0)[2:-1]}}}` but `{name}` is not set",
+                hint=f"export {name} in the environment that starts the gateway",
+            )
+        return env[name]
+
+    return _VARIABLE.sub(variable, value)
+
+
+class Downstreams:
+    """The connected downstream servers and their cached tool lists.
+
+    The cache is what ``tools/list`` answers from; a downstream's
+    ``notifications/tools/list_changed`` refreshes its entry and then calls ``on_change`` with the
+    server's name, so the gateway can tell its own clients.
+    """
+
+    def __init__(self, upstreams: list[Upstream], *, on_change: OnChange | None = None) -> None:
+        names = [u.name for u in upstreams]
+        if len(set(names)) != len(names):
+            raise ConfigError("two downstream MCP servers share a name")
+        self.upstreams = upstreams
+        self.on_change = on_change
+        self._clients: dict[str, Client] = {}
+        self._tools: dict[str, list[types.Tool]] = {}
+        self._tasks: anyio.abc.TaskGroup | None = None
+
+    def client(self, server: str) -> Client | None:
+        """The connected client of ``server``, or None if there is no such downstream."""
+        return self._clients.get(server)
+
+    def tools(self) -> dict[str, list[types.Tool]]:
+        """Every downstream's tools (raw names), by server name, as last listed."""
+        return self._tools
+
+    @asynccontextmanager
+    async def connected(self) -> AsyncIterator[Downstreams]:
+        """Connect every downstream server and list its tools; a failure stops the gateway."""
+        async with AsyncExitStack() as stack:
+            # Re-listing after a notification is a request of its own: it runs in this task
+            # group, never inside the client's read loop that delivered the notification.
+            self._tasks = await stack.enter_async_context(anyio.create_task_group())
+            for upstream in self.upstreams:
+                client = Client(
+                    await self._transport(stack, upstream.server),
+                    mode="legacy",
+                    message_handler=self._handler(upstream.name),
+                )
+                self._clients[upstream.name] = await stack.enter_async_context(client)
+                await self.refresh(upstream.name)
+            try:
+                yield self
+            finally:
+                self._tasks.cancel_scope.cancel()
+                self._clients.clear()
+                self._tools.clear()
+
+    @staticmethod
+    async def _transport(stack: AsyncExitStack, server: StdioServerParameters | HTTPServer) -> Any:
+        if isinstance(server, StdioServerParameters):
+            return server
+        http = await stack.enter_async_context(
+            httpx2.AsyncClient(
+                headers=dict(server.headers),
+                timeout=httpx2.Timeout(server.timeout_s, read=HTTP_READ_TIMEOUT_S),
+            )
+        )
+        return streamable_http_client(server.url, http_client=http)
+
+    async def refresh(self, server: str) -> None:
+        """List ``server``'s tools again (every page) into the cache."""
+        client = self._clients[server]
+        tools: list[types.Tool] = []
+        cursor: str | None = None
+        while True:
+            page = await client.list_tools(cursor=cursor, cache_mode="bypass")
+            tools.extend(page.tools)
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        self._tools[server] = tools
+
+    def _handler(self, server: str) -> MessageHandlerFnT:
+        async def handle(message: IncomingMessage) -> None:
+            if isinstance(message, types.ToolListChangedNotification) and self._tasks:
+                self._tasks.start_soon(self._changed, server)
+
+        return handle
+
+    async def _changed(self, server: str) -> None:
+        if server not in self._clients:
+            return
+        try:
+            await self.refresh(server)
+        except Exception:  # a broken re-list keeps the old list; calls are still decided
+            log.exception("could not re-list the tools of downstream `%s`", server)
+            return
+        if self.on_change is not None:
+            await self.on_change(server)
