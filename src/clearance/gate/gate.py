@@ -34,7 +34,14 @@ import orjson
 from clearance.errors import ClearanceError, ConfigError, StoreError
 from clearance.gate.clock import Clock, SystemClock, iso
 from clearance.gate.config import GateConfig
-from clearance.gate.hooks import ApprovalHandler, AuditSink, Observer, Override, PreCheck
+from clearance.gate.hooks import (
+    ApprovalHandler,
+    AuditSink,
+    Observer,
+    Override,
+    PreCheck,
+    Tracer,
+)
 from clearance.gate.outbound import OutboundScan
 from clearance.gate.taint import (
     ProvenanceSource,
@@ -120,6 +127,7 @@ class Gate:
         overrides: Sequence[Override] = (),
         observers: Sequence[Observer] = (),
         provenance: ProvenanceSource | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.store = store
         self.config = config or GateConfig()
@@ -130,6 +138,8 @@ class Gate:
         self.overrides: list[Override] = list(overrides)
         self.observers: list[Observer] = list(observers)
         self.provenance = provenance
+        #: Wraps decisions and reported outcomes in trace spans; None (the default) adds nothing.
+        self.tracer = tracer
         #: Called with each bundle that comes into force (breaker thresholds, redaction, ...).
         self.on_activate: list[Callable[[Bundle], None]] = []
         self._bundle: Bundle | None = None
@@ -239,6 +249,11 @@ class Gate:
     # the pipeline -------------------------------------------------------------------------
     def decide(self, request: Request) -> Decision:
         """Decide one request. Never raises: every failure is a SILENCE decision."""
+        if self.tracer is not None:
+            return self.tracer.decide(request, self._decide_closed)
+        return self._decide_closed(request)
+
+    def _decide_closed(self, request: Request) -> Decision:
         started = self.clock.monotonic()
         decision_id = new_ulid()
         try:
@@ -507,6 +522,12 @@ class Gate:
     # outcomes -----------------------------------------------------------------------------
     def report(self, result: ActionResult, *, agent_id: str) -> None:
         """Record what happened after a permitted call was dispatched."""
+        if self.tracer is not None:
+            self.tracer.report(result, lambda: self._report(result, agent_id))
+        else:
+            self._report(result, agent_id)
+
+    def _report(self, result: ActionResult, agent_id: str) -> DecisionRecord:
         record = self.store.get_decision(result.decision_id)
         if record is None or record.request.get("agent_id") != agent_id:
             raise StoreError(
@@ -520,6 +541,7 @@ class Gate:
                 observer.on_result(result, record.decision)
             except Exception:
                 log.exception("observer %r failed on result %s", observer, result.decision_id)
+        return record
 
     # replay -------------------------------------------------------------------------------
     def replay(self, decision_id: str) -> Replay:

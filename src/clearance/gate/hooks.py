@@ -7,13 +7,14 @@ package and the order of checks stays visible in one place.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
 from clearance.model.decision import Decision, Verdict
 from clearance.model.request import Request
 from clearance.model.result import ActionResult
-from clearance.store.protocol import SessionState
+from clearance.store.protocol import DecisionRecord, SessionState
 
 
 class PreCheck(Protocol):
@@ -107,4 +108,22 @@ class Observer(Protocol):
 
     def on_result(self, result: ActionResult, decision: dict[str, Any]) -> None:
         """Called after an outcome is recorded."""
+        ...
+
+
+class Tracer(Protocol):
+    """Wraps each decision and each reported outcome in a trace span (``clearance.gate.tracing``).
+
+    Unlike an observer, a tracer sees every decision, SILENCE included, and times it. ``run`` must
+    be called exactly once and its answer returned unchanged: a tracing failure must never change,
+    repeat or drop a decision. Exceptions ``run`` raises (an unknown decision id in ``report``)
+    propagate to the caller.
+    """
+
+    def decide(self, request: Request, run: Callable[[Request], Decision]) -> Decision:
+        """Return ``run(request)``, recorded as a span."""
+        ...
+
+    def report(self, result: ActionResult, run: Callable[[], DecisionRecord]) -> None:
+        """Call ``run()`` (which records the outcome), recorded as a span."""
         ...
