@@ -20,10 +20,21 @@ How it works and what it guarantees:
   entries were added since the last one; an idle appender wakes when that second is up.
   ``checkpoint_now`` forces one (used before serving a proof).
 * The appender is the only signer of its shard, so two roots for one size are never published.
+* **Cross-shard anchors** (AUDIT.md 3.11). When several shards share one database (replicas on
+  PostgreSQL), the appender appends an ``anchor`` entry at most every ``anchor_interval`` (one
+  minute) while its shard is in use, naming the latest signed checkpoint ``(log, size, root)`` of
+  every other shard of the deployment. Any shard then reveals the others: the verifier checks that
+  each anchored shard is still in the store and that its entries hash to the anchored root, so a
+  deleted, truncated or forked shard is caught even if the registry row was removed too. Before
+  anchoring, the appender checks each peer checkpoint's signature and that it does not go back on
+  the previous anchor (smaller size, or another root for the same size); a violation is logged as
+  an error and still anchored, so the verifier sees it. An idle shard anchors nothing (otherwise
+  two idle replicas would keep anchoring each other's anchors for ever).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import re
@@ -39,7 +50,7 @@ from clearance.audit.sign import AuditKey
 from clearance.audit.storage import AuditStorage, CheckpointRow, ShardHead, StoredEntry
 from clearance.errors import AuditWriteError, StoreError
 from clearance.formats.canonical import canonical_bytes
-from clearance.formats.checkpoint import Checkpoint
+from clearance.formats.checkpoint import Checkpoint, CheckpointError, verify_checkpoint
 from clearance.formats.entry import (
     MAX_HEADER_BYTES,
     RESERVED_FIELDS,
@@ -56,12 +67,14 @@ from clearance.formats.proof import ConsistencyProof, InclusionProof
 from clearance.model.ids import new_ulid
 
 CHECKPOINT_INTERVAL = timedelta(seconds=1)
+ANCHOR_INTERVAL = timedelta(minutes=1)
 CHECKPOINT_ENTRIES = 1024
 MAX_BATCH = 4096
 _KIND_RE = re.compile(r"[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)*\Z")
 _SEGMENT_RE = re.compile(r"[a-z0-9.-]+\Z")
 
 RetentionFor = Callable[[str, Mapping[str, Any]], tuple[str, int]]
+_log = logging.getLogger(__name__)
 
 
 class Redactor(Protocol):
@@ -169,6 +182,7 @@ class AuditLog:
         *,
         retention_for: RetentionFor = _keep_default,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        anchor_interval: timedelta | None = ANCHOR_INTERVAL,
     ) -> None:
         prefix = key.name + "/"
         parts = origin[len(prefix) :].split("/") if origin.startswith(prefix) else []
@@ -206,6 +220,12 @@ class AuditLog:
         self._cr = CompactRange.from_bytes(head.size, head.compact)
         self._cp_size = 0 if latest is None else CheckpointRow._make(latest).size
         self._cp_time = now
+        self._anchor_interval = anchor_interval
+        self._anchor_time = now
+        self._anchored: dict[
+            str, tuple[int, bytes]
+        ] = {}  # peer origin -> last anchored (size, root)
+        self._in_use = False  # entries other than anchors since the last anchor
         self._thread = threading.Thread(
             target=self._run, name=f"audit-appender:{origin}", daemon=True
         )
@@ -327,10 +347,14 @@ class AuditLog:
     # -- the appender thread ---------------------------------------------------------------------
 
     def _idle_timeout(self) -> float | None:
-        if self._size <= self._cp_size:
+        due = []
+        if self._size > self._cp_size:
+            due.append(self._cp_time + CHECKPOINT_INTERVAL)
+        if self._in_use and self._anchor_interval is not None:
+            due.append(self._anchor_time + self._anchor_interval)
+        if not due:
             return None
-        left = (self._cp_time + CHECKPOINT_INTERVAL - self._now()).total_seconds()
-        return max(left, 0.001)
+        return max((min(due) - self._now()).total_seconds(), 0.001)
 
     def _run(self) -> None:
         q = self._queue
@@ -367,6 +391,10 @@ class AuditLog:
     def _commit(self, batch: list[_Pending], *, force: bool) -> None:
         old = (self._size, self._head, self._cr.copy())
         now = self._now()
+        in_use = self._in_use or any(p.kind is not None for p in batch)
+        anchor = self._anchor_entry(now) if in_use else None
+        if anchor is not None:
+            batch = [*batch, anchor[0]]
         try:
             entries, payloads = self._assign(batch, now)
             checkpoint = self._checkpoint_row(now, force=force)
@@ -394,8 +422,72 @@ class AuditLog:
             return
         if checkpoint is not None:
             self._cp_size, self._cp_time = checkpoint[0], now
+        self._in_use = in_use
+        if anchor is not None:
+            self._anchored.update(anchor[1])
+            self._in_use = False
         for p in batch:
             p.lock.release()
+
+    # -- cross-shard anchors ---------------------------------------------------------------------
+
+    def _anchor_entry(self, now: datetime) -> tuple[_Pending, dict[str, tuple[int, bytes]]] | None:
+        """An ``anchor`` entry naming every peer shard's latest checkpoint, when one is due.
+
+        Runs on the appender thread about once a minute; a failure to read the peers is logged and
+        retried at the next interval rather than holding up the batch.
+        """
+        interval = self._anchor_interval
+        if interval is None or now - self._anchor_time < interval:
+            return None
+        self._anchor_time = now
+        try:
+            seen = self._peer_checkpoints()
+        except StoreError as exc:
+            _log.warning("cannot read peer shards to anchor from `%s`: %s", self.origin, exc)
+            return None
+        if not seen:
+            return None
+        anchors = [
+            {"log": origin, "root": "sha256:" + root.hex(), "size": size}
+            for origin, (size, root) in sorted(seen.items())
+        ]
+        return _Pending(
+            "anchor", {"id": new_ulid(), "anchors": anchors}, None, b"", b"", None
+        ), seen
+
+    def _peer_checkpoints(self) -> dict[str, tuple[int, bytes]]:
+        """Latest signature-checked checkpoint of every other shard of this deployment."""
+        prefix = self._key.name + "/"
+        deployment = [self._key.verifier()]
+        seen: dict[str, tuple[int, bytes]] = {}
+        for origin in self._storage.origins():
+            if origin == self.origin or not origin.startswith(prefix):
+                continue
+            row = self._storage.latest_checkpoint(origin)
+            if row is None:
+                continue
+            try:
+                cp = verify_checkpoint(CheckpointRow._make(row).note, deployment, origin=origin)
+            except CheckpointError as exc:
+                _log.error(
+                    "not anchoring shard `%s`: its latest checkpoint is invalid: %s", origin, exc
+                )
+                continue
+            size, root = cp.checkpoint.size, cp.checkpoint.root
+            before = self._anchored.get(origin)
+            if before is not None and (
+                size < before[0] or (size == before[0] and root != before[1])
+            ):
+                _log.error(
+                    "shard `%s` went back on its checkpoint anchored at size %d (now size %d): "
+                    "anchoring it for the verifier to report",
+                    origin,
+                    before[0],
+                    size,
+                )
+            seen[origin] = (size, root)
+        return seen
 
     def _assign(
         self, batch: list[_Pending], now: datetime

@@ -2,7 +2,15 @@
 
 Every check names the evidence and, where there is one, the entry index, and says what a failure
 means. Results are ``Report`` objects (findings plus an exit code); nothing here returns a bare
-``False``. Reads are read-only: the SQLite store is opened with ``mode=ro``.
+``False``. Reads are read-only: the SQLite store is opened with ``mode=ro``; a PostgreSQL store
+(``--db postgresql://...``, the shards of several replicas) is read in one read-only
+``REPEATABLE READ`` transaction, so every shard and every anchor is seen at one instant while the
+replicas keep appending. ``psycopg`` is imported only for such a URL.
+
+Cross-shard anchors (AUDIT.md 3.11): each ``anchor`` entry names other shards' checkpoints
+``(log, size, root)``. After every shard is replayed, each anchored shard must still be in the
+store, hold at least the anchored number of entries, and its leaf hashes must give the anchored
+root at that size; otherwise a shard was deleted, truncated or forked.
 
 State file (``--state``): JSON kept **outside** the store, holding per shard the last verified
 checkpoint (size, root) and the compact range and head at that size. A later run proves the store
@@ -23,7 +31,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from clearance.audit.verify.errors import ExitCode, Finding, Severity, exit_code
 from clearance.audit.verify.incident import verify_bundle
@@ -81,6 +89,22 @@ def _blob(value: object) -> bytes | None:
     if isinstance(value, memoryview | bytearray):
         return bytes(value)
     return str(value).encode()
+
+
+class _Reader(Protocol):
+    """A read-only database connection with ``sqlite3``'s ``execute`` and ``?`` placeholders."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any:
+        """Run a query; the result iterates over rows and has ``fetchone``."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection."""
+        ...
+
+
+class _ReadError(Exception):
+    """A database driver other than ``sqlite3`` failed to read (its error, named)."""
 
 
 def _log_keys(keys: Sequence[VerifierKey]) -> list[VerifierKey]:
@@ -315,7 +339,7 @@ class _ShardVerifier:
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: _Reader,
         origin: str,
         keys: Sequence[VerifierKey],
         report: Report,
@@ -334,6 +358,7 @@ class _ShardVerifier:
         self.latest: SignedCheckpoint | None = None
         self.latest_compact: CompactRange | None = None
         self.latest_head: bytes | None = None
+        self.anchors: list[_Anchor] = []
 
     def fail(
         self, message: str, index: int | None = None, severity: Severity = Severity.TAMPERED
@@ -461,8 +486,28 @@ class _ShardVerifier:
             )
             return None
         self.pruning.note_entry(h)
+        if h["kind"] == "anchor":
+            self._note_anchors(idx, h)
         self._payload(idx, h, salt, body)
         return lh
+
+    def _note_anchors(self, idx: int, h: dict[str, Any]) -> None:
+        claims = h.get("anchors")
+        if not isinstance(claims, list):
+            self.fail("anchor entry has no `anchors` list", idx)
+            return
+        for claim in claims:
+            try:
+                peer, size, root = claim["log"], claim["size"], claim["root"]
+                if not (isinstance(peer, str) and isinstance(size, int) and size > 0):
+                    raise TypeError("log must be a string and size a positive integer")
+                digest = bytes.fromhex(root.removeprefix("sha256:"))
+                if not root.startswith("sha256:") or len(digest) != 32:
+                    raise ValueError("root must be sha256:<64 hex digits>")
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                self.fail(f"anchor entry names a malformed checkpoint ({exc})", idx)
+                continue
+            self.anchors.append(_Anchor(self.origin, idx, peer, size, digest))
 
     def _payload(self, idx: int, h: dict[str, Any], salt: bytes | None, body: bytes | None) -> None:
         ref = h.get("payload")
@@ -552,14 +597,129 @@ class _ShardVerifier:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class _Anchor:
+    """One shard's claim, in its entry ``index``, that ``peer`` had ``root`` at ``size``."""
+
+    origin: str
+    index: int
+    peer: str
+    size: int
+    root: bytes
+
+
+def _check_anchors(
+    conn: _Reader, anchors: list[_Anchor], origins: set[str], report: Report
+) -> None:
+    """Each anchored shard is present and its leaves hash to the anchored root at that size.
+
+    One pass over each anchored shard's leaf hashes (in index order) checks all its claims.
+    """
+    by_peer: dict[str, list[_Anchor]] = {}
+    for a in anchors:
+        by_peer.setdefault(a.peer, []).append(a)
+    for peer, claims in sorted(by_peer.items()):
+        if peer not in origins:
+            for a in claims:
+                report.add(
+                    Severity.TAMPERED,
+                    f"anchors shard `{peer}` at size {a.size}, but that shard is not in the store: "
+                    "a shard was deleted or hidden from the registry",
+                    a.origin,
+                    a.index,
+                )
+            continue
+        claims.sort(key=lambda a: a.size)
+        rows = conn.execute(
+            "SELECT leaf_hash FROM audit_entry WHERE origin = ? AND idx < ? ORDER BY idx",
+            (peer, claims[-1].size),
+        )
+        cr, pos = CompactRange(), 0
+        for (leaf,) in rows:
+            cr.append(_blob(leaf) or b"")
+            while pos < len(claims) and claims[pos].size == cr.size:
+                _check_claim(claims[pos], cr.root(), report)
+                pos += 1
+        for a in claims[pos:]:
+            report.add(
+                Severity.TAMPERED,
+                f"anchors shard `{peer}` at size {a.size}, but it holds only {cr.size} entries: "
+                "that shard was truncated or rolled back",
+                a.origin,
+                a.index,
+            )
+        if pos:
+            report.add(
+                Severity.INFO, f"{pos} anchors of this shard by other shards check out", peer
+            )
+
+
+def _check_claim(a: _Anchor, root: bytes, report: Report) -> None:
+    if root != a.root:
+        report.add(
+            Severity.TAMPERED,
+            f"anchors shard `{a.peer}` at size {a.size} with root "
+            f"{base64.b64encode(a.root).decode()}, but its entries hash to "
+            f"{base64.b64encode(root).decode()}: that shard was rewritten or forked",
+            a.origin,
+            a.index,
+        )
+
+
+def is_postgres_url(target: str | os.PathLike[str]) -> bool:
+    """Whether ``target`` is a PostgreSQL URL (the store of several replicas)."""
+    return str(target).startswith(("postgresql://", "postgres://"))
+
+
+class _PostgresReader:
+    """One read-only ``REPEATABLE READ`` transaction on a PostgreSQL store (a consistent snapshot)."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg  # only for --db postgresql://...: the verifier needs no driver otherwise
+
+        self._errors: tuple[type[Exception], ...] = (psycopg.Error,)
+        try:
+            self._conn = psycopg.connect(url, connect_timeout=5)
+            self._conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            self._conn.read_only = True
+        except psycopg.Error as exc:
+            raise _ReadError(_first_line(exc)) from exc
+
+    def execute(self, sql: str, params: Sequence[Any] = (), /) -> Any:
+        try:
+            return self._conn.execute(sql.replace("?", "%s"), params)
+        except self._errors as exc:
+            raise _ReadError(_first_line(exc)) from exc
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def open_store_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
-    """Open a clearance SQLite store read-only (a data directory or the database file itself)."""
+    """Open a clearance SQLite store read-only: the audit file, or a data directory holding it.
+
+    The connection reads inside one transaction, so every shard is seen at one instant even while
+    the gate appends.
+    """
     p = Path(path)
     if p.is_dir():
-        p = p / "clearance.db"
+        p = p / "audit.db" if (p / "audit.db").is_file() else p / "clearance.db"
     if not p.is_file():
         raise FileNotFoundError(f"no audit database at `{p}`")
-    return sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True, isolation_level=None)
+    conn.execute("BEGIN")
+    return conn
+
+
+def _open_reader(target: str | os.PathLike[str]) -> _Reader:
+    if is_postgres_url(target):
+        return _PostgresReader(str(target))
+    return open_store_readonly(target)
 
 
 def verify_log(
@@ -570,18 +730,24 @@ def verify_log(
     full: bool = False,
     origin_prefix: str | None = None,
 ) -> Report:
-    """Verify every shard of a store; ``report.state`` is the state to save if nothing failed."""
+    """Verify every shard of a store and their anchors of each other.
+
+    ``path`` is a SQLite file, a data directory or a PostgreSQL URL; ``report.state`` is the state
+    to save if nothing failed.
+    """
     report = Report()
+    source = _redact_url(str(path))
     try:
-        conn = open_store_readonly(path)
+        conn = _open_reader(path)
         origins = [r[0] for r in conn.execute("SELECT origin FROM audit_shard ORDER BY origin")]
-    except (OSError, sqlite3.Error) as exc:
-        report.add(Severity.UNUSABLE, f"cannot read the audit store: {exc}", str(path))
+    except (OSError, sqlite3.Error, _ReadError) as exc:
+        report.add(Severity.UNUSABLE, f"cannot read the audit store: {exc}", source)
         return report
     shards_state = dict((state or {}).get("shards", {}))
     prefixes = [origin_prefix] if origin_prefix else [k.name + "/" for k in _log_keys(keys)]
     for missing in sorted(set(shards_state) - set(origins)):
         report.add(Severity.TAMPERED, "a shard verified before is gone from the store", missing)
+    anchors: list[_Anchor] = []
     try:
         for origin in origins:
             if not any(origin.startswith(p) for p in prefixes):
@@ -593,16 +759,27 @@ def verify_log(
                 conn, origin, keys, report, shards_state.get(origin), full=full
             )
             verifier.run()
+            anchors.extend(verifier.anchors)
             new = verifier.new_state()
             if new is not None:
                 shards_state[origin] = new
-    except (sqlite3.Error, ValueError, binascii.Error, ProofError) as exc:
-        report.add(Severity.UNUSABLE, f"cannot read the audit store: {exc}", str(path))
+        _check_anchors(conn, anchors, set(origins), report)
+    except (sqlite3.Error, _ReadError, ValueError, binascii.Error, ProofError) as exc:
+        report.add(Severity.UNUSABLE, f"cannot read the audit store: {exc}", source)
     finally:
         conn.close()
     if not report.tampered:
         report.state = {"version": STATE_VERSION, "shards": shards_state}
     return report
+
+
+def _redact_url(target: str) -> str:
+    """``target`` with any password in a database URL replaced by ``***`` (findings are printed)."""
+    scheme, sep, rest = target.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return target
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
 
 
 def load_state(path: Path) -> dict[str, Any] | None:
@@ -675,7 +852,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("bundle")
     lg = sub.add_parser("log", parents=[common], help="verify a whole store")
     lg.add_argument("path", nargs="?", help="data directory or SQLite file")
-    lg.add_argument("--db", help="SQLite file of the store")
+    lg.add_argument(
+        "--db", help="SQLite file, or postgresql://... URL of the replicas' store (all shards)"
+    )
     lg.add_argument("--state", help="state file outside the store (rollback and fork detection)")
     lg.add_argument("--full", action="store_true", help="re-verify from entry 0")
     lg.add_argument("--origin-prefix")
@@ -733,7 +912,7 @@ def _dispatch(args: argparse.Namespace, keys: list[VerifierKey]) -> Report:
     target = args.db or args.path
     if target is None:
         report = Report()
-        report.add(Severity.UNUSABLE, "give a data directory or --db FILE")
+        report.add(Severity.UNUSABLE, "give a data directory, --db FILE or --db postgresql://...")
         return report
     state_path = Path(args.state) if args.state else None
     state = load_state(state_path) if state_path else None
