@@ -69,14 +69,14 @@ def replace_shard(db: Path, origin: str, decisions: list[int], tmp: Path) -> Non
     with sqlite3.connect(db) as conn:
         conn.execute("ATTACH DATABASE ? AS forged", (str(forged_db),))
         for table in TABLES:
-            conn.execute(f"DELETE FROM {table} WHERE origin = ?", (origin,))  # noqa: S608
-            conn.execute(f"INSERT INTO {table} SELECT * FROM forged.{table}")  # noqa: S608
+            conn.execute(f"DELETE FROM {table} WHERE origin = ?", (origin,))
+            conn.execute(f"INSERT INTO {table} SELECT * FROM forged.{table}")
 
 
 def delete_shard(db: Path, origin: str) -> None:
     with sqlite3.connect(db) as conn:
         for table in TABLES:
-            conn.execute(f"DELETE FROM {table} WHERE origin = ?", (origin,))  # noqa: S608
+            conn.execute(f"DELETE FROM {table} WHERE origin = ?", (origin,))
 
 
 def tampering(db: Path) -> list[str]:

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,8 +30,11 @@ class ManualClock:
         return self.now
 
 
+Shards = tuple[AuditLog, AuditLog, ManualClock, SQLiteAuditStorage]
+
+
 @pytest.fixture
-def shards(tmp_path: Path) -> Iterator[tuple[AuditLog, AuditLog, ManualClock, SQLiteAuditStorage]]:
+def shards(tmp_path: Path) -> Iterator[Shards]:
     """Two replicas' shards in one database (as on PostgreSQL), on a clock the test moves."""
     clock = ManualClock()
     storage = SQLiteAuditStorage(tmp_path / "audit.db")
@@ -42,12 +46,12 @@ def shards(tmp_path: Path) -> Iterator[tuple[AuditLog, AuditLog, ManualClock, SQ
     storage.close()
 
 
-def headers(storage: SQLiteAuditStorage, origin: str) -> list[dict]:
+def headers(storage: SQLiteAuditStorage, origin: str) -> list[dict[str, Any]]:
     rows = storage.entries(origin, 0, storage.size(origin))
-    return [json.loads(row[2]) for row in rows]
+    return [json.loads(row[2] or b"null") for row in rows]
 
 
-def test_a_busy_shard_anchors_the_latest_checkpoint_of_every_peer(shards) -> None:
+def test_a_busy_shard_anchors_the_latest_checkpoint_of_every_peer(shards: Shards) -> None:
     a, b, clock, storage = shards
     for i in range(3):
         b.append("decision", decision_fields(i), decision_payload(i))
@@ -81,7 +85,7 @@ def test_an_idle_shard_or_one_without_peers_anchors_nothing(tmp_path: Path) -> N
     storage.close()
 
 
-def test_anchors_stop_once_both_shards_are_idle(shards) -> None:
+def test_anchors_stop_once_both_shards_are_idle(shards: Shards) -> None:
     a, b, clock, storage = shards
     b.append("decision", decision_fields(0), decision_payload(0))
     b.checkpoint_now()
@@ -96,8 +100,8 @@ def test_anchors_stop_once_both_shards_are_idle(shards) -> None:
     assert kinds.count("anchor") == 2
 
 
-def test_a_store_with_anchors_verifies(shards, tmp_path: Path) -> None:
-    a, b, clock, storage = shards
+def test_a_store_with_anchors_verifies(shards: Shards, tmp_path: Path) -> None:
+    a, b, clock, _ = shards
     for step in range(3):
         for i in range(5):
             a.append("decision", decision_fields(step * 10 + i), decision_payload(i))
