@@ -13,7 +13,10 @@ every reason) unless:
    shadow mode (so effectively permitted) in production;
    ``case:<name>`` a test case whose outcome is more permissive under production (the catch-all
    for changed conditions the structural comparison cannot see);
-3. the approver is not the author.
+3. the red-team suite generated from the production bundle finds no case the gate answers with an
+   outcome the policy forbids (``attack`` runs it on a throw-away gate; ``clearance promote``
+   passes ``clearance redteam``'s runner);
+4. the approver is not the author.
 
 The caller signs the production bundle and records the promotion in the audit log only after this
 returns: a refused promotion leaves nothing behind but the refusal.
@@ -21,10 +24,12 @@ returns: a refused promotion leaves nothing behind but the refusal.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from clearance.errors import PolicyError
+from clearance.gate.redteam import Report
 from clearance.model.decision import Outcome
 from clearance.policy.bundle import Bundle
 from clearance.policy.cases import LoadedCases, run_cases
@@ -58,6 +63,7 @@ class PromotionPlan:
     changes: tuple[CaseChange, ...]
     widenings: tuple[Widening, ...]
     cases_passed: int
+    attacks_run: int
 
 
 def find_widenings(
@@ -112,6 +118,7 @@ def check_promotion(
     *,
     author: str,
     approver: str,
+    attack: Callable[[Bundle], Report],
     allowed_widenings: Iterable[str] = (),
 ) -> PromotionPlan:
     """Run every promotion check; raise ``PromotionRefusedError`` listing each failure."""
@@ -136,16 +143,31 @@ def check_promotion(
             reasons.append(
                 f"unnamed widening `{w.name}`: {w.detail} (name it with --allow-widening)"
             )
-    if reasons:
-        raise PromotionRefusedError(
-            f"promotion of {production.digest} refused:\n  " + "\n  ".join(reasons),
-            hint="fix the policy or the tests; a reviewed widening is named with "
-            "--allow-widening NAME",
+    if reasons:  # the red team takes seconds: run it only for an otherwise acceptable promotion
+        _refuse(production, [*reasons, "red team not run: fix the reasons above first"])
+    attacks = attack(production)
+    for v in attacks.violations:
+        reasons.append(
+            f"red team: {v.category} `{v.title}` on `{v.tool}` got {v.outcome} ({v.rule}), "
+            f"which the policy forbids"
         )
+    if not attacks.results:
+        reasons.append("the red team ran no case: a promotion needs a red-team run")
+    if reasons:
+        _refuse(production, reasons)
     return PromotionPlan(
         staging=staging.digest,
         production=production.digest,
         changes=changes,
         widenings=tuple(widenings),
         cases_passed=len(results),
+        attacks_run=len(attacks.results),
+    )
+
+
+def _refuse(production: Bundle, reasons: list[str]) -> NoReturn:
+    raise PromotionRefusedError(
+        f"promotion of {production.digest} refused:\n  " + "\n  ".join(reasons),
+        hint="fix the policy, the tests or the gate; a reviewed widening is named with "
+        "--allow-widening NAME",
     )

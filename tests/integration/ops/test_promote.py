@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -16,12 +17,15 @@ from typer.testing import CliRunner
 
 from clearance.cli.commands import ops
 from clearance.cli.commands.core import example_policy_text
+from clearance.cli.commands.redteam import attack
 from clearance.gate.promotion import (
     PromotionPlan,
     PromotionRefusedError,
     check_promotion,
     find_widenings,
 )
+from clearance.gate.redteam import Report
+from clearance.model.decision import Outcome
 from clearance.policy import load_policy
 from clearance.policy.bundle import Bundle
 from clearance.policy.cases import load_cases
@@ -50,8 +54,22 @@ def _policies(tmp_path: Path, production: str) -> tuple[Path, Path, Path]:
     return paths
 
 
+_REPORTS: dict[str, Report] = {}
+
+
+def real_attack(bundle: Bundle) -> Report:
+    """The real red-team run on a throw-away gate, once per distinct production bundle."""
+    if bundle.digest not in _REPORTS:
+        _REPORTS[bundle.digest] = attack(bundle, show_progress=False)
+    return _REPORTS[bundle.digest]
+
+
 def _check(
-    production: str, *, approver: str = "op-bob", allowed_widenings: Sequence[str] = ()
+    production: str,
+    *,
+    approver: str = "op-bob",
+    allowed_widenings: Sequence[str] = (),
+    attack_with: Callable[[Bundle], Report] | None = None,
 ) -> PromotionPlan:
     return check_promotion(
         load_policy(STAGING, source_name="staging.yaml"),
@@ -59,8 +77,40 @@ def _check(
         load_cases(CASES, source_name="cases.yaml"),
         author="op-alice",
         approver=approver,
+        attack=attack_with or real_attack,
         allowed_widenings=allowed_widenings,
     )
+
+
+def test_a_clean_promotion_ran_the_red_team() -> None:
+    plan = _check(STAGING)
+    assert plan.attacks_run > 100
+    assert plan.cases_passed == 1
+
+
+def test_refused_when_the_red_team_finds_a_forbidden_outcome() -> None:
+    """A gate that answers PERMIT where the policy says DENY must never reach production."""
+
+    def breached(bundle: Bundle) -> Report:
+        report = real_attack(bundle)
+        victim = next(r for r in report.results if r.expect.breaks(Outcome.PERMIT, "bg-1"))
+        breach = dataclasses.replace(
+            victim, outcome=Outcome.PERMIT.value, rule="break-glass:bg-1", violation=True
+        )
+        return dataclasses.replace(report, results=[breach, *report.results])
+
+    with pytest.raises(
+        PromotionRefusedError, match=r"red team: .* got PERMIT \(break-glass:bg-1\)"
+    ):
+        _check(STAGING, attack_with=breached)
+
+
+def test_refused_when_the_red_team_ran_nothing() -> None:
+    def empty(bundle: Bundle) -> Report:
+        return dataclasses.replace(real_attack(bundle), results=[])
+
+    with pytest.raises(PromotionRefusedError, match="red team ran no case"):
+        _check(STAGING, attack_with=empty)
 
 
 def test_refused_when_policy_tests_fail() -> None:

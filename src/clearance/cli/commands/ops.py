@@ -162,6 +162,7 @@ def promote(
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+    from clearance.cli.commands.redteam import attack
     from clearance.cli.runtime import open_runtime
     from clearance.gate.promotion import check_promotion
     from clearance.policy import load_policy
@@ -180,6 +181,7 @@ def promote(
         load_cases(cases),
         author=author,
         approver=approver,
+        attack=lambda b: attack(b, show_progress=False),
         allowed_widenings=allow_widening or (),
     )
     signed = bundle.sign(key)
@@ -195,6 +197,7 @@ def promote(
             {
                 "staging": plan.staging,
                 "cases_passed": plan.cases_passed,
+                "attacks_run": plan.attacks_run,
                 "changes": [c.name for c in plan.changes],
                 "widenings": [w.name for w in plan.widenings],
             },
@@ -206,7 +209,8 @@ def promote(
         base64.b64encode(signed.signature).decode() + "\n", encoding="utf-8"
     )
     _out.print(
-        f"promoted {plan.production}: {plan.cases_passed} tests passed, "
+        f"promoted {plan.production}: {plan.cases_passed} tests and "
+        f"{plan.attacks_run} red-team attacks passed, "
         f"{len(plan.changes)} case(s) change, widenings named: "
         f"{', '.join(w.name for w in plan.widenings) or 'none'}; signed bundle in {out}"
     )
