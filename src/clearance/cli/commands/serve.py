@@ -3,6 +3,11 @@
 The composition root for the service: opens the data directory's runtime (store, audit shard,
 approvals, break-glass), adds the control plane (kill switch first among the pre-checks, breakers,
 monitor, metrics), and hands the lot to ``create_app`` as ``GateServices``.
+
+Several replicas share one PostgreSQL store, each with its own replica id (which names its audit
+shard)::
+
+    clearance serve --store postgresql://clearance@db/clearance --replica-id gate-a --port 8700
 """
 
 from __future__ import annotations
@@ -36,7 +41,9 @@ def open_service(
     settings: ServerSettings, *, clock: Clock | None = None
 ) -> tuple[Runtime, GateServices]:
     """The runtime of ``settings.data_dir`` and the services built on it."""
-    runtime = open_runtime(settings.data_dir, store_url=settings.store_url, clock=clock)
+    runtime = open_runtime(
+        settings.data_dir, store_url=settings.store_url, clock=clock, replica_id=settings.replica_id
+    )
     try:
         services, _ = build_services(runtime)
     except BaseException:
@@ -55,6 +62,13 @@ def serve(
     store: Annotated[
         str | None, typer.Option(help="Store URL (default: the data dir's SQLite).")
     ] = None,
+    replica_id: Annotated[
+        str | None,
+        typer.Option(
+            help="This replica's id, naming its audit shard: one per process sharing a "
+            "PostgreSQL store (CLEARANCE_REPLICA_ID) [node]."
+        ),
+    ] = None,
     config: Annotated[
         Path | None, typer.Option(help="Settings file (TOML or YAML); CLEARANCE_* overrides it.")
     ] = None,
@@ -64,11 +78,16 @@ def serve(
 
     from clearance.server.app import create_app
 
-    settings = load_settings(config, data_dir=data_dir, host=host, port=port, store_url=store)
+    settings = load_settings(
+        config, data_dir=data_dir, host=host, port=port, store_url=store, replica_id=replica_id
+    )
     runtime, services = open_service(settings)
     try:
         app = create_app(services, settings)
-        print(f"clearance serving on http://{settings.host}:{settings.port}")
+        print(
+            f"clearance serving on http://{settings.host}:{settings.port} "
+            f"(audit shard {runtime.audit_log.origin})"
+        )
         uvicorn.run(
             app,
             host=settings.host,
