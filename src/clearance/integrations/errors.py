@@ -10,7 +10,8 @@
         ├── SandboxRequired         the decision demands the sandbox and the tool cannot run in it
         └── UnknownCaller           no session the authenticated caller owns: nothing was decided
     ConfigError
-    └── UngatedToolError            an adapter was asked to protect a tool it cannot gate
+    ├── UngatedToolError            an adapter was asked to protect a tool it cannot gate
+    └── PermissionRulesError        Claude Code permission rules with no policy translation
 
 Every adapter maps these to its stack's own refusal (a tool error, a hook denial, an exception),
 always carrying the rule and reason so the model can re-plan.
@@ -131,3 +132,21 @@ class UnknownCaller(ToolRefused):
             reason=reason,
             hint=hint,
         )
+
+
+class PermissionRulesError(ConfigError):
+    """Claude Code permission rules that cannot be translated into policy; ``problems`` holds each.
+
+    Raised by ``clearance import claude-permissions`` before anything is written: a rule that is
+    dropped silently could turn a ``deny`` the user relied on into a permit.
+    """
+
+    code = "permission_rules_error"
+
+    def __init__(self, problems: list[ConfigError]) -> None:
+        self.problems = problems
+        first = problems[0]
+        super().__init__(first.message, location=first.location, hint=first.hint)
+
+    def __str__(self) -> str:
+        return "\n".join(ConfigError.__str__(p) for p in self.problems)
