@@ -25,7 +25,8 @@ from typing import Any
 import orjson
 from langchain.agents import create_agent
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
@@ -45,7 +46,7 @@ from clearance.store.audit_sqlite import SQLiteAuditStorage
 
 POLICY = Path(__file__).with_name("policy.yaml")
 DASHBOARD = "http://127.0.0.1:8787"
-THREAD = {"configurable": {"thread_id": "bookkeeping-1"}}
+THREAD: RunnableConfig = {"configurable": {"thread_id": "bookkeeping-1"}}
 
 
 class ScriptedChatModel(GenericFakeChatModel):
@@ -123,7 +124,8 @@ def run_agent(runtime: Runtime, outcome: Outcome) -> None:
         middleware=[gatekeeper],
         checkpointer=InMemorySaver(),
     )
-    result = agent.invoke({"messages": [("user", "Tidy up the books.")]}, THREAD, version="v2")
+    ask = HumanMessage(content="Tidy up the books.")
+    result = agent.invoke({"messages": [ask]}, THREAD, version="v2")
     paused = result.interrupts[0].value
     outcome.approvals.append(paused)
     say(
