@@ -8,6 +8,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from clearance.model import Outcome, Request, SessionFacts
 from clearance.policy import evaluate, load_policy
@@ -34,7 +35,12 @@ facts = st.builds(
 
 
 def _verdict(tool: str, args: dict[str, Any], session: SessionFacts) -> Outcome:
-    request = Request(agent_id="a", session_id="s", tool=tool, args=args)
+    fields: dict[str, Any] = {"agent_id": "a", "session_id": "s", "tool": tool, "args": args}
+    try:
+        request = Request(**fields)
+    except ValidationError:
+        # Request refuses NaN, Infinity and huge integers; policy must not PERMIT them either.
+        request = Request.model_construct(**fields)
     return evaluate(COMPILED, request, session).outcome
 
 

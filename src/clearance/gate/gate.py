@@ -2,6 +2,7 @@
 
 Order of the pipeline (each step may end it):
 
+0. values no digest can cover (unvalidated)    -> DENY ``invalid-request``
 1. request size limit                          -> SILENCE ``request-too-large``
 2. session lookup, agent binding, closed flag  -> DENY ``session``
 3. pre-checks: kill switch, drain, breakers    -> DENY ``kill-switch`` / ``breaker:*``
@@ -32,6 +33,7 @@ from typing import Any
 import orjson
 
 from clearance.errors import ClearanceError, ConfigError, StoreError
+from clearance.formats.canonical import NotCanonicalError
 from clearance.gate.clock import Clock, SystemClock, iso
 from clearance.gate.config import GateConfig
 from clearance.gate.hooks import (
@@ -268,6 +270,10 @@ class Gate:
         now = self.clock.now()
         bundle = self._bundle
         policy = bundle.digest if bundle is not None else NO_POLICY
+        try:
+            _ = request.digest  # computed when the request was validated; cached
+        except NotCanonicalError as exc:
+            return self._unrepresentable(request, decision_id, exc, policy, now, started)
         if len(orjson.dumps(request.args)) > self.config.max_args_bytes:
             return self._silence(
                 request,
@@ -324,6 +330,30 @@ class Gate:
             verdict = override.apply(request, state, verdict, now)
         extra = decision_extra(asked, scan.computed)
         return self._finish(request, decision_id, verdict, state, policy, now, started, extra=extra)
+
+    def _unrepresentable(
+        self,
+        request: Request,
+        decision_id: str,
+        error: NotCanonicalError,
+        policy: str,
+        now: datetime,
+        started: float,
+    ) -> Decision:
+        """DENY ``invalid-request``: a value no digest can cover got past validation.
+
+        Only a request built without validation gets here (``Request`` refuses such values). The
+        refusal is logged against the request's recordable stand-in, never stored under its
+        idempotency key.
+        """
+        stand_in = request.recordable()
+        state = self.store.session_state(stand_in.session_id)
+        if state is not None and state.session.agent_id != stand_in.agent_id:
+            state = None
+        verdict = _deny("invalid-request", str(error))
+        return self._finish(
+            stand_in, decision_id, verdict, state, policy, now, started, remember=False
+        )
 
     def _idempotent(self, request: Request, now: datetime) -> Decision | None:
         key = request.idempotency_key
