@@ -14,13 +14,18 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from langchain_core.messages import ToolMessage
+from langchain_core.tools import tool
+from langgraph.prebuilt.tool_node import ToolCallRequest, ToolRuntime
 from tests.integration.integrations.kit import AGENT, init_data_dir
 
 from clearance.cli.runtime import open_runtime
 from clearance.gate.clock import SystemClock
 from clearance.integrations.guard import Guard
 from clearance.integrations.hooks import HookAdapter
+from clearance.integrations.langchain import ClearanceMiddleware
 from clearance.integrations.mapping import SessionHandle
 from clearance.integrations.transport import InProcessTransport
 
@@ -29,6 +34,34 @@ RUNS = 500
 
 def transfer_funds(amount: float, to_account: str) -> str:
     return f"sent {amount} to {to_account}"
+
+
+def langchain_call(n: int) -> ToolCallRequest:
+    """The request LangChain's tool node hands a middleware, with a fresh tool call id."""
+    call_id = f"call-{n}"
+    runtime: ToolRuntime[Any, Any] = ToolRuntime(
+        state={}, context=None, config={"configurable": {"thread_id": "bench"}},
+        stream_writer=lambda _: None, tool_call_id=call_id, store=None,
+    )  # fmt: skip
+    return ToolCallRequest(
+        tool_call={"name": "transfer_funds", "args": {"amount": 5.0, "to_account": "acc-1"},
+                   "id": call_id, "type": "tool_call"},
+        tool=lc_transfer, state={}, runtime=runtime,
+    )  # fmt: skip
+
+
+@tool("transfer_funds")
+def lc_transfer(amount: float, to_account: str) -> str:
+    """The same tool as a LangChain tool."""
+    return transfer_funds(amount, to_account)
+
+
+def run_lc_tool(request: ToolCallRequest) -> ToolMessage:
+    """What LangChain's tool node does with a call: invoke the tool with the call's arguments."""
+    result = lc_transfer.invoke(request.tool_call)
+    if not isinstance(result, ToolMessage):
+        raise SystemExit("langchain tool call broke")
+    return result
 
 
 def timed(call: Callable[[], object], runs: int = RUNS) -> list[float]:
@@ -73,12 +106,26 @@ def main() -> int:
                 if hook.handle(event).exit_code != 0:
                     raise SystemExit("hook broke")
 
+            gatekeeper = ClearanceMiddleware(transport, session)
+            calls = iter(range(10**9))
+
+            def lc_direct() -> None:
+                if run_lc_tool(langchain_call(next(calls))).content != "sent 5.0 to acc-1":
+                    raise SystemExit("langchain tool broke")
+
+            def lc_gated() -> None:
+                out = gatekeeper.wrap_tool_call(langchain_call(next(calls)), run_lc_tool)
+                if not isinstance(out, ToolMessage) or out.content != "sent 5.0 to acc-1":
+                    raise SystemExit("langchain middleware broke")
+
             lines = []
             base_line, base = describe("direct call", timed(direct))
             lines.append(base_line)
             for name, call in (
                 ("guard (decide+report)", gated),
                 ("hook pre-tool (decide)", hooked),
+                ("langchain tool (no gate)", lc_direct),
+                ("langchain middleware", lc_gated),
             ):
                 line, median = describe(name, timed(call))
                 lines.append(
