@@ -17,6 +17,7 @@ Layout of a data directory (created by ``clearance init``)::
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from clearance.approvals.settings import (
 )
 from clearance.audit.log import AuditLog
 from clearance.audit.sign import AuditKey, MaskKey
+from clearance.cli.otel import enable_tracing
 from clearance.control.killswitch import agent_hook
 from clearance.control.plane import ControlPlane
 from clearance.credentials import CredentialBroker, CredentialSpec, credential_specs
@@ -237,6 +239,7 @@ def open_runtime(
         agent_hook(lambda agent_id, _now: len(sandbox.kill_owner(agent_id))),
         local=True,
     )
+
     # Credentials: only against a PERMIT or a token, never while a stop covers the call, and
     # every live lease of a halted agent is revoked (a shared hook: leases live in the store).
     def credentials_in_force() -> dict[str, CredentialSpec]:
@@ -272,6 +275,13 @@ def open_runtime(
         audit_storage=audit_storage,
         closers=[notifier.close],
     )
+    try:
+        stop_tracing = enable_tracing(gate, os.environ)  # CLEARANCE_OTEL=1 and the OTEL_* variables
+    except BaseException:
+        runtime.close()
+        raise
+    if stop_tracing is not None:
+        runtime.closers.append(stop_tracing)
     if require_policy:
         try:
             gate.load_active()
