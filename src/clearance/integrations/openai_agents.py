@@ -1,0 +1,401 @@
+"""Put the gate in front of an OpenAI Agents SDK agent (``openai-agents``, the ``[openai-agents]`` extra).
+
+:func:`protect` returns a copy of the agent whose every function tool (and every local MCP server)
+carries a clearance tool input guardrail and output guardrail::
+
+    transport = InProcessTransport(runtime.gate, approvals=runtime.approvals)
+    agent = protect(agent, transport, SessionHandle("ops-agent-1", session_id))
+    result = await Runner.run(agent, "pay the supplier")
+
+What each outcome does to the run:
+
+* PERMIT: the tool runs; the output guardrail reports its ``ActionResult`` (success or failure,
+  output size and summary) against the decision, which feeds breakers and taint.
+* DENY: the tool does not run; the model gets ``denied by rule `...`: reason`` as the tool's
+  result (``reject_content``) and can re-plan.
+* APPROVAL: the tool's ``needs_approval`` says yes, so the SDK stops the run with an interruption.
+  When the run resumes after ``state.approve(item)`` the input guardrail asks clearance again:
+  only a clearance approval by an operator yields the execution token that is redeemed for this
+  exact call. An approval given only inside the SDK proves nothing (anyone holding the run state
+  can give it), so the model is told the approval is still pending and the tool does not run.
+* SILENCE or an unreachable gate: the run halts with ``ToolInputGuardrailTripwireTriggered``
+  (``on_unavailable="halt"``, the default) or the model is told (``"tell_model"``); either way the
+  tool does not run.
+
+Every call is sent with the idempotency key ``openai-agents:<session>:<call id>``, so the
+``needs_approval`` check and the guardrail share one decision, and a run resumed from its
+serialised state (in another process, too) finds the APPROVAL of that call again. Arguments
+edited in the stored state no longer match that key's request digest: DENY
+``idempotency-conflict``.
+
+Tools the SDK runs on OpenAI's side (web and file search, code interpreter, image generation,
+hosted MCP), and tools without guardrail support (computer, shell, apply-patch, custom), cannot
+be gated here: :func:`protect` raises ``UngatedToolError`` rather than start an agent the gate
+would not cover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import inspect
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from agents import (
+    Agent,
+    FunctionTool,
+    Handoff,
+    RunContextWrapper,
+    ToolGuardrailFunctionOutput,
+    ToolInputGuardrail,
+    ToolInputGuardrailData,
+    ToolOutputGuardrail,
+    ToolOutputGuardrailData,
+)
+from agents.mcp import MCPServer
+from agents.tool import (
+    resolve_function_tool_failure_error_function,
+    set_function_tool_failure_error_function,
+)
+
+from clearance.approvals.service import ApprovalService
+from clearance.errors import RequestError
+from clearance.gate.gate import Gate
+from clearance.integrations.errors import (
+    GateUnavailable,
+    SandboxRequired,
+    ToolRefused,
+    UngatedToolError,
+)
+from clearance.integrations.mapping import (
+    ApprovalLink,
+    SessionHandle,
+    build_request,
+    enforce,
+    refusal_text,
+    result_of,
+    sandbox_obligation,
+)
+from clearance.integrations.transport import (
+    InProcessTransport,
+    Transport,
+    authorize,
+    decide,
+    report,
+)
+from clearance.model.decision import Decision, Outcome
+from clearance.model.request import Request
+
+log = logging.getLogger("clearance.integrations.openai_agents")
+
+GUARDRAIL_NAME = "clearance"
+KEY_PREFIX = "openai-agents"
+# ``authorize`` reads an approval's status only when asked to wait; this is one read, no sleep.
+ONE_STATUS_READ_S = 1e-6
+
+OnUnavailable = Literal["halt", "tell_model"]
+NeedsApproval = Callable[[RunContextWrapper[Any], dict[str, Any], str], Awaitable[bool]]
+
+
+def protect(
+    agent: Agent[Any],
+    gate: Transport | Gate,
+    session: SessionHandle,
+    *,
+    approval_url: ApprovalLink | None = None,
+    approval_wait_s: float = 0.0,
+    on_unavailable: OnUnavailable = "halt",
+) -> Agent[Any]:
+    """A copy of ``agent`` (and of the agents it hands off to) whose tools clearance gates.
+
+    ``gate`` is a transport (``InProcessTransport``, ``SidecarTransport``) or a ``Gate``, whose
+    approval service is used when it has one. ``session`` comes from whoever opened the session,
+    never from the model. ``approval_wait_s > 0`` makes the guardrail wait that long for a human
+    before refusing (useful for MCP server tools, which have no per-call approval pause).
+    The user's tools are not modified; local MCP servers are shared with the original agent and
+    get the guardrails added in place.
+
+    Raises:
+        UngatedToolError: a tool (or handoff) cannot be gated; nothing was changed.
+    """
+    transport = gate if not isinstance(gate, Gate) else _in_process(gate)
+    protection = Protection(
+        transport,
+        session,
+        approval_url=approval_url,
+        approval_wait_s=approval_wait_s,
+        on_unavailable=on_unavailable,
+    )
+    return protection.agent(agent)
+
+
+def _in_process(gate: Gate) -> InProcessTransport:
+    approvals = gate.approvals if isinstance(gate.approvals, ApprovalService) else None
+    return InProcessTransport(gate, approvals=approvals)
+
+
+def is_protected(agent: Agent[Any]) -> bool:
+    """True when every tool of ``agent`` is a function tool carrying a clearance guardrail."""
+    return all(
+        isinstance(tool, FunctionTool) and _has_guardrail(tool.tool_input_guardrails)
+        for tool in agent.tools
+    ) and all(_has_guardrail(getattr(s, "tool_input_guardrails", None)) for s in agent.mcp_servers)
+
+
+def _has_guardrail(guardrails: list[ToolInputGuardrail[Any]] | None) -> bool:
+    return any(
+        isinstance(getattr(g.guardrail_function, "__self__", None), Protection)
+        for g in guardrails or ()
+    )
+
+
+class Protection:
+    """The guardrails of one trusted session; :func:`protect` builds one per call.
+
+    It keeps, per tool call, the decision ``needs_approval`` got (so the guardrail does not ask
+    twice), the PERMIT the output guardrail reports against, and whether the body raised. A call
+    id the guardrail already let through is refused a second time: an idempotency key answers a
+    repeat with the stored decision, and a model must not turn that into a second execution.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        session: SessionHandle,
+        *,
+        approval_url: ApprovalLink | None = None,
+        approval_wait_s: float = 0.0,
+        on_unavailable: OnUnavailable = "halt",
+    ) -> None:
+        self.transport = transport
+        self.session = session
+        self.approval_url = approval_url
+        self.approval_wait_s = approval_wait_s
+        self.on_unavailable = on_unavailable
+        self.input_guardrail: ToolInputGuardrail[Any] = ToolInputGuardrail(
+            guardrail_function=self.check_input, name=GUARDRAIL_NAME
+        )
+        self.output_guardrail: ToolOutputGuardrail[Any] = ToolOutputGuardrail(
+            guardrail_function=self.record_output, name=GUARDRAIL_NAME
+        )
+        self._decided: dict[str, Decision] = {}
+        self._permitted: dict[str, Decision] = {}
+        self._failed: dict[str, str] = {}
+        self._ran: set[str] = set()
+
+    # wiring ----------------------------------------------------------------------------------
+    def agent(self, agent: Agent[Any], seen: dict[int, Agent[Any]] | None = None) -> Agent[Any]:
+        """A protected copy of ``agent``; handoff cycles map to the same copies."""
+        seen = {} if seen is None else seen
+        if id(agent) in seen:
+            return seen[id(agent)]
+        tools = [self.tool(tool) for tool in agent.tools]
+        clone = agent.clone(tools=tools, handoffs=[])
+        seen[id(agent)] = clone
+        clone.handoffs = [self._handoff(h, seen) for h in agent.handoffs]
+        for server in agent.mcp_servers:
+            self.server(server)
+        return clone
+
+    def tool(self, tool: object) -> FunctionTool:
+        """A copy of a function tool with the guardrails and ``needs_approval`` wired."""
+        if not isinstance(tool, FunctionTool):
+            name = getattr(tool, "name", type(tool).__name__)
+            raise UngatedToolError(
+                str(name),
+                f"a {type(tool).__name__} runs without tool guardrails, so no decision can stop it",
+                hint="remove it from the agent, or expose the action as a function tool",
+            )
+        inner = getattr(tool, "_agent_instance", None)
+        if isinstance(inner, Agent) and not is_protected(inner):
+            raise UngatedToolError(
+                tool.name,
+                f"it runs agent `{inner.name}`, whose tools are not gated",
+                hint="build the tool from the protected agent: `protect(inner, ...).as_tool(...)`",
+            )
+        if _has_guardrail(tool.tool_input_guardrails):
+            return tool
+        clone = copy.copy(tool)
+        clone.tool_input_guardrails = [*(tool.tool_input_guardrails or ()), self.input_guardrail]
+        clone.tool_output_guardrails = [
+            *(tool.tool_output_guardrails or ()),
+            self.output_guardrail,
+        ]
+        clone.needs_approval = self._needs_approval(tool)
+        self._record_failures(tool, clone)
+        return clone
+
+    def server(self, server: MCPServer) -> None:
+        """Add the guardrails to a local MCP server's tools (in place, once)."""
+        inputs = getattr(server, "tool_input_guardrails", None)
+        if not hasattr(server, "tool_output_guardrails"):
+            raise UngatedToolError(
+                server.name,
+                "this MCP server type takes no tool guardrails",
+                hint="use MCPServerStdio, MCPServerStreamableHttp or MCPServerSse",
+            )
+        if _has_guardrail(inputs):
+            return
+        outputs = getattr(server, "tool_output_guardrails", None)
+        server.tool_input_guardrails = [*(inputs or ()), self.input_guardrail]
+        server.tool_output_guardrails = [*(outputs or ()), self.output_guardrail]
+
+    def _handoff(self, target: Agent[Any] | Handoff[Any, Any], seen: dict[int, Agent[Any]]) -> Any:
+        if isinstance(target, Agent):
+            return self.agent(target, seen)
+        ref = getattr(target, "_agent_ref", None)
+        agent = ref() if callable(ref) else None
+        if isinstance(agent, Agent) and is_protected(agent):
+            return target
+        raise UngatedToolError(
+            target.tool_name,
+            "the handoff's target agent is not protected",
+            hint="hand off to the agent itself, or build the handoff from `protect(target, ...)`",
+        )
+
+    def _needs_approval(self, tool: FunctionTool) -> NeedsApproval:
+        """Ask the gate; an APPROVAL pauses the run. The tool's own setting still applies too."""
+        own = tool.needs_approval
+        name = tool.name
+
+        async def needs_approval(
+            ctx: RunContextWrapper[Any], params: dict[str, Any], call: str
+        ) -> bool:
+            decision = await asyncio.to_thread(self._first_decision, name, params, call)
+            if decision is not None and decision.outcome is Outcome.APPROVAL:
+                return True
+            if callable(own):
+                answer = own(ctx, params, call)
+                return bool(await answer if inspect.isawaitable(answer) else answer)
+            return bool(own)
+
+        return needs_approval
+
+    def _record_failures(self, tool: FunctionTool, clone: FunctionTool) -> None:
+        """Wrap the tool's failure formatter so a body that raised is reported as a failure."""
+        if resolve_function_tool_failure_error_function(tool) is None:
+            return  # the SDK re-raises: the run fails, there is no result to report
+
+        async def formatter(ctx: RunContextWrapper[Any], error: Exception) -> str:
+            call_id = getattr(ctx, "tool_call_id", None)
+            if isinstance(call_id, str):
+                self._failed[self._key(call_id)] = f"{type(error).__name__}: {error}"
+            original = resolve_function_tool_failure_error_function(tool, ctx)
+            text = original(ctx, error) if original is not None else str(error)
+            return str(await text if inspect.isawaitable(text) else text)
+
+        set_function_tool_failure_error_function(clone, formatter)
+
+    # decisions -------------------------------------------------------------------------------
+    def _key(self, call_id: str) -> str:
+        return f"{KEY_PREFIX}:{self.session.session_id}:{call_id}"
+
+    def _request(self, tool: str, args: dict[str, Any], call_id: str) -> Request:
+        return build_request(self.session, tool, args, idempotency_key=self._key(call_id))
+
+    def _first_decision(self, tool: str, args: dict[str, Any], call_id: str) -> Decision | None:
+        """The decision ``needs_approval`` asks for; None when it could not be had.
+
+        Failing here must not fail open: the guardrail decides again and refuses.
+        """
+        try:
+            request = self._request(tool, args, call_id)
+            decision = decide(self.transport, request)
+        except (ToolRefused, RequestError):
+            return None
+        self._decided[request.idempotency_key or ""] = decision
+        return decision
+
+    def _authorize(self, request: Request) -> Decision:
+        """The PERMIT for ``request`` (reusing ``needs_approval``'s answer), or ``ToolRefused``.
+
+        An APPROVAL is always asked again with a status read: the run may have resumed after an
+        approval, and only clearance's approval state says whether a human granted it.
+        """
+        held = self._decided.pop(request.idempotency_key or "", None)
+        if (
+            held is not None
+            and held.request_digest == request.digest
+            and held.outcome is not Outcome.APPROVAL
+        ):
+            return enforce(held, approval_url=self.approval_url)
+        wait_s = max(self.approval_wait_s, ONE_STATUS_READ_S)
+        return authorize(self.transport, request, approval_url=self.approval_url, wait_s=wait_s)
+
+    # guardrails ------------------------------------------------------------------------------
+    async def check_input(self, data: ToolInputGuardrailData) -> ToolGuardrailFunctionOutput:
+        """Run the tool only on a PERMIT for exactly these arguments; otherwise say why not."""
+        ctx = data.context
+        key = self._key(ctx.tool_call_id)
+        if key in self._ran:
+            return ToolGuardrailFunctionOutput.reject_content(
+                f"blocked: tool call `{ctx.tool_call_id}` already ran; a new call needs a new id"
+            )
+        try:
+            request = self._request(ctx.tool_name, _arguments(ctx.tool_arguments), ctx.tool_call_id)
+            decision = await asyncio.to_thread(self._authorize, request)
+            if sandbox_obligation(decision) is not None:
+                raise SandboxRequired(ctx.tool_name, decision)
+        except GateUnavailable as exc:
+            return self._unavailable(exc)
+        except ToolRefused as exc:
+            return ToolGuardrailFunctionOutput.reject_content(
+                refusal_text(exc), output_info=_info(exc.decision)
+            )
+        except RequestError as exc:
+            return ToolGuardrailFunctionOutput.reject_content(f"blocked: {exc}")
+        self._ran.add(key)
+        self._permitted[key] = decision
+        return ToolGuardrailFunctionOutput.allow(output_info=_info(decision))
+
+    async def record_output(self, data: ToolOutputGuardrailData) -> ToolGuardrailFunctionOutput:
+        """Report what the permitted call did; an output clearance never permitted is withheld."""
+        key = self._key(data.context.tool_call_id)
+        decision = self._permitted.pop(key, None)
+        if decision is None:
+            log.error("tool output without a clearance permit for %s", data.context.tool_name)
+            return ToolGuardrailFunctionOutput.reject_content(
+                "blocked: clearance did not permit this call, so its output is withheld"
+            )
+        error = self._failed.pop(key, None)
+        result = result_of(
+            decision,
+            success=error is None,
+            output=data.output if error is None else None,
+            error=error,
+        )
+        await asyncio.to_thread(report, self.transport, result, agent_id=self.session.agent_id)
+        return ToolGuardrailFunctionOutput.allow(output_info=_info(decision))
+
+    def _unavailable(self, exc: GateUnavailable) -> ToolGuardrailFunctionOutput:
+        if self.on_unavailable == "tell_model":
+            return ToolGuardrailFunctionOutput.reject_content(refusal_text(exc))
+        return ToolGuardrailFunctionOutput.raise_exception(
+            output_info={**_info(exc.decision), "refusal": refusal_text(exc)}
+        )
+
+
+def _arguments(raw: str) -> dict[str, Any]:
+    """The call's arguments exactly as the tool will receive them (the model's JSON object)."""
+    try:
+        args = json.loads(raw or "{}")
+    except ValueError as exc:
+        raise RequestError(f"the tool arguments are not JSON: {exc}") from exc
+    if not isinstance(args, dict):
+        raise RequestError("the tool arguments are not a JSON object")
+    return args
+
+
+def _info(decision: Decision | None) -> dict[str, Any]:
+    """What the SDK keeps in the guardrail result: enough to find the decision in the audit log."""
+    if decision is None:
+        return {}
+    return {
+        "decision_id": decision.decision_id,
+        "outcome": decision.outcome.value,
+        "rule": decision.rule,
+        "approval_id": decision.approval_id,
+    }
