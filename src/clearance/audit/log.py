@@ -220,7 +220,8 @@ class AuditLog:
         self._cr = CompactRange.from_bytes(head.size, head.compact)
         self._cp_size = 0 if latest is None else CheckpointRow._make(latest).size
         self._cp_time = now
-        self._anchor_interval = anchor_interval
+        self.anchor_interval = anchor_interval
+        """How often a shard in use anchors its peers (``None``: never); may be changed live."""
         self._anchor_time = now
         self._anchored: dict[
             str, tuple[int, bytes]
@@ -338,7 +339,10 @@ class AuditLog:
         return self._size
 
     def close(self) -> None:
-        """Stop the appender after the queued entries are committed; the storage stays open."""
+        """Stop the appender after the queued entries are committed and a checkpoint covers them.
+
+        The storage stays open.
+        """
         if not self._closed:
             self._closed = True
             self._queue.put(_STOP)
@@ -350,8 +354,8 @@ class AuditLog:
         due = []
         if self._size > self._cp_size:
             due.append(self._cp_time + CHECKPOINT_INTERVAL)
-        if self._in_use and self._anchor_interval is not None:
-            due.append(self._anchor_time + self._anchor_interval)
+        if self._in_use and self.anchor_interval is not None:
+            due.append(self._anchor_time + self.anchor_interval)
         if not due:
             return None
         return max((min(due) - self._now()).total_seconds(), 0.001)
@@ -378,6 +382,8 @@ class AuditLog:
                     break
                 batch.append(item)
             self._commit(batch, force=any(p.kind is None for p in batch))
+        # A clean stop leaves every committed entry under a signed checkpoint.
+        self._commit([], force=True)
         # Anything enqueued after close() raced with it: refuse rather than leave it waiting.
         while True:
             try:
@@ -437,7 +443,7 @@ class AuditLog:
         Runs on the appender thread about once a minute; a failure to read the peers is logged and
         retried at the next interval rather than holding up the batch.
         """
-        interval = self._anchor_interval
+        interval = self.anchor_interval
         if interval is None or now - self._anchor_time < interval:
             return None
         self._anchor_time = now
