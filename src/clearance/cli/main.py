@@ -58,6 +58,7 @@ _TOP_LEVEL: tuple[str, ...] = (
     "clearance.cli.commands.serve",
     "clearance.cli.commands.ops",
     "clearance.cli.commands.redteam",
+    "clearance.cli.commands.importer",
 )
 
 _err = Console(stderr=True, highlight=False, soft_wrap=True)

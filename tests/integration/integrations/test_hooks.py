@@ -9,17 +9,21 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.integration.integrations.hook_kit import (
+    claude_pre,
+    hook_dir,
+    hook_runtime,
+    hook_session,
+)
 from tests.integration.integrations.kit import (
     AGENT,
     APPROVER,
     approve,
     decisions_in_log,
-    init_data_dir,
     operator_thread,
     outcomes_for,
 )
@@ -35,79 +39,7 @@ from clearance.integrations.hooks import (
 from clearance.integrations.mapping import SessionHandle, approval_link
 from clearance.integrations.transport import InProcessTransport
 
-HOOK_POLICY = """\
-version: "1"
-name: coding-agent
-default: deny
-tools:
-  Bash:
-    tier: write-limited
-    additional_params: true
-    params:
-      command: {type: string, required: true}
-  Read:
-    tier: read-only
-    additional_params: true
-    params:
-      file_path: {type: string, required: true}
-tasks:
-  coding: {tools: [Bash, Read]}
-environments:
-  development: {}
-  staging: {}
-  production: {}
-approvals:
-  timeout: 15m
-  groups:
-    leads: [op-alice]
-  default_group: leads
-rules:
-  - id: git-read
-    tools: [Bash]
-    when: request.target == "git" && !args.command.startsWith("git push")
-    outcome: permit
-    reason: git commands that stay local
-  - id: git-push
-    tools: [Bash]
-    when: args.command.startsWith("git push")
-    outcome: approval
-    reason: pushing needs a lead
-  - id: no-rm
-    tools: [Bash]
-    when: request.target == "rm"
-    outcome: deny
-    reason: the agent never deletes files from the shell
-  - id: read-source
-    tools: [Read]
-    when: "!request.target.endsWith('.env')"
-    outcome: permit
-    reason: reading the source tree
-  - id: no-secrets
-    tools: [Read]
-    when: request.target.endsWith(".env")
-    outcome: deny
-    reason: env files hold secrets
-"""
-
-
-@pytest.fixture
-def hook_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "hookdata"
-    init_data_dir(path, HOOK_POLICY)
-    return path
-
-
-@pytest.fixture
-def hook_runtime(hook_dir: Path) -> Iterator[Runtime]:
-    rt = open_runtime(hook_dir, clock=SystemClock())
-    yield rt
-    rt.close()
-
-
-@pytest.fixture
-def hook_session(hook_runtime: Runtime) -> SessionHandle:
-    s = hook_runtime.gate.open_session(agent_id=AGENT, task="coding", environment="development")
-    return SessionHandle(agent_id=s.agent_id, session_id=s.session_id)
+__all__ = ["hook_dir", "hook_runtime", "hook_session"]
 
 
 def adapter(
@@ -121,20 +53,6 @@ def adapter(
         approval_wait_s=wait_s,
         approval_url=approval_link("http://127.0.0.1:8787"),
     )
-
-
-def claude_pre(command: str, tool_use_id: str = "toolu_01") -> dict[str, Any]:
-    """A Claude Code PreToolUse event (4.1)."""
-    return {
-        "session_id": "claude-session-1",
-        "transcript_path": "/home/dev/.claude/projects/x/transcript.jsonl",
-        "cwd": "/home/dev/project",
-        "hook_event_name": "PreToolUse",
-        "permission_mode": "default",
-        "tool_name": "Bash",
-        "tool_input": {"command": command, "description": "run it", "timeout": 120000},
-        "tool_use_id": tool_use_id,
-    }
 
 
 def codex_pre(command: str) -> dict[str, Any]:
@@ -220,6 +138,48 @@ def test_approval_round_trip_within_the_hook_timeout(
     approver.join()
     assert (reply.exit_code, reply.stdout) == (0, "")
     assert decisions_in_log(hook_runtime)[-1]["rule"].startswith("approval:")
+
+
+def dialect_event(dialect: str, command: str, tool_use_id: str) -> dict[str, Any]:
+    """The dialect's own pre-tool event for a Bash command."""
+    if dialect == "gemini":
+        return {**gemini_before("x"), "tool_name": "Bash", "tool_input": {"command": command}}
+    if dialect == "codex":
+        return {**codex_pre(command), "tool_use_id": tool_use_id}
+    return claude_pre(command, tool_use_id=tool_use_id)
+
+
+@pytest.mark.parametrize("dialect", ["claude-code", "codex", "gemini"])
+def test_unanswered_approval_denies_with_id_and_link_never_ask(
+    hook_runtime: Runtime, hook_session: SessionHandle, dialect: str
+) -> None:
+    hook = adapter(hook_runtime, hook_session, dialect, wait_s=0.3)
+    reply = hook.handle(dialect_event(dialect, "git push origin main", "toolu_wait"))
+    assert reply.exit_code == 0
+    out = json.loads(reply.stdout)
+    if dialect == "gemini":
+        assert out["decision"] == "deny"
+        reason = out["reason"]
+    else:
+        assert out["hookSpecificOutput"]["permissionDecision"] == "deny"
+        reason = out["hookSpecificOutput"]["permissionDecisionReason"]
+    assert "approval `apr_" in reason
+    assert "pending at http://127.0.0.1:8787/approvals/apr_" in reason
+    assert "git-push" in reason
+    assert '"ask"' not in reply.stdout
+
+
+@pytest.mark.parametrize("dialect", ["claude-code", "codex", "gemini"])
+def test_operator_approval_lets_every_dialect_run_the_call(
+    hook_runtime: Runtime, hook_session: SessionHandle, dialect: str
+) -> None:
+    hook = adapter(hook_runtime, hook_session, dialect, wait_s=10.0)
+    approver = operator_thread(hook_runtime, lambda aid: approve(hook_runtime, aid))
+    reply = hook.handle(dialect_event(dialect, "git push origin main", f"toolu_{dialect}"))
+    approver.join()
+    expected = json.dumps({"decision": "allow"}) if dialect == "gemini" else ""
+    assert (reply.exit_code, reply.stdout) == (0, expected)
+    assert decisions_in_log(hook_runtime)[-1]["outcome"] == "PERMIT"
 
 
 def test_changed_input_under_an_approved_call_id_is_refused(
@@ -336,6 +296,36 @@ def test_process_permit_and_deny(hook_dir: Path) -> None:
     no = run_hook("codex", hook_dir, json.dumps(codex_pre("rm -rf build")), env)
     assert no.returncode == 0
     assert json.loads(no.stdout)["hookSpecificOutput"]["permissionDecision"] == "deny"
+
+
+def test_process_waits_for_an_approval_given_in_another_process(hook_dir: Path) -> None:
+    """The hook process polls the shared store; an operator approves from the dashboard's side."""
+    env = session_env(hook_dir)
+    code = "from clearance.cli.commands.hook import app; app(prog_name='clearance hook')"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CLEARANCE_")}
+    argv = [sys.executable, "-c", code, "claude-code", "--data-dir", str(hook_dir),
+            "--approval-wait", "30"]  # fmt: skip
+    with subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**base, **env},
+    ) as hook:
+        assert hook.stdin is not None
+        hook.stdin.write(json.dumps(claude_pre("git push origin main", "toolu_proc")))
+        hook.stdin.close()
+        # the dashboard's process: its own audit shard, the same store
+        operator = open_runtime(hook_dir, clock=SystemClock(), replica_id="dashboard")
+        try:
+            operator_thread(operator, lambda aid: approve(operator, aid)).join()
+            hook.wait(timeout=60)
+        finally:
+            operator.close()
+        assert hook.stdout is not None
+        assert hook.stderr is not None
+        assert (hook.returncode, hook.stdout.read()) == (0, ""), hook.stderr.read()
 
 
 @pytest.mark.parametrize(
