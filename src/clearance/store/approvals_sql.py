@@ -228,9 +228,10 @@ class ApprovalStore(Protocol):
         state: str | None = None,
         agent_id: str | None = None,
         batch_id: str | None = None,
+        since: str | None = None,
         limit: int = 100,
     ) -> list[ApprovalRow]:
-        """Approvals, oldest first."""
+        """Approvals (created at or after ``since`` when given), oldest first."""
         ...
 
     def count_pending(self, agent_id: str) -> int:
@@ -387,15 +388,19 @@ class ApprovalsSQL(SQLAccess):
         state: str | None = None,
         agent_id: str | None = None,
         batch_id: str | None = None,
+        since: str | None = None,
         limit: int = 100,
     ) -> list[ApprovalRow]:
-        """Approvals filtered by state, agent and batch, oldest first."""
+        """Approvals filtered by state, agent, batch and creation time, oldest first."""
         where: list[str] = []
         params: list[Any] = []
         for column, value in (("state", state), ("agent_id", agent_id), ("batch_id", batch_id)):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(since)
         sql = f"SELECT {_APPROVAL_COLUMNS} FROM approvals"
         if where:
             sql += " WHERE " + " AND ".join(where)

@@ -217,3 +217,63 @@ def explain(
     finally:
         rt.close()
     _print_view(view)
+
+
+@app.command()
+def fatigue(
+    days: Annotated[int, typer.Option("--days", min=1, help="Period to analyse.")] = 30,
+    fmt: Annotated[Literal["md", "json"], typer.Option("--format", help="md or json.")] = "md",
+    alert: Annotated[
+        bool,
+        typer.Option("--alert", help="Send a warning per flagged approver to the alert sinks."),
+    ] = False,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    store: StoreURL = None,
+) -> None:
+    """Approval fatigue: per approver and rule, approve rate, time to decide, failures after.
+
+    Flags approvers who decide in seconds or approve every high-risk request, and rules whose
+    low-risk requests are nearly always approved (candidates for batching or decay). Exits 1 when
+    an approver is flagged, so a scheduled job can page on it.
+    """
+    from datetime import timedelta
+
+    from clearance.approvals.fatigue import analyse_fatigue
+    from clearance.control.alerts import AlertRouter, AlertSettings
+    from clearance.gate.fatigue import (
+        approval_histories,
+        failed_approvals,
+        fatigue_alerts,
+        fatigue_markdown,
+    )
+
+    rt = open_runtime(data_dir, store_url=store, require_policy=False)
+    try:
+        until = rt.gate.clock.now()
+        since = until - timedelta(days=days)
+        histories = approval_histories(
+            rt.approvals.store, since=since, failed=failed_approvals(rt.audit_storage)
+        )
+        report = analyse_fatigue(histories)
+        if alert:
+            router = AlertRouter(AlertSettings.load(rt.store).sinks())
+            for a in fatigue_alerts(report, until):
+                router.send(a)
+            router.close(timeout=5.0)
+    finally:
+        rt.close()
+    if fmt == "json":
+        body = {
+            "since": since.isoformat(),
+            "until": until.isoformat(),
+            "approvers": [s.to_json() for s in report.approvers.values()],
+            "rules": [s.to_json() for s in report.rules.values()],
+            "flagged": report.flagged,
+        }
+        _out.print(json.dumps(body, indent=2), markup=False)
+    else:
+        _out.print(
+            fatigue_markdown(report, since=since.isoformat(), until=until.isoformat()), markup=False
+        )
+    if report.flagged:
+        raise typer.Exit(1)
