@@ -3,140 +3,48 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
 import mcp.types as types
-import pytest
 from mcp import Client
 from tests.integration.integrations.kit import (
-    AGENT,
     DeadSidecar,
     approve,
     claim_token,
     decisions_in_log,
     first_pending,
-    init_data_dir,
     outcomes_for,
 )
+from tests.integration.integrations.mcp_kit import (
+    DASHBOARD,
+    ledger,
+    ledger_lines,
+    mcp_json,
+    mcp_runtime,
+    mcp_session,
+    text,
+)
 
-from clearance.cli.runtime import Runtime, open_runtime
-from clearance.gate.clock import SystemClock
+__all__ = ["ledger", "mcp_json", "mcp_runtime", "mcp_session"]  # fixtures
+
+from clearance.cli.runtime import Runtime
 from clearance.integrations.mapping import SessionHandle, approval_link, build_request
 from clearance.integrations.mcp_admission import TOKEN_META_KEY, Admission, fixed_session
 from clearance.integrations.mcp_downstream import load_upstreams
 from clearance.integrations.mcp_gateway import Gateway, session_grants
 from clearance.integrations.transport import InProcessTransport
 
-MCP_POLICY = """\
-version: "1"
-name: mcp-test
-default: deny
-tools:
-  bank__read_account:
-    tier: read-only
-    params:
-      account_id: {type: string, required: true}
-  bank__transfer_funds:
-    tier: write-limited
-    params:
-      amount: {type: number, required: true, min: 0.01, max: 1000000}
-      to_account: {type: string, required: true}
-  bank__delete_records:
-    tier: destructive
-    params:
-      table: {type: string, required: true}
-  bank__audit_trail:
-    tier: read-only
-    params:
-      account_id: {type: string, required: true}
-tasks:
-  payments: {tools: [bank__read_account, bank__transfer_funds, bank__delete_records]}
-environments:
-  staging: {}
-  production: {}
-approvals:
-  timeout: 15m
-  groups:
-    finance: [op-alice]
-  default_group: finance
-rules:
-  - id: reads
-    tools: [bank__read_account, bank__audit_trail]
-    outcome: permit
-    reason: reads are harmless
-  - id: small-transfer
-    tools: [bank__transfer_funds]
-    when: args.amount <= 1000.0
-    outcome: permit
-    reason: small transfers
-  - id: large-transfer
-    tools: [bank__transfer_funds]
-    when: args.amount > 1000.0
-    outcome: approval
-    reason: transfers above 1000 need a human
-  - id: never-delete
-    tools: [bank__delete_records]
-    outcome: deny
-    reason: the agent never deletes records
-"""
-
-SERVER_SCRIPT = Path(__file__).with_name("mcp_bank_server.py")
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Path:
-    path = tmp_path / "ledger.jsonl"
-    path.touch()
-    return path
-
-
-@pytest.fixture
-def mcp_json(tmp_path: Path, ledger: Path) -> Path:
-    path = tmp_path / "mcp.json"
-    entry = {
-        "command": sys.executable,
-        "args": [str(SERVER_SCRIPT)],
-        "env": {"BANK_LEDGER": str(ledger)},
-    }
-    path.write_text(json.dumps({"mcpServers": {"bank": entry}}), "utf-8")
-    return path
-
-
-@pytest.fixture
-def mcp_runtime(tmp_path: Path) -> Iterator[Runtime]:
-    data = tmp_path / "mcpdata"
-    init_data_dir(data, MCP_POLICY)
-    rt = open_runtime(data, clock=SystemClock())
-    yield rt
-    rt.close()
-
-
-@pytest.fixture
-def mcp_session(mcp_runtime: Runtime) -> SessionHandle:
-    s = mcp_runtime.gate.open_session(agent_id=AGENT, task="payments", environment="staging")
-    return SessionHandle(agent_id=s.agent_id, session_id=s.session_id)
-
 
 def gateway(runtime: Runtime, session: SessionHandle, mcp_json: Path) -> Gateway:
     transport = InProcessTransport(runtime.gate, approvals=runtime.approvals)
     return Gateway(
-        Admission(transport, approval_url=approval_link("http://127.0.0.1:8787")),
+        Admission(transport, approval_url=approval_link(DASHBOARD)),
         fixed_session(session),
         load_upstreams(mcp_json),
         grants=session_grants(transport),
     )
-
-
-def ledger_lines(ledger: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in ledger.read_text("utf-8").splitlines()]
-
-
-def text(result: types.CallToolResult) -> str:
-    return "".join(c.text for c in result.content if isinstance(c, types.TextContent))
 
 
 def run(gw: Gateway, script: Any) -> Any:
@@ -154,7 +62,12 @@ def test_tools_are_namespaced_and_filtered_by_the_sessions_grants(
         return sorted(t.name for t in (await client.list_tools()).tools)
 
     names = run(gateway(mcp_runtime, mcp_session, mcp_json), script)
-    assert names == ["bank__delete_records", "bank__read_account", "bank__transfer_funds"]
+    assert names == [
+        "bank__add_tool",
+        "bank__delete_records",
+        "bank__read_account",
+        "bank__transfer_funds",
+    ]
 
 
 def test_permit_reaches_downstream_and_the_outcome_is_audited(
