@@ -336,6 +336,30 @@ def test_arguments_changed_after_approval_are_refused(
     assert "idempotency-conflict" in str(message.content)
 
 
+def test_a_tool_the_policy_does_not_know_is_refused(gatekeeper: ClearanceMiddleware) -> None:
+    bank = Bank()
+    graph = tool_graph(gatekeeper, bank)
+    out = graph.invoke({"messages": [call("wire_abroad", {"amount": 1})]}, thread(), version="v2")
+    [message] = tool_messages(out)
+    assert message.status == "error"
+    assert "wire_abroad" in str(message.content)
+    assert bank.transfers == []
+
+
+def test_a_repeated_tool_call_id_in_a_later_turn_gets_its_own_decision(
+    gatekeeper: ClearanceMiddleware, runtime: Runtime
+) -> None:
+    bank = Bank()
+    graph = tool_graph(gatekeeper, bank)
+    same = call("transfer_funds", {"amount": 900, "to_account": "acc-1"}, "reused")
+    graph.invoke({"messages": [same]}, thread(), version="v2")
+    graph.invoke({"messages": [same]}, thread(), version="v2")
+    decisions = decisions_in_log(runtime)
+    assert [d["outcome"] for d in decisions] == ["PERMIT", "PERMIT"]
+    assert decisions[0]["decision_id"] != decisions[1]["decision_id"]
+    assert len(bank.transfers) == 2
+
+
 def test_gate_unreachable_means_the_tool_is_not_called(session: SessionHandle) -> None:
     bank = Bank()
     dead = DeadSidecar()
