@@ -3,21 +3,39 @@
 The header of each entry holds only digests, ids, enumerations and names (AUDIT.md 3.2); the
 standard audit field set of every tool call (time, session, agent, action, tool, input, reasoning,
 approval status, risk tier, context hash, and later the output) travels in the masked payload.
+
+The recorder also serves evidence back: ``inclusion_proof_for(receipt)`` (the tlog-proof an
+auditor verifies with the deployment's public key alone) and ``verification_status(now)``, which
+re-checks the shard against its signed checkpoints with that same public key.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from clearance.audit.log import AuditLog
 from clearance.audit.redact import BUILTIN_DETECTORS, Redactor
 from clearance.audit.sign import AuditKey, MaskKey
-from clearance.formats.receipt import build_statement
+from clearance.errors import AuditWriteError, EvidenceUnavailableError, StoreError
+from clearance.formats.checkpoint import Checkpoint, CheckpointError, verify_checkpoint
+from clearance.formats.entry import format_time
+from clearance.formats.note import VerifierKey
+from clearance.formats.proof import (
+    ProofFileError,
+    verify_consistency_proof,
+    verify_inclusion_proof,
+)
+from clearance.formats.receipt import ReceiptError, build_statement, verify_receipt
 from clearance.model.decision import Decision, Outcome
 from clearance.model.request import Request
 from clearance.model.result import ActionResult
 from clearance.store.protocol import SessionState
+
+log = logging.getLogger("clearance.gate.evidence")
 
 
 class PolicyRedactor:
@@ -79,6 +97,10 @@ class AuditRecorder:
     def __init__(self, log: AuditLog, key: AuditKey) -> None:
         self.log = log
         self.key = key
+        # Only the public half is used to check evidence, as an outside auditor would.
+        self._public = VerifierKey.parse(key.vkey)
+        self._verified: Checkpoint | None = None
+        self._status_lock = threading.Lock()
 
     def record_decision(
         self, request: Request, decision: Decision, state: SessionState, extra: dict[str, Any]
@@ -170,3 +192,79 @@ class AuditRecorder:
         header = {k: v for k, v in fields.items() if k in HEADER_SAFE_FIELDS and v is not None}
         rest = {k: v for k, v in fields.items() if k not in header}
         self.log.append(kind.replace("_", "-").lower(), header, {**rest, **payload})
+
+    # -- evidence served back ---------------------------------------------------------------
+
+    def inclusion_proof_for(self, receipt: Mapping[str, Any]) -> str:
+        """The tlog-proof (text) that the entry ``receipt`` names is in a signed checkpoint.
+
+        Raises ``EvidenceUnavailableError`` when the receipt is not this deployment's, its entry
+        is in another shard (another replica or period), or the entry is pruned to its hash.
+        """
+        try:
+            statement = verify_receipt(receipt, [self._public])
+        except ReceiptError as exc:
+            raise EvidenceUnavailableError(
+                "the stored receipt does not verify with this deployment's key",
+                hint="run `clearance audit verify` on the store",
+            ) from exc
+        if statement["log"] != self.log.origin:
+            raise EvidenceUnavailableError(
+                f"the entry is in shard `{statement['log']}`; this gate appends to "
+                f"`{self.log.origin}`",
+                hint="ask the replica that wrote it, or export that shard with "
+                "`clearance audit export`",
+            )
+        try:
+            return self.log.inclusion_proof(int(statement["index"]))
+        except AuditWriteError as exc:
+            raise EvidenceUnavailableError(exc.message, hint=exc.hint) from exc
+
+    def verification_status(self, now: datetime) -> dict[str, Any]:
+        """Re-check the shard with the public key only; a finding is reported, never raised.
+
+        Checks, in order: the latest checkpoint's signature; that it extends the checkpoint this
+        process verified last (a consistency proof, so history was neither rewritten nor rolled
+        back meanwhile); and an inclusion proof of the newest entry (its stored leaves hash to the
+        signed root). The full entry-by-entry check is ``clearance audit verify``.
+        """
+        with self._status_lock:
+            status: dict[str, Any] = {
+                "origin": self.log.origin,
+                "checked_at": format_time(now),
+                "entries": self.log.size,
+            }
+            try:
+                checks = self._verify_head()
+            except (AuditWriteError, StoreError, CheckpointError, ProofFileError) as exc:
+                log.exception("audit verification of %s failed", self.log.origin)
+                return {**status, "verified": False, "problem": str(exc)}
+            verified = self._verified
+            return {
+                **status,
+                "verified": True,
+                "checkpoint_size": verified.size if verified else 0,
+                "root": verified.root.hex() if verified else None,
+                "checks": checks,
+            }
+
+    def _verify_head(self) -> list[str]:
+        note = self.log.checkpoint_now()
+        if note is None:
+            return ["no checkpoint signed yet"]
+        keys = [self._public]
+        signed = verify_checkpoint(note, keys, origin=self.log.origin).checkpoint
+        checks = [f"checkpoint of size {signed.size} is signed by the deployment key"]
+        previous = self._verified
+        if previous is not None and previous.size > 0:
+            proof = self.log.consistency_proof(previous.size)
+            signed = verify_consistency_proof(previous, proof.encode(), keys).checkpoint
+            checks.append(f"size {signed.size} extends the size {previous.size} verified before")
+        if signed.size > 0:
+            included = verify_inclusion_proof(
+                self.log.inclusion_proof(signed.size - 1).encode(), keys, origin=self.log.origin
+            )
+            signed = included.checkpoint.checkpoint
+            checks.append(f"entry {included.index} is included under the signed root")
+        self._verified = signed
+        return checks

@@ -1,4 +1,4 @@
-"""The agent API under ``/v1/``: sessions (orchestrators), decisions, results, receipts.
+"""The agent API under ``/v1/``: sessions (orchestrators), decisions, results, receipts, credentials.
 
 The agent id of every request is the one bound to the caller's key; a body cannot name another
 (``DecideRequestV1`` has no ``agent_id`` field and refuses unknown fields). A decision's HTTP
@@ -12,6 +12,7 @@ a success by ignoring the body.
 
 import contextvars
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -19,6 +20,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from clearance.approvals.service import ApprovalService
+from clearance.gate.clock import iso
 from clearance.gate.gate import Gate
 from clearance.model.decision import Decision, Outcome, Verdict
 from clearance.model.request import Request
@@ -31,10 +33,13 @@ from clearance.server.wire import (
     ApprovalAnswerV1,
     ApprovalStatusRequestV1,
     ApprovalStatusV1,
+    CredentialRequestV1,
+    CredentialV1,
     DecideRequestV1,
     ErrorCode,
     ErrorV1,
     OpenSessionRequestV1,
+    ReceiptV1,
     RedeemRequestV1,
     not_available,
 )
@@ -200,21 +205,22 @@ def router(ctx: "ServerContext") -> APIRouter:
         return Decision.model_validate(record.decision)
 
     @api.get(
-        "/decisions/{decision_id}/proof",
+        "/receipts/{decision_id}",
+        response_model=ReceiptV1,
         responses={**_ERRORS, 404: {"model": ErrorV1}, 501: {"model": ErrorV1}},
-        summary="Inclusion proof of a decision's audit entry",
+        summary="A decision's signed receipt and the inclusion proof of its audit entry",
     )
-    async def get_proof(decision_id: str, principal: agent) -> dict[str, Any]:
-        """The Merkle inclusion proof of the decision's entry against a signed checkpoint."""
+    async def get_receipt(decision_id: str, principal: agent) -> ReceiptV1:
+        """Evidence the agent (or its operator) can verify offline with the public key alone."""
         record = gate.store.get_decision(decision_id)
         if record is None or record.request.get("agent_id") != principal.agent_id:
             raise ApiError(404, ErrorCode.NOT_FOUND, f"no decision `{decision_id}` for this agent")
         audit = ctx.services.audit
-        proof_of = getattr(audit, "proof_for_decision", None)
-        if proof_of is None:
+        receipt = record.decision.get("receipt")
+        if audit is None or not isinstance(receipt, dict):
             raise not_available("the audit proof service")
-        proof: dict[str, Any] = proof_of(decision_id)
-        return proof
+        proof = await run_in_threadpool(audit.inclusion_proof_for, receipt)
+        return ReceiptV1(decision_id=decision_id, receipt=receipt, proof=proof)
 
     def approvals() -> ApprovalService:
         if ctx.services.approvals is None:
@@ -269,13 +275,36 @@ def router(ctx: "ServerContext") -> APIRouter:
 
     @api.post(
         "/credentials",
+        response_model=CredentialV1,
         responses={**_ERRORS, 501: {"model": ErrorV1}},
-        summary="Exchange a permitted decision for a short-lived credential",
+        summary="Exchange a permitted decision or an execution token for a short-lived credential",
     )
-    async def exchange_credential(principal: agent) -> dict[str, Any]:
-        """Not available until the credentials broker is configured on this gate."""
-        del principal
-        raise not_available("the credentials broker")
+    async def exchange_credential(body: CredentialRequestV1, principal: agent) -> CredentialV1:
+        """One grant buys one credential, from the backend of the session's environment.
+
+        The response is the only place the secret appears; the audit log records the lease id.
+        """
+        broker = ctx.services.credentials
+        if broker is None:
+            raise not_available("the credentials broker")
+        credential = await run_in_threadpool(
+            partial(
+                broker.issue,
+                agent_id=principal.agent_id,
+                session_id=body.session_id,
+                tool=body.tool,
+                decision_id=body.decision_id,
+                token=body.approval_token,
+                now=gate.clock.now(),
+            )
+        )
+        return CredentialV1(
+            lease_id=credential.lease_id,
+            tool=credential.tool,
+            environment=credential.environment.value,
+            expires_at=iso(credential.expires_at),
+            secret=credential.secret.reveal(),
+        )
 
     @api.post(
         "/sessions",

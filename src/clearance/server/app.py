@@ -32,9 +32,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from clearance.approvals.breakglass import BreakGlass
 from clearance.approvals.service import ApprovalService
 from clearance.control.killswitch import KillSwitch
+from clearance.credentials import CredentialBroker
 from clearance.errors import ClearanceError
+from clearance.gate.evidence import AuditRecorder
 from clearance.gate.gate import Gate
 from clearance.server import agent_api, health, operator_api
 from clearance.server.authorize import Authorizer, LoginRequiredError
@@ -59,8 +62,9 @@ class GateServices:
     gate: Gate
     approvals: ApprovalService | None = None
     control: KillSwitch | None = None
-    audit: Any | None = None
-    credentials: Any | None = None
+    audit: AuditRecorder | None = None
+    credentials: CredentialBroker | None = None
+    breakglass: BreakGlass | None = None
     metrics: tuple[CollectorRegistry, ...] = ()
 
 

@@ -13,12 +13,16 @@ need the session's CSRF token (``X-CSRF-Token``). API keys are refused on every 
 import difflib
 import json
 from collections import Counter
+from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi import Request as HttpRequest
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
+from clearance.approvals.breakglass import BreakGlass
+from clearance.approvals.breakglass import Scope as BreakGlassScope
 from clearance.approvals.rules import ROLE_APPROVER, ROLE_BREAKGLASS, ROLE_VIEWER, Operator
 from clearance.approvals.service import ApprovalService, ApprovalView
 from clearance.control.killswitch import KillSwitch
@@ -41,7 +45,9 @@ from clearance.server.wire import (
     ApiError,
     AuditStatusV1,
     BatchDecisionV1,
+    BreakGlassOpenV1,
     BreakGlassV1,
+    CloseV1,
     CommentV1,
     CreateAgentV1,
     CreateKeyV1,
@@ -59,6 +65,7 @@ from clearance.server.wire import (
     QuestionV1,
     not_available,
 )
+from clearance.store.approvals_sql import BreakGlassRow
 from clearance.store.protocol import Activation, DecisionRecord, StoredBundle
 
 if TYPE_CHECKING:
@@ -305,11 +312,55 @@ def router(ctx: "ServerContext") -> APIRouter:
         switch.resume(scope, operator=who, reason=body.reason, now=now)
         return {"scope": scope.key, "engaged": False}
 
-    @api.post("/break-glass", summary="Grant a time-boxed break-glass override")
-    async def break_glass(body: BreakGlassV1, operator: breaker) -> dict[str, Any]:
-        """Only operators the policy lists may break glass; every use is audited."""
-        del body, operator
-        raise not_available("break-glass")
+    def break_glass() -> BreakGlass:
+        if ctx.services.breakglass is None:
+            raise not_available("break-glass")
+        return ctx.services.breakglass
+
+    @api.post(
+        "/break-glass",
+        response_model=BreakGlassV1,
+        status_code=201,
+        summary="Open a signed, time-bounded break-glass override",
+    )
+    async def open_break_glass(body: BreakGlassOpenV1, operator: breaker) -> BreakGlassV1:
+        """Only operators a policy grant names, for a scope and duration inside that grant.
+
+        Opening and every use are audited (entry kind ``breakglass``) and alerted.
+        """
+        row = break_glass().open(
+            approval_operator(operator),
+            reason=body.reason,
+            scope=BreakGlassScope(agent=body.agent, tool=body.tool, tiers=frozenset(body.tiers)),
+            duration=timedelta(minutes=body.minutes),
+            now=gate.clock.now(),
+        )
+        return _override(row)
+
+    @api.get("/break-glass", response_model=list[BreakGlassV1], summary="Break-glass overrides")
+    async def list_break_glass(
+        operator: reader, *, include_closed: bool = False
+    ) -> list[BreakGlassV1]:
+        """Overrides in force now; with ``include_closed=true`` every override ever opened."""
+        rows = break_glass().list(
+            approval_operator(operator), gate.clock.now(), active_only=not include_closed
+        )
+        return [_override(r) for r in rows]
+
+    @api.post(
+        "/break-glass/{override_id}/close",
+        response_model=BreakGlassV1,
+        summary="Close a break-glass override before its deadline",
+    )
+    async def close_break_glass(override_id: str, body: CloseV1, operator: breaker) -> BreakGlassV1:
+        """Close at once; the next matching call is decided by the policy again."""
+        del body
+        service = break_glass()
+        service.close(override_id, approval_operator(operator), gate.clock.now())
+        row = service.store.get_breakglass(override_id)
+        if row is None:
+            raise ApiError(404, ErrorCode.NOT_FOUND, f"no break-glass override `{override_id}`")
+        return _override(row)
 
     # policy ---------------------------------------------------------------------------------
     @api.get("/policy/versions", response_model=list[PolicyVersionV1], summary="Archived bundles")
@@ -400,10 +451,11 @@ def router(ctx: "ServerContext") -> APIRouter:
     async def audit_status(operator: reader) -> AuditStatusV1:
         """The audit log's last verification result."""
         del operator
-        status_of = getattr(ctx.services.audit, "verification_status", None)
-        if status_of is None:
+        audit = ctx.services.audit
+        if audit is None:
             raise not_available("audit verification")
-        return AuditStatusV1(available=True, detail=status_of())
+        detail = await run_in_threadpool(audit.verification_status, gate.clock.now())
+        return AuditStatusV1(available=True, detail=detail)
 
     # agents and keys ------------------------------------------------------------------------
     @api.get("/agents", response_model=list[AgentV1], summary="Agents and their keys")
@@ -490,6 +542,21 @@ def _stored(bundle: Bundle, ctx: "ServerContext") -> StoredBundle:
         source_name=bundle.source_name,
         signature=bundle.signature.hex() if bundle.signature is not None else None,
         created_at=iso(ctx.gate.clock.now()),
+    )
+
+
+def _override(row: BreakGlassRow) -> BreakGlassV1:
+    return BreakGlassV1(
+        override_id=row.override_id,
+        operator_id=row.operator_id,
+        reason=row.reason,
+        scope=row.scope,
+        opened_at=row.opened_at,
+        expires_at=row.expires_at,
+        closed_at=row.closed_at,
+        closed_by=row.closed_by,
+        uses=row.uses,
+        signature=row.signature,
     )
 
 

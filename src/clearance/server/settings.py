@@ -21,6 +21,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from clearance.credentials.config import CredentialSettings
 from clearance.errors import ConfigError
 
 
@@ -68,6 +69,10 @@ class ServerSettings(BaseSettings):
     )
     shadow_sample: int = Field(
         default=500, gt=0, le=100_000, description="recent decisions a policy dry-run replays"
+    )
+    credentials: CredentialSettings = Field(
+        default_factory=CredentialSettings,
+        description="where the credential broker takes secrets from (local files or Vault)",
     )
 
 

@@ -15,7 +15,7 @@ import math
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from clearance.control.errors import ControlError
 from clearance.errors import (
@@ -27,6 +27,7 @@ from clearance.errors import (
     ConfigError,
     ConflictError,
     CredentialError,
+    EvidenceUnavailableError,
     InvalidTokenError,
     PolicyError,
     RequestError,
@@ -35,6 +36,7 @@ from clearance.errors import (
 )
 from clearance.model.decision import Outcome
 from clearance.model.session import Environment
+from clearance.model.tools import RiskTier
 
 
 class ErrorCode(StrEnum):
@@ -97,6 +99,7 @@ _STATUS_OF_ERROR: tuple[tuple[type[ClearanceError], int], ...] = (
     (ApproverNotAllowedError, 403),
     (ApprovalExpiredError, 410),
     (ApprovalError, 409),
+    (EvidenceUnavailableError, 404),
     (AuthorizationError, 403),
     (ConflictError, 409),
     (StoreUnavailableError, 503),
@@ -213,6 +216,47 @@ class ApprovalAnswerV1(WireModel):
     text: str = Field(min_length=1, max_length=2000)
 
 
+class CredentialRequestV1(WireModel):
+    """``POST /v1/credentials``: exchange one grant for the tool's short-lived credential.
+
+    The grant is exactly one of the id of a recent PERMIT decision for this session and tool, or
+    a live execution token from an approval of such a call.
+    """
+
+    session_id: str = Field(min_length=1, max_length=256)
+    tool: str = Field(min_length=1, max_length=256)
+    decision_id: str | None = Field(default=None, min_length=1, max_length=64)
+    approval_token: str | None = Field(default=None, min_length=1, max_length=4096)
+
+    @model_validator(mode="after")
+    def _one_grant(self) -> CredentialRequestV1:
+        if (self.decision_id is None) == (self.approval_token is None):
+            raise ValueError("send exactly one of `decision_id` and `approval_token`")
+        return self
+
+
+class CredentialV1(BaseModel):
+    """A credential for one tool call. ``secret`` is in this response only and never logged."""
+
+    lease_id: str
+    tool: str
+    environment: str
+    expires_at: str
+    secret: str
+
+
+class ReceiptV1(BaseModel):
+    """A decision's signed receipt and the inclusion proof of its audit entry.
+
+    Verify both with the deployment's public key alone:
+    ``python -m clearance.audit.verify --keys audit.pub receipt receipt.json --proof proof.txt``.
+    """
+
+    decision_id: str
+    receipt: dict[str, Any]
+    proof: str = Field(description="c2sp tlog-proof text naming a signed checkpoint")
+
+
 class OpenSessionRequestV1(WireModel):
     """``POST /v1/sessions``: an orchestrator opens a session for a registered agent."""
 
@@ -272,13 +316,33 @@ class KillSwitchV1(WireModel):
     reason: str = Field(min_length=1, max_length=1024)
 
 
-class BreakGlassV1(WireModel):
-    """Ask for a time-boxed break-glass grant with a written justification."""
+class BreakGlassOpenV1(WireModel):
+    """Open a break-glass override: a reason, a scope inside a policy grant, a bounded duration."""
 
-    agent_id: str = Field(min_length=1, max_length=128)
-    tool: str = Field(min_length=1, max_length=256)
-    justification: str = Field(min_length=10, max_length=4096)
-    minutes: int = Field(default=15, ge=1, le=240)
+    reason: str = Field(min_length=8, max_length=2000)
+    minutes: int = Field(ge=1, le=24 * 60, description="at most the policy grant's max_duration")
+    agent: str = Field(default="*", min_length=1, max_length=128, description="agent id or *")
+    tool: str = Field(default="*", min_length=1, max_length=256, description="tool name or *")
+    tiers: list[RiskTier] = Field(min_length=1, max_length=8)
+
+
+class CloseV1(WireModel):
+    """Close an object early (no fields yet; sent as ``{}``)."""
+
+
+class BreakGlassV1(BaseModel):
+    """A break-glass override as stored and signed, with its use count."""
+
+    override_id: str
+    operator_id: str
+    reason: str
+    scope: dict[str, Any]
+    opened_at: str
+    expires_at: str
+    closed_at: str | None
+    closed_by: str | None
+    uses: int
+    signature: str
 
 
 class PolicyUploadV1(WireModel):

@@ -3,6 +3,7 @@ key, operators with each role. Requests go over real HTTP with httpx."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,12 +11,14 @@ from pathlib import Path
 import httpx
 import pytest
 from argon2 import PasswordHasher
+from tests.conftest import SMALL_POLICY
 
 from clearance.cli.commands.serve import build_services
 from clearance.cli.runtime import Runtime, create_keys, open_runtime
 from clearance.gate.clock import FixedClock
 from clearance.gate.config import GateConfig
 from clearance.gate.gate import Gate
+from clearance.policy import load_policy
 from clearance.policy.bundle import Bundle
 from clearance.server.app import GateServices, create_app
 from clearance.server.embedded import serve_in_background
@@ -145,3 +148,52 @@ def compose_and_serve(runtime: Runtime, settings: ServerSettings) -> Iterator[Wo
 def full_world(runtime: Runtime, settings: ServerSettings) -> Iterator[World]:
     """The composed service: audit log, approvals, kill switch."""
     yield from compose_and_serve(runtime, settings)
+
+
+EXTRA_POLICY = """\
+credentials:
+  tools:
+    read_account: {secret: ledger_api, ttl: 5m}
+    transfer_funds: {secret: bank_api, environments: [production]}
+    delete_records: {secret: db_admin}
+breakglass:
+  operators: [gus]
+  scope:
+    agents: ["*"]
+    tools: [delete_records, transfer_funds]
+    tiers: [write-broad, destructive]
+  max_duration: 1h
+"""
+"""Credentials for three tools and a break-glass grant for `gus`, added to the small policy."""
+
+SECRETS = {
+    "staging": {"ledger_api": "stg-ledger-1111", "db_admin": "stg-db-2222"},
+    "production": {
+        "ledger_api": "prod-ledger-9999",
+        "bank_api": "prod-bank-8888",
+        "db_admin": "prod-db-7777",
+    },
+}
+"""The values of the data directory's 0600 secrets files, per environment."""
+
+
+@pytest.fixture
+def brokered_runtime(runtime: Runtime) -> Runtime:
+    """The composed runtime with the extended policy active and 0600 secrets files in place."""
+    folder = runtime.data_dir / "secrets"
+    folder.mkdir(mode=0o700)
+    for environment, values in SECRETS.items():
+        path = folder / f"{environment}.json"
+        path.write_text(json.dumps(values), "utf-8")
+        path.chmod(0o600)
+    runtime.gate.activate(load_policy(SMALL_POLICY + EXTRA_POLICY, source_name="x.yaml"), by="test")
+    return runtime
+
+
+@pytest.fixture
+def brokered_world(brokered_runtime: Runtime, settings: ServerSettings) -> Iterator[World]:
+    """The composed service over the extended policy, with a break-glass operator `gus`."""
+    for world in compose_and_serve(brokered_runtime, settings):
+        world.identity.create_operator("gus", PASSWORD, {Role.BREAK_GLASS})
+        world.identity.create_operator("hal", PASSWORD, {Role.BREAK_GLASS})
+        yield world

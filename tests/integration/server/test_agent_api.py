@@ -151,8 +151,11 @@ def test_parts_not_configured_answer_501(world: World) -> None:
     session_id = world.open_session()
     with world.agent() as client:
         decision_id = client.post("/v1/decide", json=read_call(session_id)).json()["decision_id"]
-        credential = client.post("/v1/credentials", json={})
-        proof = client.get(f"/v1/decisions/{decision_id}/proof")
+        credential = client.post(
+            "/v1/credentials",
+            json={"session_id": session_id, "tool": "read_account", "decision_id": decision_id},
+        )
+        proof = client.get(f"/v1/receipts/{decision_id}")
     assert credential.status_code == 501
     assert credential.json()["code"] == "not_available"
     assert proof.status_code == 501

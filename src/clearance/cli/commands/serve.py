@@ -20,6 +20,7 @@ import typer
 from clearance.cli.runtime import DEFAULT_DATA_DIR, Runtime, open_runtime
 from clearance.control.plane import ControlPlane
 from clearance.gate.clock import Clock
+from clearance.gate.evidence import AuditRecorder
 from clearance.server.app import GateServices
 from clearance.server.settings import ServerSettings, load_settings
 
@@ -27,11 +28,14 @@ from clearance.server.settings import ServerSettings, load_settings
 def build_services(runtime: Runtime) -> tuple[GateServices, ControlPlane]:
     """Collect the parts of ``runtime`` the service exposes (the runtime composed the gate)."""
     plane = runtime.control
+    recorder = runtime.gate.audit
     services = GateServices(
         gate=runtime.gate,
         approvals=runtime.approvals,
         control=plane.killswitch,
-        audit=runtime.audit_log,
+        audit=recorder if isinstance(recorder, AuditRecorder) else None,
+        credentials=runtime.credentials,
+        breakglass=runtime.breakglass,
         metrics=(plane.metrics.registry,) if plane.metrics is not None else (),
     )
     return services, plane
@@ -42,7 +46,11 @@ def open_service(
 ) -> tuple[Runtime, GateServices]:
     """The runtime of ``settings.data_dir`` and the services built on it."""
     runtime = open_runtime(
-        settings.data_dir, store_url=settings.store_url, clock=clock, replica_id=settings.replica_id
+        settings.data_dir,
+        store_url=settings.store_url,
+        clock=clock,
+        replica_id=settings.replica_id,
+        credentials=settings.credentials,
     )
     try:
         services, _ = build_services(runtime)

@@ -27,6 +27,7 @@ from fastapi import Request as HttpRequest
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
 
 from clearance.approvals.service import ApprovalService
 from clearance.control.killswitch import KillSwitch
@@ -416,8 +417,12 @@ def _router(ctx: "ServerContext") -> APIRouter:
         me: viewer,
         decision_id: Annotated[str | None, Query(max_length=64)] = None,
     ) -> HTMLResponse:
-        status_of_log = getattr(ctx.services.audit, "verification_status", None)
-        verification = status_of_log() if status_of_log is not None else None
+        audit = ctx.services.audit
+        verification = (
+            None
+            if audit is None
+            else await run_in_threadpool(audit.verification_status, gate.clock.now())
+        )
         found = None
         if decision_id:
             record = gate.store.get_decision(decision_id.strip())
