@@ -9,6 +9,9 @@ unified diff of the YAML:
   ``rare`` times) asked for: remove it from the task;
 * ``rule-never-decided``: a rule that decided no request in the period (permit and approval
   rules only get a removal diff; a deny rule that never fired is a guard doing its job);
+* ``constraint-never-approached``: an upper bound (``max``, ``max_length``, ``max_items``) that
+  the values asked for in the period never came within half of: a hijacked agent gets the whole
+  headroom, so tighten it to a round figure twice the largest value seen;
 * ``break-glass``: every decision made under a break-glass override;
 * ``shadow``: surfaces still in shadow mode, with what enforcement would have done.
 
@@ -20,8 +23,9 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -170,6 +174,7 @@ def review_access(
                 ),
             )
         )
+    findings.extend(_loose_bounds(tree, records, rare))
     for r in broken:
         findings.append(
             ReviewFinding(
@@ -212,6 +217,72 @@ def review_access(
         decisions=len(records),
         findings=tuple(findings),
     )
+
+
+#: Upper bounds and how a value is measured against each.
+_BOUNDS: dict[str, Callable[[Any], float | None]] = {
+    "max": lambda v: float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None,
+    "max_length": lambda v: float(len(v)) if isinstance(v, str) else None,
+    "max_items": lambda v: float(len(v)) if isinstance(v, list) else None,
+}
+
+
+def _round_up(value: float) -> float:
+    """The smallest of 1, 2 or 5 times a power of ten that is at least ``value``."""
+    if value <= 0:
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(value))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= value)
+
+
+def _num(value: float) -> str:
+    return f"{value:.0f}" if value.is_integer() else f"{value:g}"
+
+
+def _loose_bounds(
+    tree: Mapping[str, Any], records: Iterable[DecisionRecord], rare: int
+) -> list[ReviewFinding]:
+    seen: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    for r in records:
+        params = tree["tools"].get(r.request["tool"], {}).get("params", {})
+        for name, value in (r.request.get("args") or {}).items():
+            for bound in params.get(name, {}).keys() & _BOUNDS.keys():
+                measured = _BOUNDS[bound](value)
+                if measured is not None:
+                    seen[(r.request["tool"], name, bound)].append(measured)
+    found: list[ReviewFinding] = []
+    for (tool, name, bound), values in sorted(seen.items()):
+        limit = float(tree["tools"][tool]["params"][name][bound])
+        largest = max(values)
+        suggested = _round_up(2 * largest)
+        if len(values) < rare or largest > limit / 2 or suggested >= limit:
+            continue
+        spec = tree["tools"][tool]
+        new_value: float | int = (
+            int(suggested) if bound != "max" or suggested.is_integer() else suggested
+        )
+        tighter = {
+            **spec,
+            "params": {**spec["params"], name: {**spec["params"][name], bound: new_value}},
+        }
+        found.append(
+            ReviewFinding(
+                kind="constraint-never-approached",
+                subject=f"tool `{tool}` / parameter `{name}` ({bound} {_num(limit)})",
+                detail=f"the largest of {len(values)} value(s) asked for was {_num(largest)}, under "
+                f"half the bound; the headroom only serves a hijacked agent.",
+                evidence={
+                    "tool": tool,
+                    "param": name,
+                    "bound": bound,
+                    "limit": limit,
+                    "largest": largest,
+                    "observations": len(values),
+                },
+                suggestion=_yaml_diff({"tools": {tool: spec}}, {"tools": {tool: tighter}}),
+            )
+        )
+    return found
 
 
 def sign_off(audit: AuditSink | None, review: AccessReview, *, operator: str) -> None:

@@ -135,3 +135,21 @@ def test_sign_off_needs_an_operator(history: History) -> None:
     result = CliRunner().invoke(app, ["review", "--sign-off", "--data-dir", str(history.data_dir)])
     assert result.exit_code != 0
     assert "--operator" in str(result.exception)
+
+
+def test_a_bound_never_approached_is_reported_with_a_tighter_one(history: History) -> None:
+    review = _review(history, rare=1)
+    loose = {f.subject: f for f in review.findings if f.kind == "constraint-never-approached"}
+    # the story's largest transfer request was $9,800 against a bound of $1,000,000
+    finding = loose["tool `transfer_funds` / parameter `amount` (max 1000000)"]
+    assert finding.evidence["largest"] == 9800.0
+    assert finding.evidence["limit"] == 1_000_000.0
+    assert "-        max: 1000000\n" in finding.suggestion
+    assert "+        max: 20000\n" in finding.suggestion  # twice the largest, rounded up
+
+
+def test_bounds_need_enough_observations_and_approached_ones_are_kept(history: History) -> None:
+    assert not _subjects(_review(history, rare=100), "constraint-never-approached")
+    subjects = _subjects(_review(history, rare=1), "constraint-never-approached")
+    # the story's memo is short and its e-mail addresses are not: only the memo bound is loose
+    assert not any("`to`" in s for s in subjects)
