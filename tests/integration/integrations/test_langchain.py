@@ -7,7 +7,7 @@ LangGraph's ``InMemorySaver``; approvals go through the real approval service.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -28,6 +28,7 @@ from tests.integration.integrations.kit import (
     decisions_in_log,
     outcomes_for,
 )
+from tests.integration.integrations.served import Sidecar, sidecar
 
 from clearance.cli.runtime import Runtime
 from clearance.gate.clock import SystemClock
@@ -37,9 +38,12 @@ from clearance.integrations.langchain import (
     session_from_context,
 )
 from clearance.integrations.mapping import SessionHandle, approval_link
+from clearance.integrations.sidecar import SidecarTransport
 from clearance.integrations.transport import InProcessTransport
 
 DASHBOARD = "http://127.0.0.1:8787"
+
+__all__ = ["sidecar"]
 
 
 class ScriptedModel(GenericFakeChatModel):
@@ -490,3 +494,37 @@ def test_tool_node_async(gatekeeper: ClearanceMiddleware) -> None:
     out = asyncio.run(graph.ainvoke({"messages": [message]}, thread(), version="v2"))
     assert bank.transfers == [(7.0, "acc-3")]
     assert tool_messages(out)[0].content == "sent 7.0 to acc-3"
+
+
+# the same guarantees over the sidecar ----------------------------------------------------------
+
+
+@pytest.fixture
+def over_http(sidecar: Sidecar) -> Iterator[SidecarTransport]:
+    with SidecarTransport.connect(sidecar.base_url, api_key=sidecar.agent_key, poll_s=0.05) as t:
+        yield t
+
+
+def test_deny_forged_resume_and_approval_round_trip_through_the_sidecar(
+    over_http: SidecarTransport, session: SessionHandle, runtime: Runtime
+) -> None:
+    bank = Bank()
+    gatekeeper = ClearanceMiddleware(over_http, session)
+    agent, _ = agent_for(
+        [gatekeeper],
+        bank,
+        call("delete_records", {"table": "payees"}, "c1"),
+        call("transfer_funds", {"amount": 5000, "to_account": "acc-2"}, "c2"),
+    )
+    [paused] = start(agent).interrupts
+    assert bank.deleted == []
+    [again] = resume(agent, {"approved": True}).interrupts
+    assert again.value["approval_id"] == paused.value["approval_id"]
+    assert bank.transfers == []
+    approve(runtime, paused.value["approval_id"])
+    out = resume(agent, {"type": "approve"})
+    assert bank.transfers == [(5000.0, "acc-2")]
+    assert "never-delete" in str(tool_messages(out)[0].content)
+    permit = decisions_in_log(runtime)[-1]
+    assert permit["rule"] == f"approval:{paused.value['approval_id']}"
+    assert [o["success"] for o in outcomes_for(runtime, permit["decision_id"])] == [True]
