@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
+import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +28,7 @@ from agents import (
     function_tool,
     handoff,
 )
+from agents.mcp import MCPServerStdio
 from agents.testing import ScriptedModel, assistant_message, function_call
 from tests.integration.integrations.kit import (
     DeadSidecar,
@@ -326,3 +331,87 @@ def test_the_same_guarantees_through_the_sidecar(
     permit = decisions_in_log(runtime)[-1]
     assert permit["outcome"] == "PERMIT"
     assert [o["success"] for o in outcomes_for(runtime, permit["decision_id"])] == [True]
+
+
+BANK_SERVER = Path(__file__).with_name("mcp_bank_server.py")
+
+
+def ledger_of(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def run_with_bank_server(
+    ledger: Path, steps: Sequence[Sequence[Any]], protect_it: Any
+) -> ScriptedModel:
+    """One run of an agent whose tools come from a real MCP server over stdio."""
+
+    async def go() -> ScriptedModel:
+        env = {**os.environ, "BANK_LEDGER": str(ledger)}
+        server = MCPServerStdio(
+            params={"command": sys.executable, "args": [str(BANK_SERVER)], "env": env}
+        )
+        model = scripted(*steps)
+        async with server:
+            agent = protect_it(Agent(name="ops", model=model, mcp_servers=[server]))
+            await Runner.run(agent, "go", run_config=CONFIG)
+        return model
+
+    return asyncio.run(go())
+
+
+def test_local_mcp_server_tools_are_gated(
+    transport: InProcessTransport, session: SessionHandle, runtime: Runtime, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger"
+    model = run_with_bank_server(
+        ledger,
+        [
+            call("delete_records", {"table": "payees"}, "m-1"),
+            call("read_account", {"account_id": "acc-1"}, "m-2"),
+        ],
+        lambda agent: protect(agent, transport, session),
+    )
+    assert ledger_of(ledger) == [{"tool": "read_account", "account_id": "acc-1"}]
+    denied, read = tool_outputs(model)
+    assert denied.startswith("denied by rule `never-delete`")
+    assert "acc-1: 120.00" in read
+    permit = decisions_in_log(runtime)[-1]
+    assert permit["outcome"] == "PERMIT"
+    assert [o["success"] for o in outcomes_for(runtime, permit["decision_id"])] == [True]
+
+
+def approver_within(runtime: Runtime, *, seconds: float) -> threading.Thread:
+    """An operator who approves the first pending request that shows up within ``seconds``
+    (the MCP server process may take a while to start on a busy machine)."""
+
+    def act() -> None:
+        pause = threading.Event()
+        for _ in range(int(seconds / 0.05)):
+            approval_id = first_pending(runtime)
+            if approval_id is not None:
+                approve(runtime, approval_id)
+                return
+            pause.wait(0.05)
+
+    thread = threading.Thread(target=act)
+    thread.start()
+    return thread
+
+
+def test_an_mcp_tool_waits_for_the_clearance_approval(
+    transport: InProcessTransport, session: SessionHandle, runtime: Runtime, tmp_path: Path
+) -> None:
+    """MCP tools have no per-call pause in the SDK: the guardrail waits for the operator."""
+    ledger = tmp_path / "ledger"
+    approver = approver_within(runtime, seconds=60.0)
+    model = run_with_bank_server(
+        ledger,
+        [call("transfer_funds", {"amount": 5000.0, "to_account": "acc-2"}, "m-3")],
+        lambda agent: protect(agent, transport, session, approval_wait_s=60.0),
+    )
+    approver.join()
+    assert "sent 5000.0 to acc-2" in tool_outputs(model)[0]
+    assert ledger_of(ledger) == [
+        {"tool": "transfer_funds", "amount": 5000.0, "to_account": "acc-2"}
+    ]
+    assert decisions_in_log(runtime)[-1]["rule"].startswith("approval:")
