@@ -12,12 +12,14 @@ shard)::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from clearance.cli.runtime import DEFAULT_DATA_DIR, Runtime, open_runtime
+from clearance.control.drift import DriftWatch, Watchdog, settings_digest
 from clearance.control.plane import ControlPlane
 from clearance.gate.clock import Clock
 from clearance.gate.evidence import AuditRecorder
@@ -60,6 +62,38 @@ def open_service(
     return runtime, services
 
 
+WATCH_INTERVAL_S = 5.0
+
+
+def watch(
+    runtime: Runtime,
+    settings: ServerSettings,
+    reload: Callable[[], ServerSettings] | None,
+    *,
+    interval_s: float = WATCH_INTERVAL_S,
+) -> Watchdog:
+    """Start the background checks of a serving gate: policy and settings drift, store health.
+
+    ``reload`` reads the settings as versioned now (None when they come from no file); an idle
+    gate thereby still reports a dead store, a missed activation or an edited settings file.
+    """
+    gate = runtime.gate
+    drift = DriftWatch(
+        runtime.control.alerts,
+        clock=gate.clock,
+        running_policy=lambda: gate.bundle.digest if gate.bundle is not None else None,
+        active_policy=runtime.store.active_digest,
+        running_config=settings_digest(settings),
+        versioned_config=None if reload is None else lambda: settings_digest(reload()),
+    )
+    dog = Watchdog(
+        [drift.check, lambda: runtime.control.monitor.check_store(runtime.store.ping)],
+        interval_s=interval_s,
+    )
+    dog.start()
+    return dog
+
+
 def serve(
     data_dir: Annotated[
         Path | None,
@@ -90,6 +124,13 @@ def serve(
         config, data_dir=data_dir, host=host, port=port, store_url=store, replica_id=replica_id
     )
     runtime, services = open_service(settings)
+
+    def versioned() -> ServerSettings:
+        return load_settings(
+            config, data_dir=data_dir, host=host, port=port, store_url=store, replica_id=replica_id
+        )
+
+    watchdog = watch(runtime, settings, versioned if config is not None else None)
     try:
         app = create_app(services, settings)
         print(
@@ -106,6 +147,7 @@ def serve(
             lifespan="off",
         )
     finally:
+        watchdog.stop()
         runtime.close()
 
 
