@@ -253,3 +253,28 @@ def test_clearance_otel_exports_through_the_sdk_environment(tmp_path: Path) -> N
     assert missing.returncode != 0
     assert "no OpenTelemetry trace exporter named `zipkin-v9`" in missing.stderr
     assert "DECISION" not in missing.stderr  # refused at startup, before any decision
+
+
+def test_tracing_is_off_unless_asked_and_refused_without_the_extra(tmp_path: Path) -> None:
+    from clearance.cli.otel import tracing_requested
+
+    assert not tracing_requested({})
+    assert not tracing_requested({"CLEARANCE_OTEL": "0"})
+    assert tracing_requested({"CLEARANCE_OTEL": " True "})
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["opentelemetry"] = None  # the otel extra is not installed
+        from clearance.cli.otel import enable_tracing
+        from clearance.errors import ConfigError
+        try:
+            enable_tracing(object(), {"CLEARANCE_OTEL": "1"})
+        except ConfigError as exc:
+            print(exc)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "`CLEARANCE_OTEL` is set but OpenTelemetry is not installed" in out.stdout
+    assert "clearance[otel]" in out.stdout
