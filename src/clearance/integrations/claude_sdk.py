@@ -82,10 +82,11 @@ class ClaudeGate:
         self.core = ToolEventGate(
             transport, session, approval_wait_s=approval_wait_s, approval_url=approval_url
         )
-        # tool_use_id -> the arguments the PreToolUse hook was allowed to run with. When Claude
-        # Code then asks ``can_use_tool`` about the same tool use, it gets the same answer rather
-        # than a second decision (which, after an approval, would find its token already used).
-        self._allowed: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        # tool_use_id -> the allow answer given for it. When Claude Code asks ``can_use_tool``
+        # about a tool use the PreToolUse hook already allowed, it gets the same answer rather
+        # than a second decision (which, after an approval, would find its token already used);
+        # the post-tool hook records the outcome against the remembered decision.
+        self._allowed: OrderedDict[str, ToolCallAnswer] = OrderedDict()
 
     # permission callback ---------------------------------------------------------------------
     async def can_use_tool(
@@ -93,13 +94,13 @@ class ClaudeGate:
     ) -> PermissionResult:
         """The SDK's permission callback: allow exactly what the gate permitted, deny otherwise."""
         call_id = context.tool_use_id
-        if call_id is not None:
-            remembered = self._allowed.pop(call_id, None)
-            if remembered is not None and remembered == tool_input:
-                return PermissionResultAllow(updated_input=remembered)
+        remembered = self._allowed.get(call_id) if call_id is not None else None
+        if remembered is not None and remembered.args == tool_input:
+            return PermissionResultAllow(updated_input=remembered.args)
         payload = {"tool_name": tool_name, "tool_input": tool_input, "tool_use_id": call_id}
         answer = await self._pre_tool(payload)
         if answer.kind == "allow" and answer.args is not None:
+            self._remember(call_id, answer)
             return PermissionResultAllow(updated_input=answer.args)
         return PermissionResultDeny(message=answer.reason)
 
@@ -116,9 +117,7 @@ class ClaudeGate:
         payload: Mapping[str, Any] = hook_input
         answer = await self._pre_tool(payload)
         if answer.kind == "allow":
-            call_id = payload.get("tool_use_id") or tool_use_id
-            if isinstance(call_id, str) and answer.args is not None:
-                self._remember(call_id, answer.args)
+            self._remember(payload.get("tool_use_id") or tool_use_id, answer)
             return {}
         output = pre_tool_output("deny", answer.reason)
         return {"hookSpecificOutput": output["hookSpecificOutput"]}
@@ -134,9 +133,13 @@ class ClaudeGate:
         if event not in ("PostToolUse", "PostToolUseFailure"):
             return {}
         payload: Mapping[str, Any] = hook_input
-        self._forget(payload.get("tool_use_id") or tool_use_id)
+        call_id = payload.get("tool_use_id") or tool_use_id
+        remembered = self._allowed.pop(call_id, None) if isinstance(call_id, str) else None
+        decision = remembered.decision if remembered is not None else None
         problem = await anyio.to_thread.run_sync(
-            lambda: self.core.post_tool(payload, failed=event == "PostToolUseFailure"),
+            lambda: self.core.post_tool(
+                payload, failed=event == "PostToolUseFailure", decision=decision
+            ),
             abandon_on_cancel=True,
         )
         if problem is not None:
@@ -175,11 +178,9 @@ class ClaudeGate:
         """The core's answer, asked from a worker thread (it may wait minutes for an approval)."""
         return await anyio.to_thread.run_sync(self.core.pre_tool, payload, abandon_on_cancel=True)
 
-    def _remember(self, call_id: str, args: dict[str, Any]) -> None:
-        self._allowed[call_id] = args
+    def _remember(self, call_id: object, answer: ToolCallAnswer) -> None:
+        if not isinstance(call_id, str) or not call_id:
+            return
+        self._allowed[call_id] = answer
         while len(self._allowed) > _REMEMBERED:
             self._allowed.popitem(last=False)
-
-    def _forget(self, call_id: object) -> None:
-        if isinstance(call_id, str):
-            self._allowed.pop(call_id, None)

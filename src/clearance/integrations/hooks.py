@@ -20,8 +20,10 @@ approval id and link so the model can say what it is waiting for.
 
 Post-tool events become ``ActionResult`` records. Claude Code and Codex send ``tool_use_id`` with
 both events; it is the pre-tool request's idempotency key, so the post-tool event finds its
-decision by replaying the key (the gate answers from its record without deciding again). Gemini
-sends no call id, so its after-tool events cannot be attributed and are not recorded.
+decision by replaying the key (the gate answers from its record without deciding again). For a
+call that ran after an approval that record is the APPROVAL whose token the call redeemed (the gate
+keeps the APPROVAL under the key), and the outcome is recorded against it. Gemini sends no call
+id, so its after-tool events cannot be attributed and are not recorded.
 """
 
 from __future__ import annotations
@@ -43,13 +45,7 @@ from clearance.integrations.mapping import (
     result_of,
     sandbox_obligation,
 )
-from clearance.integrations.transport import (
-    APPROVED_SUFFIX,
-    Transport,
-    authorize,
-    decide,
-    report,
-)
+from clearance.integrations.transport import Transport, authorize, decide, report
 from clearance.model.decision import Decision, Outcome
 from clearance.model.request import Request
 
@@ -112,6 +108,7 @@ class ToolCallAnswer:
     kind: Literal["allow", "deny", "block"]
     reason: str
     args: dict[str, Any] | None = None
+    decision: Decision | None = None
 
 
 class ToolEventGate:
@@ -158,7 +155,9 @@ class ToolEventGate:
             return ToolCallAnswer("deny", refusal_text(exc))
         except RequestError as exc:
             return ToolCallAnswer("block", f"clearance: {exc}")
-        return ToolCallAnswer("allow", "permitted by clearance", args=dict(request.args))
+        return ToolCallAnswer(
+            "allow", "permitted by clearance", args=dict(request.args), decision=decision
+        )
 
     def request_of(self, payload: Mapping[str, Any]) -> Request:
         """The gate request of a tool event; the call id becomes its idempotency key."""
@@ -177,13 +176,19 @@ class ToolEventGate:
             idempotency_key=f"hook:{call_id}" if isinstance(call_id, str) and call_id else None,
         )
 
-    def post_tool(self, payload: Mapping[str, Any], *, failed: bool) -> str | None:
-        """Record the outcome of a post-tool event; the problem when it was not recorded."""
-        try:
-            request = self.request_of(payload)
-            decision = self._decision_of(request)
-        except (GateUnavailable, RequestError) as exc:
-            return f"clearance: outcome not recorded: {exc}"
+    def post_tool(
+        self, payload: Mapping[str, Any], *, failed: bool, decision: Decision | None = None
+    ) -> str | None:
+        """Record the outcome of a post-tool event; the problem when it was not recorded.
+
+        ``decision`` is the pre-tool answer's decision when the caller kept it (in-process
+        adapters); otherwise it is found through the call's idempotency key.
+        """
+        if decision is None:
+            try:
+                decision = self._decision_of(self.request_of(payload))
+            except (GateUnavailable, RequestError) as exc:
+                return f"clearance: outcome not recorded: {exc}"
         if decision is None:
             return None
         if failed:
@@ -196,16 +201,16 @@ class ToolEventGate:
         return None
 
     def _decision_of(self, request: Request) -> Decision | None:
-        """The PERMIT the pre-tool event got, found by its idempotency key, or None."""
+        """The decision the pre-tool event got, replayed by its idempotency key, or None.
+
+        A PERMIT, or the APPROVAL whose token the call redeemed: the gate does not store the
+        redemption under a key, so asking again under any other key would be a new request (and
+        open a new approval).
+        """
         if request.idempotency_key is None:
             return None
         decision = decide(self.transport, request)
-        if decision.outcome is Outcome.APPROVAL:
-            approved_key = request.idempotency_key + APPROVED_SUFFIX
-            decision = decide(
-                self.transport, request.model_copy(update={"idempotency_key": approved_key})
-            )
-        return decision if decision.outcome is Outcome.PERMIT else None
+        return decision if decision.outcome in (Outcome.PERMIT, Outcome.APPROVAL) else None
 
 
 class HookAdapter:

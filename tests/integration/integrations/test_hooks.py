@@ -24,6 +24,7 @@ from tests.integration.integrations.kit import (
     APPROVER,
     approve,
     decisions_in_log,
+    first_pending,
     operator_thread,
     outcomes_for,
 )
@@ -242,6 +243,22 @@ def test_post_tool_use_records_the_outcome(
     assert outcomes_for(hook_runtime, decision_id)[0]["success"] is True
     assert outcomes_for(hook_runtime, failed_id)[0]["error"] == "exit 128"
     assert len(decisions_in_log(hook_runtime)) == 2
+
+
+def test_post_tool_use_after_an_approval_opens_no_new_approval(
+    hook_runtime: Runtime, hook_session: SessionHandle
+) -> None:
+    hook = adapter(hook_runtime, hook_session, "claude-code", wait_s=10.0)
+    approver = operator_thread(hook_runtime, lambda aid: approve(hook_runtime, aid))
+    pre = claude_pre("git push origin main", tool_use_id="toolu_pushed")
+    assert hook.handle(pre).stdout == ""
+    approver.join()
+    approval_id = decisions_in_log(hook_runtime)[0]["decision_id"]
+    post = {**pre, "hook_event_name": "PostToolUse", "tool_response": {"stdout": "pushed"}}
+    assert hook.handle(post).exit_code == 0
+    assert [d["outcome"] for d in decisions_in_log(hook_runtime)] == ["APPROVAL", "PERMIT"]
+    assert first_pending(hook_runtime) is None
+    assert "pushed" in outcomes_for(hook_runtime, approval_id)[0]["output"]
 
 
 def test_targets_per_tool() -> None:
