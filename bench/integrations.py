@@ -3,7 +3,8 @@
 Run from the repository root with ``python -m bench.integrations``. The gate is a real one: a data directory initialised like
 ``clearance init`` (SQLite store, audit shard with signed receipts, approval service). Each timed
 call checks its result, so a broken path cannot look fast. Figures go into docs/integrations.md,
-never into assertions. The sidecar transport is not measured here: its client is not in this tree.
+never into assertions. The LangChain middleware is also measured over the sidecar (real uvicorn on
+loopback, agent key), against the same gate.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from langchain_core.messages import ToolMessage
 from langchain_core.tools import tool
 from langgraph.prebuilt.tool_node import ToolCallRequest, ToolRuntime
 from tests.integration.integrations.kit import AGENT, init_data_dir
+from tests.integration.integrations.served import serve_sidecar
 
 from clearance.cli.runtime import open_runtime
 from clearance.gate.clock import SystemClock
@@ -27,6 +29,7 @@ from clearance.integrations.guard import Guard
 from clearance.integrations.hooks import HookAdapter
 from clearance.integrations.langchain import ClearanceMiddleware
 from clearance.integrations.mapping import SessionHandle
+from clearance.integrations.sidecar import SidecarTransport
 from clearance.integrations.transport import InProcessTransport
 
 RUNS = 500
@@ -121,16 +124,28 @@ def main() -> int:
             lines = []
             base_line, base = describe("direct call", timed(direct))
             lines.append(base_line)
-            for name, call in (
-                ("guard (decide+report)", gated),
-                ("hook pre-tool (decide)", hooked),
-                ("langchain tool (no gate)", lc_direct),
-                ("langchain middleware", lc_gated),
+            with (
+                serve_sidecar(runtime) as served,
+                SidecarTransport.connect(served.base_url, api_key=served.agent_key) as over_http,
             ):
-                line, median = describe(name, timed(call))
-                lines.append(
-                    f"{line}   x{median / base:,.0f} direct, +{(median - base) * 1e3:.2f} ms"
-                )
+                remote = ClearanceMiddleware(over_http, session)
+
+                def lc_sidecar() -> None:
+                    out = remote.wrap_tool_call(langchain_call(next(calls)), run_lc_tool)
+                    if not isinstance(out, ToolMessage) or out.content != "sent 5.0 to acc-1":
+                        raise SystemExit("langchain middleware over the sidecar broke")
+
+                for name, call in (
+                    ("guard (decide+report)", gated),
+                    ("hook pre-tool (decide)", hooked),
+                    ("langchain tool (no gate)", lc_direct),
+                    ("langchain middleware", lc_gated),
+                    ("langchain mw (sidecar)", lc_sidecar),
+                ):
+                    line, median = describe(name, timed(call))
+                    lines.append(
+                        f"{line}   x{median / base:,.0f} direct, +{(median - base) * 1e3:.2f} ms"
+                    )
         finally:
             runtime.close()
     sys.stdout.write("\n".join(lines) + "\n")
