@@ -48,7 +48,7 @@ CONFIG = RunConfig(tracing_disabled=True)
 
 def scripted_model() -> ScriptedModel:
     """What the model "decides", one response per turn (two endings: the state resumes twice)."""
-    steps = [
+    steps: list[tuple[str, dict[str, Any]]] = [
         ("read_account", {"account_id": "acc-100"}),
         ("delete_records", {"table": "payees"}),
         ("transfer_funds", {"amount": 5000.0, "to_account": "acc-200"}),
