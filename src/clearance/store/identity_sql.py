@@ -314,6 +314,29 @@ class IdentitySQL(SQLAccess):
             )
             return len(cur.fetchall())
 
+    # where keys are used from -----------------------------------------------------------------
+    def note_key_source(
+        self, key_id: str, kind: str, value: str, *, agent_id: str | None, at: str
+    ) -> tuple[bool, list[str]]:
+        """Record that ``key_id`` was used from ``value`` (an address or client).
+
+        Returns whether this is a new source, and the sources of this kind known before it.
+        """
+        with self.transaction() as cur:
+            cur.execute(
+                "INSERT INTO key_sources (key_id, kind, value, agent_id, first_seen) "
+                "VALUES (?,?,?,?,?) ON CONFLICT (key_id, kind, value) DO NOTHING RETURNING key_id",
+                (key_id, kind, value, agent_id, at),
+            )
+            new = cur.fetchone() is not None
+            cur.execute(
+                "SELECT value FROM key_sources WHERE key_id = ? AND kind = ? AND value <> ? "
+                "ORDER BY first_seen, value",
+                (key_id, kind, value),
+            )
+            known = [str(r[0]) for r in cur.fetchall()]
+        return new, known
+
 
 class _BoundIdentitySQL(BoundSQL, IdentitySQL):
     """``IdentitySQL`` over an ``SQLStore`` that does not inherit the mixin itself."""
