@@ -21,7 +21,7 @@ decisions::
 from __future__ import annotations
 
 import logging
-import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -47,6 +47,8 @@ from clearance.model.decision import Decision
 log = logging.getLogger("clearance.integrations.mcp")
 
 INSTRUCTIONS = "Tools behind the clearance authorization gate."
+MCP_SESSION_HEADER = "mcp-session-id"
+MAX_REMEMBERED = 10_000
 
 
 def session_grants(transport: InProcessTransport) -> Grants:
@@ -80,9 +82,10 @@ class Gateway:
         self.grants = grants
         self.downstreams = Downstreams(upstreams, on_change=self._downstream_changed)
         self._bus = InMemorySubscriptionBus()
-        # Handshake-era client sessions, with the tool names each last saw (to notify on change).
-        self._seen: weakref.WeakKeyDictionary[ServerSession, tuple[SessionHandle, frozenset[str]]]
-        self._seen = weakref.WeakKeyDictionary()
+        # Handshake-era client connections (by MCP session id; one local connection over stdio),
+        # with the tool names each last saw, so a change is announced only where it shows.
+        self._seen: OrderedDict[str, tuple[ServerSession, SessionHandle, frozenset[str]]]
+        self._seen = OrderedDict()
 
     # the MCP server -------------------------------------------------------------------------
     def server(self) -> Server[Any]:
@@ -129,8 +132,16 @@ class Gateway:
             return types.ListToolsResult(tools=[])
         tools = self._visible(session)
         if getattr(ctx.session, "can_send_request", False):
-            self._seen[ctx.session] = (session, frozenset(t.name for t in tools))
+            self._remember(ctx, session, frozenset(t.name for t in tools))
         return types.ListToolsResult(tools=tools)
+
+    def _remember(self, ctx: Any, session: SessionHandle, names: frozenset[str]) -> None:
+        request = getattr(ctx, "request", None)
+        connection = request.headers.get(MCP_SESSION_HEADER, "") if request is not None else ""
+        self._seen[connection] = (ctx.session, session, names)
+        self._seen.move_to_end(connection)
+        while len(self._seen) > MAX_REMEMBERED:
+            self._seen.popitem(last=False)
 
     async def _call_tool(
         self, ctx: Any, params: types.CallToolRequestParams
@@ -162,13 +173,14 @@ class Gateway:
     async def _downstream_changed(self, server: str) -> None:
         """Tell each client whose granted view changed; modern clients get a listen event."""
         log.info("downstream `%s` changed its tools", server)
-        for client_session, (session, before) in list(self._seen.items()):
+        for connection, (client, session, before) in list(self._seen.items()):
             now = frozenset(t.name for t in self._visible(session))
             if now == before:
                 continue
-            self._seen[client_session] = (session, now)
+            self._seen[connection] = (client, session, now)
             try:
-                await client_session.send_tool_list_changed()
+                await client.send_tool_list_changed()
             except Exception:  # a client that went away must not stop the others' notices
-                log.warning("could not notify a client of the tool list change", exc_info=True)
+                log.info("a client left before hearing of the tool list change", exc_info=True)
+                self._seen.pop(connection, None)
         await self._bus.publish(ToolsListChanged())

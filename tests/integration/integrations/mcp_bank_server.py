@@ -76,7 +76,7 @@ def bank_server(ledger: Path, *, token: str | None = None) -> MCPServer:
             return f"{name} ran"
 
         bank.add_tool(added, name=name, description=f"added at runtime: {name}")
-        await ctx.notify_tools_changed()
+        await ctx.session.send_tool_list_changed()  # what handshake-era servers send
         return f"added {name}"
 
     return bank

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import httpx2
 import mcp.types as types
@@ -28,6 +29,7 @@ from tests.integration.integrations.mcp_kit import (
     agent_key,
     ledger,
     ledger_lines,
+    mcp_json,
     mcp_runtime,
     mcp_session,
     serving,
@@ -46,7 +48,7 @@ from clearance.integrations.transport import InProcessTransport, Transport
 from clearance.server.identity import IdentityService
 from clearance.store.identity_sql import identity_store
 
-__all__ = ["ledger", "mcp_runtime", "mcp_session"]  # fixtures
+__all__ = ["ledger", "mcp_json", "mcp_runtime", "mcp_session"]  # fixtures
 
 BANK_TOKEN = "bank-secret-token"
 TRANSFER = {"amount": 5000.0, "to_account": "acc-2"}
@@ -323,3 +325,39 @@ def test_gate_down_means_the_http_downstream_is_never_called(
     assert "could not be reached" in text(result)
     assert dead.calls == 1
     assert ledger_lines(ledger) == []
+
+
+def test_downstream_tool_list_changes_reach_the_client_only_when_its_granted_view_changed(
+    mcp_runtime: Runtime, mcp_session: SessionHandle, mcp_json: Path, ledger: Path
+) -> None:
+    """A stdio downstream adds tools at runtime; the HTTP client hears of the granted one only."""
+    key = agent_key(mcp_runtime)
+    upstreams = load_upstreams(mcp_json)
+
+    async def script(url: str) -> tuple[bool, list[str], types.CallToolResult]:
+        changed = anyio.Event()
+
+        async def on_message(message: Any) -> None:
+            if isinstance(message, types.ToolListChangedNotification):
+                changed.set()
+
+        async with connect(url, key, mcp_session.session_id, message_handler=on_message) as client:
+            await client.list_tools()
+            await client.call_tool("bank__add_tool", {"name": "audit_export"})  # not granted
+            with anyio.move_on_after(2):
+                await changed.wait()
+            heard_ungranted = changed.is_set()
+            await client.call_tool("bank__add_tool", {"name": "close_branch"})  # granted
+            with anyio.fail_after(20):
+                await changed.wait()
+            names = sorted(t.name for t in (await client.list_tools()).tools)
+            closed = await client.call_tool("bank__close_branch", {"note": "end of lease"})
+            return heard_ungranted, names, closed
+
+    with front(mcp_runtime, upstreams) as url:
+        heard_ungranted, names, closed = asyncio.run(script(url))
+    assert heard_ungranted is False
+    assert "bank__close_branch" in names
+    assert "bank__audit_export" not in names
+    assert text(closed) == "close_branch ran"
+    assert ledger_lines(ledger)[-1] == {"tool": "close_branch", "note": "end of lease"}
