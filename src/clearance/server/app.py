@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from clearance.approvals.breakglass import BreakGlass
 from clearance.approvals.service import ApprovalService
 from clearance.control.killswitch import KillSwitch
+from clearance.control.sources import SourceWatch
 from clearance.credentials import CredentialBroker
 from clearance.errors import ClearanceError
 from clearance.gate.evidence import AuditRecorder
@@ -66,6 +67,8 @@ class GateServices:
     credentials: CredentialBroker | None = None
     breakglass: BreakGlass | None = None
     metrics: tuple[CollectorRegistry, ...] = ()
+    #: Alerts when an agent key is used from a new address or client.
+    sources: SourceWatch | None = None
 
 
 @dataclass
@@ -356,7 +359,7 @@ def create_app(services: GateServices | Gate, settings: ServerSettings) -> FastA
         services=services,
         settings=settings,
         identity=identity,
-        authorizer=Authorizer(identity, metrics, agent_limiter, gate.audit),
+        authorizer=Authorizer(identity, metrics, agent_limiter, gate.audit, services.sources),
         metrics=metrics,
         login_limiter=RateLimiter(
             gate.clock,

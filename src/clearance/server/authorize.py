@@ -19,6 +19,7 @@ from enum import StrEnum
 
 from fastapi import Request
 
+from clearance.control.sources import SourceWatch
 from clearance.errors import ClearanceError
 from clearance.gate.hooks import AuditSink
 from clearance.server.identity import (
@@ -108,11 +109,13 @@ class Authorizer:
         metrics: ServiceMetrics,
         agent_limiter: RateLimiter,
         audit: AuditSink | None,
+        sources: SourceWatch | None = None,
     ) -> None:
         self.identity = identity
         self.metrics = metrics
         self.agent_limiter = agent_limiter
         self.audit = audit
+        self.sources = sources
 
     def _refuse(self, reason: str, detail: str, request: Request) -> None:
         self.metrics.refusals.labels(reason=reason).inc()
@@ -164,6 +167,13 @@ class Authorizer:
                 "too many requests for this key",
                 "slow down and retry after the Retry-After delay",
                 headers={"Retry-After": retry_after(wait)},
+            )
+        if self.sources is not None:  # a new address or client for this key is an alert
+            self.sources.observe(
+                principal.key_id,
+                principal.agent_id,
+                address=client_address(request),
+                client=request.headers.get("user-agent", ""),
             )
         return principal
 

@@ -21,10 +21,12 @@ import typer
 from clearance.cli.runtime import DEFAULT_DATA_DIR, Runtime, open_runtime
 from clearance.control.drift import DriftWatch, Watchdog, settings_digest
 from clearance.control.plane import ControlPlane
+from clearance.control.sources import SourceWatch
 from clearance.gate.clock import Clock
 from clearance.gate.evidence import AuditRecorder
 from clearance.server.app import GateServices
 from clearance.server.settings import ServerSettings, load_settings
+from clearance.store.identity_sql import identity_store
 
 
 def build_services(runtime: Runtime) -> tuple[GateServices, ControlPlane]:
@@ -39,6 +41,7 @@ def build_services(runtime: Runtime) -> tuple[GateServices, ControlPlane]:
         credentials=runtime.credentials,
         breakglass=runtime.breakglass,
         metrics=(plane.metrics.registry,) if plane.metrics is not None else (),
+        sources=SourceWatch(identity_store(runtime.store), plane.alerts, clock=runtime.gate.clock),
     )
     return services, plane
 
