@@ -4,11 +4,14 @@ Run from the repository root with ``python -m bench.integrations``. The gate is 
 ``clearance init`` (SQLite store, audit shard with signed receipts, approval service). Each timed
 call checks its result, so a broken path cannot look fast. Figures go into docs/integrations.md,
 never into assertions. The LangChain middleware is also measured over the sidecar (real uvicorn on
-loopback, agent key), against the same gate.
+loopback, agent key), against the same gate. The OpenAI Agents SDK adapter is measured as whole
+``Runner.run`` calls (the SDK's scripted model asks for one tool call, then answers), protected
+in process and over the sidecar, against the same run of the unprotected agent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import sys
 import tempfile
@@ -17,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agents import Agent, FunctionTool, RunConfig, Runner, function_tool
+from agents.testing import ScriptedModel, assistant_message, function_call
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import tool
 from langgraph.prebuilt.tool_node import ToolCallRequest, ToolRuntime
@@ -29,6 +34,7 @@ from clearance.integrations.guard import Guard
 from clearance.integrations.hooks import HookAdapter
 from clearance.integrations.langchain import ClearanceMiddleware
 from clearance.integrations.mapping import SessionHandle
+from clearance.integrations.openai_agents import protect
 from clearance.integrations.sidecar import SidecarTransport
 from clearance.integrations.transport import InProcessTransport
 
@@ -65,6 +71,35 @@ def run_lc_tool(request: ToolCallRequest) -> ToolMessage:
     if not isinstance(result, ToolMessage):
         raise SystemExit("langchain tool call broke")
     return result
+
+
+oa_transfer: FunctionTool = function_tool(transfer_funds)
+
+
+class AgentRuns:
+    """Whole SDK runs of one agent on one event loop, each with a fresh tool call id."""
+
+    def __init__(self, agent: Agent[Any], model: ScriptedModel, calls: Any) -> None:
+        self.agent, self.model, self.calls = agent, model, calls
+        self.loop = asyncio.new_event_loop()
+
+    def __call__(self) -> None:
+        args = {"amount": 5.0, "to_account": "acc-1"}
+        call = function_call("transfer_funds", args, call_id=f"oa-{next(self.calls)}")
+        self.model.extend([[call], [assistant_message("done")]])
+        run = Runner.run(self.agent, "pay", run_config=RunConfig(tracing_disabled=True))
+        result = self.loop.run_until_complete(run)
+        outputs = [i.output for i in result.new_items if i.type == "tool_call_output_item"]
+        if outputs != ["sent 5.0 to acc-1"]:
+            raise SystemExit(f"openai agents run broke: {outputs}")
+
+
+def agent_runs(calls: Any, gate: Any = None, session: SessionHandle | None = None) -> AgentRuns:
+    model = ScriptedModel()
+    agent: Agent[Any] = Agent(name="bench", model=model, tools=[oa_transfer])
+    if gate is not None and session is not None:
+        agent = protect(agent, gate, session)
+    return AgentRuns(agent, model, calls)
 
 
 def timed(call: Callable[[], object], runs: int = RUNS) -> list[float]:
@@ -135,12 +170,22 @@ def main() -> int:
                     if not isinstance(out, ToolMessage) or out.content != "sent 5.0 to acc-1":
                         raise SystemExit("langchain middleware over the sidecar broke")
 
+                guard_remote = Guard(over_http, session).tool("transfer_funds")(transfer_funds)
+
+                def gated_sidecar() -> None:
+                    if guard_remote(5.0, "acc-1") != "sent 5.0 to acc-1":
+                        raise SystemExit("guarded call over the sidecar broke")
+
                 for name, call in (
                     ("guard (decide+report)", gated),
+                    ("guard (sidecar)", gated_sidecar),
                     ("hook pre-tool (decide)", hooked),
                     ("langchain tool (no gate)", lc_direct),
                     ("langchain middleware", lc_gated),
                     ("langchain mw (sidecar)", lc_sidecar),
+                    ("openai-agents run (no gate)", agent_runs(calls)),
+                    ("openai-agents protected", agent_runs(calls, transport, session)),
+                    ("openai-agents (sidecar)", agent_runs(calls, over_http, session)),
                 ):
                     line, median = describe(name, timed(call))
                     lines.append(
