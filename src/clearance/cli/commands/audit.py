@@ -3,6 +3,7 @@
 ::
 
     clearance audit verify --key "$VKEY" log .clearance --state /var/lib/clearance-verify.json
+    clearance audit verify --key "$VKEY" --db postgresql://auditor@db/clearance   # every shard
     clearance audit export --data-dir .clearance > audit.jsonl
     clearance audit export --format ocsf > audit.ocsf.jsonl     # or --format ecs
     clearance audit tail --follow
@@ -62,7 +63,10 @@ def _origin(storage: SQLiteAuditStorage, origin: str | None) -> str:
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def verify(ctx: typer.Context) -> None:
-    """Verify receipts, proofs, consistency proofs or a whole store (see `--help` of each)."""
+    """Verify receipts, proofs, consistency proofs or a whole store: every shard and anchor.
+
+    The store is a data directory, a SQLite file or ``--db postgresql://...`` (all replicas).
+    """
     from clearance.audit.verify.verify import main
 
     raise typer.Exit(main(ctx.args))
