@@ -1,0 +1,75 @@
+"""Reading an ``mcp.json``: stdio and HTTP entries, environment variables, and clear refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import StdioServerParameters
+
+from clearance.errors import ConfigError
+from clearance.integrations.mcp_downstream import HTTPServer, load_upstreams
+
+ENV = {"BANK_TOKEN": "t0k", "DATA": "/srv/data"}
+
+
+def servers(tmp_path: Path, entries: dict[str, Any]) -> Path:
+    path = tmp_path / "mcp.json"
+    path.write_text(json.dumps({"mcpServers": entries}), "utf-8")
+    return path
+
+
+def test_stdio_and_http_entries_with_both_variable_spellings(tmp_path: Path) -> None:
+    path = servers(
+        tmp_path,
+        {
+            "files": {"command": "files-mcp", "args": ["--root", "${DATA}"], "env": {"K": "x"}},
+            "bank": {
+                "type": "http",
+                "url": "https://bank.example/mcp",
+                "headers": {"Authorization": "Bearer ${env:BANK_TOKEN}"},
+                "timeout": 5,
+            },
+            "docs": {"url": "http://127.0.0.1:9000/mcp"},
+        },
+    )
+    files, bank, docs = load_upstreams(path, environ=ENV)
+    assert files.server == StdioServerParameters(
+        command="files-mcp", args=["--root", "/srv/data"], env={"K": "x"}
+    )
+    assert bank.server == HTTPServer(
+        url="https://bank.example/mcp", headers={"Authorization": "Bearer t0k"}, timeout_s=5.0
+    )
+    assert docs.server == HTTPServer(url="http://127.0.0.1:9000/mcp")
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        ({"a": {"command": "x", "headrs": {}}}, "unknown keys `headrs`"),
+        ({"a": {"type": "sse", "url": "http://h/sse"}}, "type `sse` is not supported"),
+        ({"a": {"args": ["x"]}}, "needs `command` (stdio) or `url` (HTTP)"),
+        ({"a": {"url": "file:///etc/passwd"}}, "must be an http:// or https:// URL"),
+        ({"a": {"url": "http://h/mcp", "timeout": 0}}, "timeout must be a positive number"),
+        ({"a": {"url": "http://h/mcp", "headers": {"X": "${env:NOPE}"}}}, "`NOPE` is not set"),
+        ({"a__b": {"command": "x"}}, "without `__`"),
+        ({"a": "npx server"}, "is not an object"),
+        ({}, "has no `mcpServers` object"),
+    ],
+)
+def test_a_bad_entry_is_refused_naming_where_and_what(
+    tmp_path: Path, entries: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_upstreams(servers(tmp_path, entries), environ=ENV)
+    assert message in str(caught.value)
+    assert "mcp.json" in str(caught.value)
+
+
+def test_an_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "mcp.json"
+    path.write_text("{not json", "utf-8")
+    with pytest.raises(ConfigError, match="cannot read the MCP server list"):
+        load_upstreams(path)
