@@ -165,8 +165,9 @@ class _Builder:
         if tool == "Bash":
             return ["Bash"], _bash_condition(spec, kind)
         if tool in _PATH_TOOLS:
+            condition = _path_condition(self._path_regex(spec), kind)
             self.uses_paths = True
-            return [*_PATH_TOOLS[tool]], _path_condition(self._path_regex(spec), kind)
+            return [*_PATH_TOOLS[tool]], condition
         if tool == "WebFetch":
             return ["WebFetch"], _domain_condition(spec, kind)
         if tool == "Task":

@@ -1,9 +1,11 @@
-"""A coding-agent policy and a gate opened on it, shared by the hook and Claude Agent SDK tests."""
+"""Coding-agent gates shared by the hook, Claude Agent SDK and permission-import tests."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -11,7 +13,11 @@ from tests.integration.integrations.kit import AGENT, init_data_dir
 
 from clearance.cli.runtime import Runtime, open_runtime
 from clearance.gate.clock import SystemClock
+from clearance.integrations.claude_permissions import translate
+from clearance.integrations.hooks import ToolEventGate
 from clearance.integrations.mapping import SessionHandle
+from clearance.integrations.transport import InProcessTransport
+from clearance.model.decision import Decision
 
 HOOK_POLICY = """\
 version: "1"
@@ -100,3 +106,51 @@ def claude_pre(command: str, tool_use_id: str = "toolu_01") -> dict[str, Any]:
         "tool_input": {"command": command, "description": "run it", "timeout": 120000},
         "tool_use_id": tool_use_id,
     }
+
+
+#: Claude Code permission rules in the shape of INTEGRATIONS.md 4.4, for a project at PROJECT.
+PROJECT = PurePosixPath("/srv/shop")
+CLAUDE_SETTINGS: dict[str, Any] = {
+    "permissions": {
+        "allow": [
+            "Bash(npm run test:*)",
+            "Bash(git diff *)",
+            "Read(./src/**)",
+            "WebFetch(domain:docs.python.org)",
+            "mcp__github__get_issue",
+        ],
+        "ask": ["Bash(git push *)"],
+        "deny": ["Read(./.env)", "Read(./secrets/**)", "Bash(curl *)", "Read(*.pem)"],
+        "defaultMode": "default",
+    }
+}
+
+
+@dataclass
+class ImportedGate:
+    """A real gate running the policy imported from Claude Code permission rules."""
+
+    runtime: Runtime
+    events: ToolEventGate
+
+    def decide(self, tool: str, tool_input: dict[str, Any]) -> Decision:
+        """The decision for one call, mapped exactly as the hooks map it (target included)."""
+        request = self.events.request_of({"tool_name": tool, "tool_input": tool_input})
+        return self.runtime.gate.decide(request)
+
+
+@contextmanager
+def imported_gate(
+    data_dir: Path, settings: dict[str, Any] = CLAUDE_SETTINGS, **options: Any
+) -> Iterator[ImportedGate]:
+    """Translate ``settings``, activate the policy in a fresh data directory, open a session."""
+    imported = translate(settings, source="settings.json", root=PROJECT,
+                         home=PurePosixPath("/home/dev"), **options)  # fmt: skip
+    init_data_dir(data_dir, imported.to_yaml())
+    rt = open_runtime(data_dir, clock=SystemClock())
+    try:
+        s = rt.gate.open_session(agent_id=AGENT, task="coding", environment="development")
+        session = SessionHandle(agent_id=s.agent_id, session_id=s.session_id)
+        yield ImportedGate(rt, ToolEventGate(InProcessTransport(rt.gate), session))
+    finally:
+        rt.close()
