@@ -192,9 +192,29 @@ def dry_run(ctx: "ServerContext", candidate: Bundle, sample: int) -> DryRunV1:
     )
 
 
-def _bundle_text(bundle: Bundle) -> list[str]:
+def _bundle_text(bundle: Bundle | None) -> list[str]:
+    if bundle is None:
+        return []
     document = json.loads(bundle.to_bytes())["document"]
     return json.dumps(document, indent=2, sort_keys=True).splitlines(keepends=True)
+
+
+def bundle_diff(before: Bundle | None, after: Bundle) -> str:
+    """A unified diff of two bundles' documents (``before`` None: everything is new)."""
+    old = before.digest if before is not None else "(none)"
+    return "".join(
+        difflib.unified_diff(_bundle_text(before), _bundle_text(after), old, after.digest)
+    )
+
+
+def archive_policy(ctx: "ServerContext", text: str, source_name: str) -> Bundle:
+    """Validate and compile a policy document and archive it (not activated); return the bundle.
+
+    Raises ``PolicyError`` naming every problem; nothing is stored then.
+    """
+    bundle = load_policy(text, source_name=source_name)
+    ctx.gate.store.put_bundle(_stored(bundle, ctx))
+    return bundle
 
 
 def router(ctx: "ServerContext") -> APIRouter:
@@ -388,20 +408,18 @@ def router(ctx: "ServerContext") -> APIRouter:
     async def upload(body: PolicyUploadV1, operator: admin) -> dict[str, str]:
         """Validate, compile and archive a policy; returns its digest for dry-run and activation."""
         del operator
-        bundle = load_policy(body.text, source_name=body.source_name)
-        gate.store.put_bundle(_stored(bundle, ctx))
-        return {"digest": bundle.digest}
+        return {"digest": archive_policy(ctx, body.text, body.source_name).digest}
 
     @api.post("/policy/dry-run", response_model=DryRunV1, summary="Replay recent traffic")
     async def policy_dry_run(body: PolicyActivateV1, operator: admin) -> DryRunV1:
         """How the archived bundle ``digest`` would have decided recent requests (shadow)."""
         del operator
-        return dry_run(ctx, _archived(ctx, body.digest), ctx.settings.shadow_sample)
+        return dry_run(ctx, archived(ctx, body.digest), ctx.settings.shadow_sample)
 
     @api.post("/policy/activate", summary="Activate an archived bundle by digest")
     async def activate(body: PolicyActivateV1, operator: admin) -> dict[str, str]:
         """Make the bundle active on this gate; recorded in the activation history."""
-        bundle = _archived(ctx, body.digest)
+        bundle = archived(ctx, body.digest)
         gate.activate(bundle, by=operator.username)
         return {"digest": bundle.digest, "activated_by": operator.username}
 
@@ -413,9 +431,9 @@ def router(ctx: "ServerContext") -> APIRouter:
     ) -> PolicyDiffV1:
         """A unified diff of the two bundles' documents."""
         del operator
-        before, after = _archived(ctx, old), _archived(ctx, new)
-        diff = difflib.unified_diff(_bundle_text(before), _bundle_text(after), old, new)
-        return PolicyDiffV1(old=old, new=new, diff="".join(diff))
+        return PolicyDiffV1(
+            old=old, new=new, diff=bundle_diff(archived(ctx, old), archived(ctx, new))
+        )
 
     # audit ----------------------------------------------------------------------------------
     @api.get("/audit/decisions", summary="Search decisions")
@@ -528,7 +546,7 @@ def agent_view(ctx: "ServerContext", agent_id: str) -> AgentV1:
     )
 
 
-def _archived(ctx: "ServerContext", digest: str) -> Bundle:
+def archived(ctx: "ServerContext", digest: str) -> Bundle:
     try:
         return ctx.gate.bundle_by_digest(digest)
     except ClearanceError as exc:

@@ -7,7 +7,9 @@ login form, which has no session yet, uses a double-submit cookie instead.
 
 Pages: ``/approvals`` (pending with context, batch, second approver), ``/feed`` (live decisions
 with filters), ``/charts`` (outcomes over time per surface), ``/agents`` (state and kill switch),
-``/policy`` (versions and activations), ``/audit`` (verification status, receipt lookup).
+``/policy`` (versions and activations; an admin uploads a policy, sees how it would have decided
+recent traffic next to what was decided, and activates it by digest), ``/audit`` (verification
+status, receipt lookup). An approval's own page shows where each argument value came from.
 """
 
 # No `from __future__ import annotations` here: FastAPI must evaluate the route annotations,
@@ -22,7 +24,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Query
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, UploadFile
 from fastapi import Request as HttpRequest
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -36,10 +38,15 @@ from clearance.control.scope import Scope
 from clearance.errors import ClearanceError
 from clearance.model.decision import Outcome
 from clearance.server.authorize import CSRF_FIELD, Permission, permissions_of
+from clearance.server.dashboard.provenance import value_origins
 from clearance.server.identity import OperatorPrincipal
 from clearance.server.operator_api import (
     approval_json,
     approval_operator,
+    archive_policy,
+    archived,
+    bundle_diff,
+    dry_run,
     login,
     search_decisions,
     set_session_cookie,
@@ -101,6 +108,10 @@ def _after(path: str, message: str) -> RedirectResponse:
     return RedirectResponse(f"{path}?{urlencode({'msg': message})}", status_code=303)
 
 
+def _after_error(path: str, message: str) -> RedirectResponse:
+    return RedirectResponse(f"{path}?{urlencode({'error': message})}", status_code=303)
+
+
 def _countdown(expires_at: str, now: datetime) -> int:
     expires = datetime.fromisoformat(expires_at.replace("Z", "+00:00"))
     return max(0, int((expires - now).total_seconds()))
@@ -148,6 +159,7 @@ def _router(ctx: "ServerContext") -> APIRouter:
     killer = Annotated[
         OperatorPrincipal, Depends(auth.operator(Permission.ENGAGE_KILL_SWITCH, page=True))
     ]
+    admin = Annotated[OperatorPrincipal, Depends(auth.operator(Permission.ADMIN, page=True))]
 
     def page(
         name: str, me: OperatorPrincipal, *, http_status: int = 200, **values: Any
@@ -262,8 +274,10 @@ def _router(ctx: "ServerContext") -> APIRouter:
     async def approval_page(approval_id: str, me: viewer) -> HTMLResponse:
         item = approval_json(approvals().show(approval_id, approval_operator(me)))
         item["seconds_left"] = _countdown(item["expires_at"], gate.clock.now())
-        item["args_text"] = json.dumps(item["request"].get("args", {}), indent=2)
-        return page("approval.html", me, item=item)
+        args = item["request"].get("args", {})
+        item["args_text"] = json.dumps(args, indent=2)
+        origins = value_origins(gate.store, item["session_id"], args)
+        return page("approval.html", me, item=item, origins=origins)
 
     def vote(approval_id: str, me: OperatorPrincipal, action: str, comment: str) -> Response:
         service = approvals()
@@ -402,7 +416,9 @@ def _router(ctx: "ServerContext") -> APIRouter:
 
     # policy and audit -----------------------------------------------------------------------
     @web.get("/policy")
-    async def policy_page(me: viewer) -> HTMLResponse:
+    async def policy_page(
+        me: viewer, msg: str | None = None, error: str | None = None
+    ) -> HTMLResponse:
         active = gate.store.active_digest()
         return page(
             "policy.html",
@@ -410,7 +426,61 @@ def _router(ctx: "ServerContext") -> APIRouter:
             versions=gate.store.list_bundles(),
             activations=gate.store.activations(),
             active=active,
+            msg=msg,
+            error=error,
         )
+
+    @web.post("/policy/upload")
+    async def policy_upload(
+        me: admin,
+        policy_file: Annotated[UploadFile | None, File()] = None,
+        policy_text: Annotated[str, Form(max_length=4 * 1024 * 1024)] = "",
+    ) -> Response:
+        if policy_file is not None and policy_file.filename:
+            source_name = policy_file.filename
+            raw = await policy_file.read()
+        else:
+            source_name, raw = "dashboard.yaml", policy_text.encode("utf-8")
+        if not raw.strip():
+            return _after_error("/policy", "choose a policy file or paste the policy text")
+        try:
+            bundle = archive_policy(ctx, raw.decode("utf-8"), source_name[:256])
+        except UnicodeDecodeError:
+            return _after_error("/policy", "the policy file is not UTF-8 text")
+        except ClearanceError as exc:
+            return page(
+                "policy_error.html",
+                me,
+                http_status=status_of(exc),
+                source_name=source_name,
+                error=str(exc),
+            )
+        return RedirectResponse(f"/policy/candidates/{bundle.digest}", status_code=303)
+
+    @web.get("/policy/candidates/{digest}")
+    async def policy_candidate(digest: str, me: admin) -> HTMLResponse:
+        candidate = archived(ctx, digest)
+        active = gate.bundle
+        shadow = await run_in_threadpool(dry_run, ctx, candidate, ctx.settings.shadow_sample)
+        return page(
+            "policy_candidate.html",
+            me,
+            candidate=candidate,
+            active=active,
+            shadow=shadow,
+            diff=bundle_diff(active, candidate),
+        )
+
+    @web.post("/policy/activate")
+    async def policy_activate(
+        me: admin, digest: Annotated[str, Form(pattern=r"^sha256:[0-9a-f]{64}$")]
+    ) -> Response:
+        bundle = archived(ctx, digest)
+        try:
+            gate.activate(bundle, by=me.username)
+        except ClearanceError as exc:
+            return refused(me, exc)
+        return _after("/policy", f"activated {bundle.digest}")
 
     @web.get("/audit")
     async def audit_page(
