@@ -49,6 +49,7 @@ from typing import Any
 
 from langchain.agents.middleware import AgentMiddleware
 from langchain_core.messages import ToolMessage
+from langchain_core.tools import BaseTool
 from langgraph.errors import GraphBubbleUp
 from langgraph.prebuilt.tool_node import ToolCallRequest, ToolRuntime
 from langgraph.types import Command, interrupt
@@ -58,7 +59,7 @@ from clearance.approvals.service import State
 from clearance.approvals.summary import mask_args
 from clearance.approvals.waiting import PendingApproval
 from clearance.errors import ClearanceError, ConfigError
-from clearance.integrations.errors import ApprovalPending, Denied, ToolRefused
+from clearance.integrations.errors import ApprovalPending, Denied, GateUnavailable, ToolRefused
 from clearance.integrations.mapping import (
     ApprovalLink,
     SessionHandle,
@@ -175,7 +176,7 @@ class ClearanceMiddleware(AgentMiddleware[Any, Any, Any]):
             request = build_request(
                 session,
                 tool_call["name"],
-                _gated_args(call),
+                _gated_args(call.tool, call.tool_call["args"]),
                 idempotency_key=_call_key(call),
             )
             memo_key = f"{request.idempotency_key}|{request.digest}"
@@ -183,7 +184,7 @@ class ClearanceMiddleware(AgentMiddleware[Any, Any, Any]):
                 earlier = self._ran.get(memo_key)
             if earlier is not None:
                 return earlier
-            request, decision = self._authorize(request)
+            request, decision = self._authorize(request, call.tool)
         except ToolRefused as exc:
             return _refused(call, refusal_text(exc))
         except ClearanceError as exc:
@@ -203,19 +204,21 @@ class ClearanceMiddleware(AgentMiddleware[Any, Any, Any]):
             return self._session
         return self._session(runtime)
 
-    def _authorize(self, request: Request) -> tuple[Request, Decision]:
+    def _authorize(self, request: Request, tool: BaseTool | None) -> tuple[Request, Decision]:
         """The request that may run and its PERMIT, or the ``ToolRefused`` saying why not.
 
         An APPROVAL pauses the graph; each resume asks the gate, never the resume value. An edit
-        in the resume value becomes the request from then on, decided like any other.
+        in the resume value becomes the request from then on (defaults filled in like the
+        model's arguments), decided like any other.
         """
         decision = decide(self.transport, request)
         while decision.outcome is Outcome.APPROVAL:
             pending = refusal(decision, approval_url=self.approval_url)
             if not isinstance(pending, ApprovalPending):
-                raise pending or Denied(rule=decision.rule, reason=decision.reason)
+                raise pending or GateUnavailable("an APPROVAL decision could not be waited on")
             answer = interrupt(_approval_payload(request, pending))
-            edited = _edited_args(answer)
+            edit = _edited_args(answer)
+            edited = None if edit is None else _gated_args(tool, edit)
             if edited is not None and edited != request.args:
                 request = _edit(request, edited)
                 decision = decide(self.transport, request)
@@ -289,14 +292,14 @@ def _call_key(call: ToolCallRequest) -> str:
     return KEY_PREFIX + digest[:40]
 
 
-def _gated_args(call: ToolCallRequest) -> dict[str, Any]:
-    """The arguments the tool will receive: the model's, with the tool's defaults filled in.
+def _gated_args(tool: BaseTool | None, sent: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments the tool will receive: those sent, with the tool's defaults filled in.
 
     A default is decided like an explicit value (as by the core guard). Arguments the tool's
     schema rejects are gated as sent; the tool refuses them itself.
     """
-    args = dict(call.tool_call["args"])
-    schema = call.tool.tool_call_schema if call.tool is not None else None
+    args = dict(sent)
+    schema = tool.tool_call_schema if tool is not None else None
     if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
         return args
     try:

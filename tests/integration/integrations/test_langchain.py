@@ -399,6 +399,10 @@ def test_a_default_argument_is_gated_like_an_explicit_one(
     assert sent == []
     [paused] = out.interrupts
     assert paused.value["args"] == {"to_account": "acc-1", "amount": 50000}
+    [edited] = resume(agent, {"type": "edit", "args": {"to_account": "acc-3"}}).interrupts
+    assert edited.value["approval_id"] != paused.value["approval_id"]
+    assert edited.value["args"] == {"to_account": "acc-3", "amount": 50000}
+    assert sent == []
 
 
 def test_session_from_the_run_context(
