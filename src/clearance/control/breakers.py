@@ -8,7 +8,7 @@ Thresholds come from the policy's ``breakers:`` section (``BreakerConfig.from_po
   and over all tools) -> pause the agent, alert;
 * ``consecutive-failures``: more than ``threshold`` failed results in a row -> pause, alert;
 * ``unusual-sequence``: a tool never permitted before in this task type -> that call needs
-  approval (or is denied, or only alerts, as the policy says);
+  approval (or is denied, or let through, as the policy says), and an alert says which;
 * ``data-volume``: an output over ``factor`` x the normal size for the agent and tool -> pause,
   alert;
 * ``approval-backlog``: more than ``approvals.max_pending_per_agent`` approvals pending for the
@@ -134,8 +134,14 @@ class Breakers:
         if not self.sequences.unusual(task, request.tool):
             return verdict
         reason = f"`{request.tool}` was never called before in task type `{task}`"
+        held = {"approval": "held for approval", "deny": "denied", "alert": "let through"}
+        self._alert(
+            f"{UNUSUAL_SEQUENCE}:{task}:{request.tool}",
+            f"{reason}; the call was {held[rule.action]}",
+            now,
+            request.agent_id,
+        )
         if rule.action == "alert":
-            self._alert(f"{UNUSUAL_SEQUENCE}:{task}:{request.tool}", reason, now, request.agent_id)
             return verdict
         outcome = Outcome.APPROVAL if rule.action == "approval" else Outcome.DENY
         return verdict.model_copy(

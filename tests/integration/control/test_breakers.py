@@ -70,6 +70,10 @@ def test_unusual_sequence_needs_approval_for_a_new_tool(rig: Rig) -> None:
     )  # APPROVAL, no approval service here
     assert rig.call(s, "search").outcome is Outcome.PERMIT
     assert rig.trips() == []
+    rig.plane.alerts.flush()
+    (alert,) = [a for a in rig.alerts if a.key.startswith("breaker:unusual-sequence")]
+    assert alert.text.endswith("the call was held for approval")
+    assert "`export` was never called before in task type" in alert.text
 
 
 def test_unusual_sequence_returns_approval_verdict(rig: Rig) -> None:
