@@ -124,7 +124,10 @@ def test_every_constraint_edge_is_probed_and_refused(finance: CompiledPolicy, su
     for case in suite.cases:
         if case.category == CONSTRAINT and case.edge and ":at-" not in case.edge:
             assert case.expect.forbidden == {Outcome.PERMIT, Outcome.APPROVAL}
-            assert case.predicted is not None
+            if case.predicted is None:  # NaN, 2**53, a lone surrogate: Request refuses it first
+                with pytest.raises(ValidationError, match="`args"):
+                    Request(agent_id="a", session_id="s", tool=case.tool, args=dict(case.args))
+                continue
             assert (case.predicted.outcome, case.predicted.rule) == (Outcome.DENY, "constraint")
 
 
