@@ -9,6 +9,10 @@ store the sidecar uses.
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -39,6 +43,7 @@ from tests.integration.integrations.mcp_kit import (
 
 from clearance.cli.commands.mcp import key_checker, session_lookup
 from clearance.cli.runtime import Runtime
+from clearance.errors import ConfigError
 from clearance.integrations.mapping import SessionHandle, approval_link
 from clearance.integrations.mcp_admission import Admission, Identify, fixed_session
 from clearance.integrations.mcp_downstream import Upstream, load_upstreams
@@ -126,8 +131,6 @@ def test_http_front_before_an_http_downstream_permits_denies_and_records(
 def test_an_http_downstream_without_its_header_variable_is_a_config_error(
     tmp_path: Path, bank_url: str
 ) -> None:
-    from clearance.errors import ConfigError
-
     entry = {"url": bank_url, "headers": {"Authorization": "Bearer ${env:BANK_TOKEN}"}}
     path = write_mcp_json(tmp_path / "mcp.json", {"bank": entry})
     with pytest.raises(ConfigError, match="BANK_TOKEN"):
@@ -361,3 +364,61 @@ def test_downstream_tool_list_changes_reach_the_client_only_when_its_granted_vie
     assert "bank__audit_export" not in names
     assert text(closed) == "close_branch ran"
     assert ledger_lines(ledger)[-1] == {"tool": "close_branch", "note": "end of lease"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_clearance_mcp_proxy_serves_http_to_agents_with_keys(
+    mcp_runtime: Runtime, mcp_session: SessionHandle, mcp_json: Path, ledger: Path
+) -> None:
+    key = agent_key(mcp_runtime)
+    mcp_runtime.close()
+    port = free_port()
+    code = "from clearance.cli.commands.mcp import app; app(prog_name='clearance mcp')"
+    argv = [sys.executable, "-c", code, "proxy", "--upstreams", str(mcp_json)]
+    argv += ["--data-dir", str(mcp_runtime.data_dir), "--http", f"127.0.0.1:{port}"]
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/mcp"
+
+    async def script() -> tuple[types.CallToolResult, types.CallToolResult]:
+        async with connect(url, key, mcp_session.session_id) as client:
+            ok = await client.call_tool("bank__read_account", {"account_id": "acc-1"})
+            no = await client.call_tool("bank__delete_records", {"table": "payees"})
+            return ok, no
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                anonymous = httpx.post(url, json=initialize_body(), headers=MCP_HEADERS)
+                break
+            except httpx.ConnectError:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        ok, no = asyncio.run(script())
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert anonymous.status_code == 401
+    assert text(ok) == "acc-1: 120.00"
+    assert "never-delete" in text(no)
+    assert ledger_lines(ledger) == [{"tool": "read_account", "account_id": "acc-1"}]
+
+
+def test_the_proxy_refuses_to_listen_beyond_loopback_unless_told(mcp_json: Path) -> None:
+    from typer.testing import CliRunner
+
+    from clearance.cli.commands.mcp import app
+
+    result = CliRunner().invoke(
+        app,
+        ["proxy", "--upstreams", str(mcp_json), "--http", "0.0.0.0:8788"],
+    )
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ConfigError)
+    assert "beyond this machine" in str(result.exception)
