@@ -72,8 +72,9 @@ def child(data_dir: str, url: str, replica: str, *, threads: int, seconds: float
 
     runtime = open_runtime(Path(data_dir), store_url=url or None, replica_id=replica)
     requests = []
-    for i in range(threads):  # one agent and session per client, as separate agents would be
-        agent = f"{replica}-agent-{i}"
+    run = uuid.uuid4().hex[:6]
+    for i in range(threads):  # one new agent and session per client, as separate agents would be
+        agent = f"{replica}-{run}-agent-{i}"
         session = runtime.gate.open_session(agent_id=agent, task="reads", environment="staging")
         requests.append(
             Request(
@@ -106,8 +107,9 @@ def child(data_dir: str, url: str, replica: str, *, threads: int, seconds: float
     for w in workers:
         w.join()
     cpu = sum(os.times()[:2]) - cpu0
-    runtime.close()
     print(json.dumps({"n": sum(counts), "cpu": cpu, "failures": failures[:3]}), flush=True)
+    sys.stdin.readline()  # the parent reads the server's CPU while these connections still live
+    runtime.close()
 
 
 # the parent ---------------------------------------------------------------------------------------
@@ -162,10 +164,12 @@ def run(data_dir: Path, url: str | None, replicas: int, clients: int, seconds: f
     time.sleep(max(0.0, start - time.time()))
     server0, wal0, busy0 = postgres_cpu(), wal_syncs(url) if url else 0, machine_busy()
     time.sleep(seconds)
+    outs = [json.loads(p.stdout.readline()) for p in procs if p.stdout is not None]
     server = sum(cpu - server0.get(pid, 0.0) for pid, cpu in postgres_cpu().items())
     busy1 = machine_busy()
     wal = wal_syncs(url) - wal0 if url else 0
-    outs = [json.loads(p.communicate(timeout=120)[0].strip().splitlines()[-1]) for p in procs]
+    for p in procs:
+        p.communicate("close\n", timeout=120)
     failures = [f for o in outs for f in o["failures"]]
     assert not failures, failures  # every counted decision was a durable PERMIT
     n = int(sum(o["n"] for o in outs))
