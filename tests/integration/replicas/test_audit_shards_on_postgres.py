@@ -80,7 +80,7 @@ def test_a_shard_deleted_from_the_database_is_reported(
     state = verify_log(pg_database_url, TRUSTED).state
     with psycopg.connect(pg_database_url, autocommit=True) as conn:
         for table in ("audit_payload", "audit_checkpoint", "audit_entry", "audit_shard"):
-            conn.execute(f"DELETE FROM {table} WHERE origin = %s", (B,))  # type: ignore[arg-type]
+            conn.execute(f"DELETE FROM {table} WHERE origin = %s", (B,))
     report = verify_log(pg_database_url, TRUSTED)
     assert report.exit_code == ExitCode.TAMPERED
     assert any("not in the store" in line and B in line for line in lines(report))
