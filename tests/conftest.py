@@ -66,6 +66,21 @@ rules:
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak",
+        action="store_true",
+        default=False,
+        help="run the reliability suite's long mode (also CLEARANCE_SOAK=1)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "reliability: crash, fault, fuzz and load runs (tests/reliability; bounded)"
+    )
+
+
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(START)
