@@ -7,6 +7,7 @@ LangGraph's ``InMemorySaver``; approvals go through the real approval service.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -26,10 +27,13 @@ from tests.integration.integrations.kit import (
     DeadSidecar,
     approve,
     decisions_in_log,
+    operator_thread,
     outcomes_for,
 )
 from tests.integration.integrations.served import Sidecar, sidecar
 
+from clearance.approvals.service import AgentStatus
+from clearance.approvals.waiting import PendingApproval
 from clearance.cli.runtime import Runtime
 from clearance.gate.clock import SystemClock
 from clearance.integrations.langchain import (
@@ -40,6 +44,9 @@ from clearance.integrations.langchain import (
 from clearance.integrations.mapping import SessionHandle, approval_link
 from clearance.integrations.sidecar import SidecarTransport
 from clearance.integrations.transport import InProcessTransport
+from clearance.model.decision import Decision
+from clearance.model.request import Request
+from clearance.model.result import ActionResult
 
 DASHBOARD = "http://127.0.0.1:8787"
 
@@ -376,6 +383,63 @@ def test_gate_unreachable_means_the_tool_is_not_called(session: SessionHandle) -
     assert bank.transfers == []
     assert message.status == "error"
     assert "could not be reached" in str(message.content)
+
+
+class Outage:
+    """The in-process gate behind a link that can go down (as a sidecar's network would)."""
+
+    def __init__(self, inner: InProcessTransport) -> None:
+        self.inner = inner
+        self.down = False
+
+    def _link(self) -> None:
+        if self.down:
+            raise ConnectionError("connection refused (127.0.0.1:8787)")
+
+    def decide(self, request: Request) -> Decision:
+        self._link()
+        return self.inner.decide(request)
+
+    def report(self, result: ActionResult, *, agent_id: str) -> None:
+        self._link()
+        self.inner.report(result, agent_id=agent_id)
+
+    def wait_for_approval(self, pending: PendingApproval, *, timeout_s: float) -> AgentStatus:
+        self._link()
+        return self.inner.wait_for_approval(pending, timeout_s=timeout_s)
+
+
+def test_gate_down_at_resume_means_the_approved_call_does_not_run(
+    transport: InProcessTransport, session: SessionHandle, runtime: Runtime
+) -> None:
+    bank = Bank()
+    link = Outage(transport)
+    agent, payload = pause_for_transfer(ClearanceMiddleware(link, session), bank)
+    approve(runtime, payload["approval_id"])
+    link.down = True
+    out = resume(agent, {"type": "approve"})
+    assert bank.transfers == []
+    [message] = tool_messages(out)
+    assert message.status == "error"
+    assert "could not be reached" in str(message.content)
+
+
+def test_a_resume_waits_for_the_operators_vote(
+    transport: InProcessTransport, session: SessionHandle, runtime: Runtime
+) -> None:
+    bank = Bank()
+    patient = ClearanceMiddleware(transport, session, approval_wait_s=10)
+    agent, _ = pause_for_transfer(patient, bank)
+
+    def approve_later(approval_id: str) -> None:
+        threading.Event().wait(0.5)  # the resume is already waiting on the gate by now
+        approve(runtime, approval_id)
+
+    operator = operator_thread(runtime, approve_later)
+    out = resume(agent, {"type": "approve"})
+    operator.join()
+    assert out.interrupts == ()
+    assert bank.transfers == [(5000.0, "acc-2")]
 
 
 def test_a_default_argument_is_gated_like_an_explicit_one(
