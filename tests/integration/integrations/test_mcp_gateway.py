@@ -15,6 +15,7 @@ from tests.integration.integrations.kit import (
     claim_token,
     decisions_in_log,
     first_pending,
+    operator_thread,
     outcomes_for,
 )
 from tests.integration.integrations.mcp_kit import (
@@ -229,3 +230,31 @@ def test_clearance_mcp_proxy_over_stdio(
     assert no.is_error
     assert "never-delete" in text(no)
     assert [e["tool"] for e in ledger_lines(ledger)] == ["read_account"]
+
+
+def test_url_elicitation_on_the_local_front_waits_for_the_operator(
+    mcp_runtime: Runtime, mcp_session: SessionHandle, mcp_json: Path, ledger: Path
+) -> None:
+    """A client that declares URL elicitation is sent to the approval page; its "accept" alone
+    approves nothing: the call runs only once the operator approved in clearance."""
+    args = {"amount": 5000.0, "to_account": "acc-2"}
+    asked: list[types.ElicitRequestParams] = []
+    operator = operator_thread(mcp_runtime, lambda approval_id: approve(mcp_runtime, approval_id))
+
+    async def on_elicit(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params)
+        return types.ElicitResult(action="accept")
+
+    async def main() -> types.CallToolResult:
+        async with Client(
+            gateway(mcp_runtime, mcp_session, mcp_json).server(), elicitation_callback=on_elicit
+        ) as client:
+            return await client.call_tool("bank__transfer_funds", args)
+
+    result = asyncio.run(main())
+    operator.join(10)
+    assert not result.is_error, text(result)
+    assert len(asked) == 1
+    assert isinstance(asked[0], types.ElicitRequestURLParams)
+    assert asked[0].url.startswith(f"{DASHBOARD}/approvals/apr_")
+    assert ledger_lines(ledger) == [{"tool": "transfer_funds", **args}]
