@@ -62,7 +62,7 @@ from agents.tool import (
 )
 
 from clearance.approvals.service import ApprovalService
-from clearance.errors import RequestError
+from clearance.errors import ConfigError, RequestError
 from clearance.gate.gate import Gate
 from clearance.integrations.errors import (
     GateUnavailable,
@@ -146,10 +146,16 @@ def is_protected(agent: Agent[Any]) -> bool:
 
 
 def _has_guardrail(guardrails: list[ToolInputGuardrail[Any]] | None) -> bool:
-    return any(
-        isinstance(getattr(g.guardrail_function, "__self__", None), Protection)
-        for g in guardrails or ()
-    )
+    return _owner(guardrails) is not None
+
+
+def _owner(guardrails: list[ToolInputGuardrail[Any]] | None) -> Protection | None:
+    """The ``Protection`` whose guardrail is in ``guardrails``, if any."""
+    for guardrail in guardrails or ():
+        owner = getattr(guardrail.guardrail_function, "__self__", None)
+        if isinstance(owner, Protection):
+            return owner
+    return None
 
 
 class Protection:
@@ -216,14 +222,13 @@ class Protection:
                 f"it runs agent `{inner.name}`, whose tools are not gated",
                 hint="build the tool from the protected agent: `protect(inner, ...).as_tool(...)`",
             )
-        if _has_guardrail(tool.tool_input_guardrails):
+        if self._already_mine(tool.name, tool.tool_input_guardrails):
             return tool
         clone = copy.copy(tool)
+        # Decide last (nothing can change the call after the decision); record first (a later
+        # output guardrail that rejects cannot make the outcome go unreported).
         clone.tool_input_guardrails = [*(tool.tool_input_guardrails or ()), self.input_guardrail]
-        clone.tool_output_guardrails = [
-            *(tool.tool_output_guardrails or ()),
-            self.output_guardrail,
-        ]
+        clone.tool_output_guardrails = [self.output_guardrail, *(tool.tool_output_guardrails or ())]
         clone.needs_approval = self._needs_approval(tool)
         self._record_failures(tool, clone)
         return clone
@@ -237,11 +242,27 @@ class Protection:
                 "this MCP server type takes no tool guardrails",
                 hint="use MCPServerStdio, MCPServerStreamableHttp or MCPServerSse",
             )
-        if _has_guardrail(inputs):
+        if self._already_mine(server.name, inputs):
             return
         outputs = getattr(server, "tool_output_guardrails", None)
         server.tool_input_guardrails = [*(inputs or ()), self.input_guardrail]
-        server.tool_output_guardrails = [*(outputs or ()), self.output_guardrail]
+        server.tool_output_guardrails = [self.output_guardrail, *(outputs or ())]
+
+    def _already_mine(self, name: str, guardrails: list[ToolInputGuardrail[Any]] | None) -> bool:
+        """True if this protection already gates it; another protection's tool is refused.
+
+        Keeping another protection's guardrail would decide this agent's calls as that
+        protection's session: the wrong identity, silently.
+        """
+        owner = _owner(guardrails)
+        if owner is None:
+            return False
+        if owner is self:
+            return True
+        raise ConfigError(
+            f"`{name}` is already protected for session `{owner.session.session_id}`",
+            hint="protect the original agent (or give each session its own MCP server object)",
+        )
 
     def _handoff(self, target: Agent[Any] | Handoff[Any, Any], seen: dict[int, Agent[Any]]) -> Any:
         if isinstance(target, Agent):

@@ -23,6 +23,7 @@ from agents import (
     Runner,
     RunResult,
     RunState,
+    Tool,
     ToolInputGuardrailTripwireTriggered,
     WebSearchTool,
     function_tool,
@@ -40,6 +41,8 @@ from tests.integration.integrations.kit import (
 from tests.integration.integrations.served import Sidecar, sidecar
 
 from clearance.cli.runtime import Runtime
+from clearance.errors import ConfigError
+from clearance.gate.gate import Gate
 from clearance.integrations.errors import UngatedToolError
 from clearance.integrations.mapping import SessionHandle, approval_link
 from clearance.integrations.openai_agents import protect
@@ -58,7 +61,7 @@ class Bank:
         self.transfers: list[tuple[float, str]] = []
         self.deleted: list[str] = []
 
-    def tools(self) -> list[FunctionTool]:
+    def tools(self) -> list[Tool]:
         @function_tool
         def transfer_funds(amount: float, to_account: str) -> str:
             """Send money."""
@@ -105,7 +108,11 @@ def transport(runtime: Runtime) -> InProcessTransport:
 
 
 def agent_for(
-    bank: Bank, model: ScriptedModel, transport: Transport, session: SessionHandle, **kw: Any
+    bank: Bank,
+    model: ScriptedModel,
+    transport: Transport | Gate,
+    session: SessionHandle,
+    **kw: Any,
 ) -> Agent[Any]:
     agent = Agent(name="ops", model=model, tools=bank.tools())
     return protect(agent, transport, session, **kw)
@@ -300,6 +307,26 @@ def test_protect_leaves_the_users_tools_untouched(
         isinstance(t, FunctionTool) and not t.tool_input_guardrails and t.needs_approval is False
         for t in agent.tools
     )
+
+
+def test_tools_protected_for_one_session_are_not_reused_for_another(
+    transport: InProcessTransport, session: SessionHandle, runtime: Runtime
+) -> None:
+    """Reusing them would decide the second agent's calls as the first session: refused."""
+    first = protect(Agent(name="ops", tools=Bank().tools()), transport, session)
+    other = runtime.gate.open_session(agent_id="ops-agent-1", task="ops", environment="staging")
+    handle = SessionHandle(agent_id=other.agent_id, session_id=other.session_id)
+    with pytest.raises(ConfigError, match=f"already protected for session `{session.session_id}`"):
+        protect(Agent(name="ops-2", tools=first.tools), transport, handle)
+
+
+def test_a_gate_can_be_passed_instead_of_a_transport(
+    session: SessionHandle, runtime: Runtime
+) -> None:
+    bank = Bank()
+    model = scripted(call("transfer_funds", {"amount": 10.0, "to_account": "acc-1"}))
+    run(agent_for(bank, model, runtime.gate, session), "pay")
+    assert bank.transfers == [(10.0, "acc-1")]
 
 
 @pytest.fixture
