@@ -249,7 +249,7 @@ class ReceiptV1(BaseModel):
     """A decision's signed receipt and the inclusion proof of its audit entry.
 
     Verify both with the deployment's public key alone:
-    ``python -m clearance.audit.verify --keys audit.pub receipt receipt.json --proof proof.txt``.
+    ``python -m clearance.audit.verify receipt receipt.json --proof proof.txt --keys audit.pub``.
     """
 
     decision_id: str

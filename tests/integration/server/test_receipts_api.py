@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 from clearance.audit.verify.errors import ExitCode
 from clearance.audit.verify.verify import verify_receipt_bundle
@@ -49,6 +52,33 @@ def test_receipt_and_proof_verify_with_the_public_key_alone(
     report = verify_receipt_bundle(receipt, _public_key(runtime), proof=body["proof"].encode())
     assert report.exit_code is ExitCode.VERIFIED, report.findings
     assert any("included in checkpoint" in f.message for f in report.findings)
+
+
+def test_the_verifier_command_accepts_the_served_evidence(
+    full_world: World, runtime: Runtime, tmp_path: Path
+) -> None:
+    session_id = full_world.open_session(task="balance_check")
+    decision_id = _decide(full_world, session_id)
+    with full_world.agent() as client:
+        body = client.get(f"/v1/receipts/{decision_id}").json()
+    (tmp_path / "receipt.json").write_text(json.dumps(body["receipt"]))
+    (tmp_path / "proof.txt").write_text(body["proof"])
+    command = [
+        sys.executable,
+        "-m",
+        "clearance.audit.verify",
+        "receipt",
+        str(tmp_path / "receipt.json"),
+        "--keys",
+        str(runtime.data_dir / "keys" / "audit.pub"),
+        "--proof",
+        str(tmp_path / "proof.txt"),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (tmp_path / "proof.txt").write_text(body["proof"].replace("A", "B", 1))
+    tampered = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
+    assert tampered.returncode != 0
 
 
 def test_a_proof_bound_to_another_receipt_is_caught(full_world: World, runtime: Runtime) -> None:
