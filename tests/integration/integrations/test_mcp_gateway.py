@@ -10,6 +10,7 @@ from typing import Any, cast
 import mcp.types as types
 from mcp import Client
 from tests.integration.integrations.kit import (
+    APPROVER,
     DeadSidecar,
     approve,
     claim_token,
@@ -31,6 +32,7 @@ from tests.integration.integrations.mcp_kit import (
 __all__ = ["ledger", "mcp_json", "mcp_runtime", "mcp_session"]  # fixtures
 
 from clearance.cli.runtime import Runtime
+from clearance.gate.clock import SystemClock
 from clearance.integrations.mapping import SessionHandle, approval_link, build_request
 from clearance.integrations.mcp_admission import TOKEN_META_KEY, Admission, fixed_session
 from clearance.integrations.mcp_downstream import load_upstreams
@@ -38,10 +40,15 @@ from clearance.integrations.mcp_gateway import Gateway, session_grants
 from clearance.integrations.transport import InProcessTransport
 
 
-def gateway(runtime: Runtime, session: SessionHandle, mcp_json: Path) -> Gateway:
+def gateway(
+    runtime: Runtime, session: SessionHandle, mcp_json: Path, *, elicitation_wait_s: float = 30.0
+) -> Gateway:
     transport = InProcessTransport(runtime.gate, approvals=runtime.approvals)
+    admission = Admission(
+        transport, approval_url=approval_link(DASHBOARD), elicitation_wait_s=elicitation_wait_s
+    )
     return Gateway(
-        Admission(transport, approval_url=approval_link(DASHBOARD)),
+        admission,
         fixed_session(session),
         load_upstreams(mcp_json),
         grants=session_grants(transport),
@@ -258,3 +265,33 @@ def test_url_elicitation_on_the_local_front_waits_for_the_operator(
     assert isinstance(asked[0], types.ElicitRequestURLParams)
     assert asked[0].url.startswith(f"{DASHBOARD}/approvals/apr_")
     assert ledger_lines(ledger) == [{"tool": "transfer_funds", **args}]
+
+
+def test_an_accepted_elicitation_without_the_operator_approves_nothing(
+    mcp_runtime: Runtime, mcp_session: SessionHandle, mcp_json: Path, ledger: Path
+) -> None:
+    """The agent's own client answering "accept" (as an auto-accepting hook would) must not run
+    the call: without the operator it stays pending, and an operator's denial reaches the model."""
+    args = {"amount": 5000.0, "to_account": "acc-2"}
+
+    async def accept_everything(context: Any, params: Any) -> types.ElicitResult:
+        return types.ElicitResult(action="accept")
+
+    async def main() -> list[types.CallToolResult]:
+        gw = gateway(mcp_runtime, mcp_session, mcp_json, elicitation_wait_s=1.0)
+        async with Client(gw.server(), elicitation_callback=accept_everything) as client:
+            alone = await client.call_tool("bank__transfer_funds", args)
+            approval_id = first_pending(mcp_runtime)
+            assert approval_id is not None
+            mcp_runtime.approvals.deny(
+                approval_id, APPROVER, SystemClock().now(), comment="payee not verified"
+            )
+            denied = await client.call_tool("bank__transfer_funds", args)
+            return [alone, denied]
+
+    alone, denied = asyncio.run(main())
+    assert alone.is_error
+    assert "approval `apr_" in text(alone)
+    assert denied.is_error
+    assert "payee not verified" in text(denied)
+    assert ledger_lines(ledger) == []
