@@ -18,6 +18,8 @@ What each outcome does to the run:
   only a clearance approval by an operator yields the execution token that is redeemed for this
   exact call. An approval given only inside the SDK proves nothing (anyone holding the run state
   can give it), so the model is told the approval is still pending and the tool does not run.
+* The kill switch (or a drain) for this agent: the run halts with
+  ``ToolInputGuardrailTripwireTriggered``; the model does not get to try something else.
 * SILENCE or an unreachable gate: the run halts with ``ToolInputGuardrailTripwireTriggered``
   (``on_unavailable="halt"``, the default) or the model is told (``"tell_model"``); either way the
   tool does not run.
@@ -65,6 +67,7 @@ from clearance.approvals.service import ApprovalService
 from clearance.errors import ConfigError, RequestError
 from clearance.gate.gate import Gate
 from clearance.integrations.errors import (
+    Denied,
     GateUnavailable,
     SandboxRequired,
     ToolRefused,
@@ -95,6 +98,9 @@ GUARDRAIL_NAME = "clearance"
 KEY_PREFIX = "openai-agents"
 # ``authorize`` reads an approval's status only when asked to wait; this is one read, no sleep.
 ONE_STATUS_READ_S = 1e-6
+
+# DENY rules that end the run rather than let the model re-plan: the kill switch and a drain.
+HALT_RULES = frozenset({"kill-switch", "drain"})
 
 OnUnavailable = Literal["halt", "tell_model"]
 NeedsApproval = Callable[[RunContextWrapper[Any], dict[str, Any], str], Awaitable[bool]]
@@ -362,6 +368,14 @@ class Protection:
                 raise SandboxRequired(ctx.tool_name, decision)
         except GateUnavailable as exc:
             return self._unavailable(exc)
+        except Denied as exc:
+            if exc.rule in HALT_RULES:  # an operator stopped this agent: stop the run too
+                return ToolGuardrailFunctionOutput.raise_exception(
+                    output_info={**_info(exc.decision), "refusal": refusal_text(exc)}
+                )
+            return ToolGuardrailFunctionOutput.reject_content(
+                refusal_text(exc), output_info=_info(exc.decision)
+            )
         except ToolRefused as exc:
             return ToolGuardrailFunctionOutput.reject_content(
                 refusal_text(exc), output_info=_info(exc.decision)

@@ -41,7 +41,10 @@ from tests.integration.integrations.kit import (
 from tests.integration.integrations.served import Sidecar, sidecar
 
 from clearance.cli.runtime import Runtime
+from clearance.control.operator import Operator
+from clearance.control.scope import Scope
 from clearance.errors import ConfigError
+from clearance.gate.clock import SystemClock
 from clearance.gate.gate import Gate
 from clearance.integrations.errors import UngatedToolError
 from clearance.integrations.mapping import SessionHandle, approval_link
@@ -245,6 +248,22 @@ def test_gate_unreachable_can_be_told_to_the_model_instead(session: SessionHandl
     assert bank.transfers == []
     [shown] = tool_outputs(model)
     assert shown.startswith("blocked: the gate did not decide")
+
+
+def test_the_kill_switch_halts_the_run(
+    transport: InProcessTransport, session: SessionHandle, runtime: Runtime
+) -> None:
+    runtime.control.killswitch.halt(
+        Scope.agent(session.agent_id),
+        operator=Operator("root", frozenset({"admin"})),
+        reason="incident 42",
+        now=SystemClock().now(),
+    )
+    bank, model = Bank(), scripted(call("transfer_funds", {"amount": 1.0, "to_account": "acc-1"}))
+    with pytest.raises(ToolInputGuardrailTripwireTriggered) as halted:
+        run(agent_for(bank, model, transport, session), "pay")
+    assert bank.transfers == []
+    assert halted.value.output.output_info["rule"] == "kill-switch"
 
 
 def test_a_call_id_that_already_ran_is_not_run_again(
