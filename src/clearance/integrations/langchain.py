@@ -104,7 +104,7 @@ class _Gated:
     call: ToolCallRequest
     decision: Decision
     agent_id: str
-    memo_key: str
+    memo_key: str | None
 
 
 class ClearanceMiddleware(AgentMiddleware[Any, Any, Any]):
@@ -179,9 +179,8 @@ class ClearanceMiddleware(AgentMiddleware[Any, Any, Any]):
                 _gated_args(call.tool, call.tool_call["args"]),
                 idempotency_key=_call_key(call),
             )
-            memo_key = f"{request.idempotency_key}|{request.digest}"
-            with self._lock:
-                earlier = self._ran.get(memo_key)
+            memo_key = _memo_key(request)
+            earlier = self._recall(memo_key)
             if earlier is not None:
                 return earlier
             request, decision = self._authorize(request, call.tool)
@@ -263,7 +262,15 @@ class ClearanceMiddleware(AgentMiddleware[Any, Any, Any]):
         self._remember(gated, _refused(gated.call, f"the tool failed earlier in this run: {text}"))
         self._report(gated, success=False, output=None, error=text)
 
+    def _recall(self, memo_key: str | None) -> ToolResult | None:
+        if memo_key is None:
+            return None
+        with self._lock:
+            return self._ran.get(memo_key)
+
     def _remember(self, gated: _Gated, result: ToolResult) -> None:
+        if gated.memo_key is None:
+            return
         with self._lock:
             self._ran[gated.memo_key] = result
             while len(self._ran) > REMEMBERED_CALLS:
@@ -274,22 +281,32 @@ class ClearanceMiddleware(AgentMiddleware[Any, Any, Any]):
         report(self.transport, result, agent_id=gated.agent_id)
 
 
-def _call_key(call: ToolCallRequest) -> str:
-    """Stable across a resume of the same task, new for every other call.
+def _call_key(call: ToolCallRequest) -> str | None:
+    """Stable across a resume of the same task, new for every other call; None outside a task.
 
     The checkpoint namespace names the task (LangGraph derives it from the checkpoint and the
     task's path), so a model that repeats a tool call id in a later turn gets a new key and a new
-    decision rather than a replay of an old one.
+    decision rather than a replay of an old one. Without a namespace nothing can resume, and a
+    key made of the tool call id alone would let a repeated id replay an old decision.
     """
     config = call.runtime.config if call.runtime is not None else {}
     configurable = config.get("configurable") or {}
+    namespace = configurable.get("checkpoint_ns")
+    if not namespace:
+        return None
     parts = (
         str(configurable.get("thread_id", "")),
-        str(configurable.get("checkpoint_ns", "")),
+        str(namespace),
         str(call.tool_call.get("id") or ""),
     )
     digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
     return KEY_PREFIX + digest[:40]
+
+
+def _memo_key(request: Request) -> str | None:
+    """Which call of which task this is, with which arguments: what a re-run must match."""
+    key = request.idempotency_key
+    return None if key is None else f"{key}|{request.digest}"
 
 
 def _gated_args(tool: BaseTool | None, sent: Mapping[str, Any]) -> dict[str, Any]:

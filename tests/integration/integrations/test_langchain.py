@@ -15,11 +15,12 @@ import pytest
 from langchain.agents import create_agent
 from langchain.agents.middleware import AgentMiddleware
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, ToolCall, ToolMessage
 from langchain_core.tools import BaseTool, ToolException, tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode
+from langgraph.prebuilt.tool_node import ToolCallRequest, ToolRuntime
 from langgraph.types import Command
 from pydantic import Field
 from tests.integration.integrations.kit import (
@@ -596,3 +597,31 @@ def test_deny_forged_resume_and_approval_round_trip_through_the_sidecar(
     permit = decisions_in_log(runtime)[-1]
     assert permit["rule"] == f"approval:{paused.value['approval_id']}"
     assert [o["success"] for o in outcomes_for(runtime, permit["decision_id"])] == [True]
+
+
+def test_a_call_outside_a_graph_task_is_decided_afresh_every_time(
+    gatekeeper: ClearanceMiddleware, runtime: Runtime
+) -> None:
+    bank = Bank()
+    transfer = bank.tools()[0]
+    tool_call: ToolCall = {
+        "name": "transfer_funds",
+        "args": {"amount": 900, "to_account": "acc-1"},
+        "id": "reused",
+        "type": "tool_call",
+    }
+    context: ToolRuntime[Any, Any] = ToolRuntime(
+        state={},
+        context=None,
+        config={"configurable": {"thread_id": "t1"}},
+        stream_writer=lambda _: None,
+        tool_call_id="reused",
+        store=None,
+    )
+    request = ToolCallRequest(tool_call=tool_call, tool=transfer, state={}, runtime=context)
+    for _ in range(2):
+        out = gatekeeper.wrap_tool_call(request, lambda r: transfer.invoke(r.tool_call))
+        assert isinstance(out, ToolMessage)
+        assert out.content == "sent 900.0 to acc-1"
+    assert [d["outcome"] for d in decisions_in_log(runtime)] == ["PERMIT", "PERMIT"]
+    assert len(bank.transfers) == 2
