@@ -28,7 +28,10 @@ from tests.integration.integrations.kit import (
     operator_thread,
     outcomes_for,
 )
+from tests.integration.integrations.served import serve_sidecar
+from typer.testing import CliRunner
 
+from clearance.cli.commands.hook import app as hook_app
 from clearance.cli.runtime import Runtime, open_runtime
 from clearance.gate.clock import SystemClock
 from clearance.integrations.hooks import (
@@ -280,6 +283,18 @@ def test_install_merges_and_replaces_old_clearance_hooks() -> None:
     assert twice["model"] == "opus"
 
 
+def test_install_points_the_hooks_at_the_sidecar() -> None:
+    result = CliRunner().invoke(
+        hook_app, ["install", "--gate-url", "http://127.0.0.1:8700", "--approval-wait", "120"]
+    )
+    assert result.exit_code == 0, result.output
+    pre = json.loads(result.output)["hooks"]["PreToolUse"][0]["hooks"][0]
+    assert pre["args"] == ["hook", "claude-code", "--gate-url", "http://127.0.0.1:8700",
+                           "--approval-wait", "120"]  # fmt: skip
+    assert (pre["timeout"], pre["onFailure"]) == (150, "block")
+    assert "CLEARANCE_AGENT_KEY" not in result.output  # the key stays in the environment
+
+
 # --- the process, as the client runs it -------------------------------------------------------
 def run_hook(
     dialect: str, data_dir: Path, stdin: str, env: dict[str, str] | None
@@ -315,6 +330,7 @@ def test_process_permit_and_deny(hook_dir: Path) -> None:
     assert json.loads(no.stdout)["hookSpecificOutput"]["permissionDecision"] == "deny"
 
 
+@pytest.mark.slow
 def test_process_waits_for_an_approval_given_in_another_process(hook_dir: Path) -> None:
     """The hook process polls the shared store; an operator approves from the dashboard's side."""
     env = session_env(hook_dir)
@@ -343,6 +359,71 @@ def test_process_waits_for_an_approval_given_in_another_process(hook_dir: Path) 
         assert hook.stdout is not None
         assert hook.stderr is not None
         assert (hook.returncode, hook.stdout.read()) == (0, ""), hook.stderr.read()
+
+
+def hook_process(dialect: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    code = "from clearance.cli.commands.hook import app; app(prog_name='clearance hook')"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CLEARANCE_")}
+    return subprocess.Popen(
+        [sys.executable, "-c", code, dialect, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**base, **env},
+    )
+
+
+@pytest.mark.slow
+def test_parallel_hooks_through_the_sidecar_all_decide(hook_runtime: Runtime) -> None:
+    """Coding agents run tool calls in parallel; over the sidecar every hook gets its answer."""
+    s = hook_runtime.gate.open_session(agent_id=AGENT, task="coding", environment="staging")
+    with serve_sidecar(hook_runtime) as sidecar:
+        env = {"CLEARANCE_AGENT_ID": AGENT, "CLEARANCE_SESSION_ID": s.session_id,
+               "CLEARANCE_AGENT_KEY": sidecar.agent_key}  # fmt: skip
+        args = ["--gate-url", sidecar.base_url, "--approval-wait", "0"]
+        hooks = [hook_process("claude-code", args, env) for _ in range(6)]
+        for number, hook in enumerate(hooks):
+            command = "git status" if number % 2 else "rm -rf build"
+            out, err = hook.communicate(json.dumps(claude_pre(command, f"toolu_{number}")), 60)
+            assert hook.returncode == 0, err
+            assert ("no-rm" in out) == (number % 2 == 0), out
+    assert len(decisions_in_log(hook_runtime)) == 6
+
+
+@pytest.mark.slow
+def test_sidecar_hook_waits_for_the_dashboards_approval(hook_runtime: Runtime) -> None:
+    s = hook_runtime.gate.open_session(agent_id=AGENT, task="coding", environment="staging")
+    with serve_sidecar(hook_runtime) as sidecar:
+        env = {"CLEARANCE_AGENT_ID": AGENT, "CLEARANCE_SESSION_ID": s.session_id,
+               "CLEARANCE_AGENT_KEY": sidecar.agent_key}  # fmt: skip
+        hook = hook_process("codex", ["--gate-url", sidecar.base_url, "--approval-wait", "30"], env)
+        assert hook.stdin is not None
+        hook.stdin.write(json.dumps(codex_pre("git push origin main")))
+        hook.stdin.close()
+        operator_thread(hook_runtime, lambda aid: approve(hook_runtime, aid)).join()
+        hook.wait(timeout=60)
+        assert hook.stdout is not None
+        assert hook.stderr is not None
+        assert (hook.returncode, hook.stdout.read()) == (0, ""), hook.stderr.read()
+    assert decisions_in_log(hook_runtime)[-1]["rule"].startswith("approval:")
+
+
+def test_sidecar_hook_without_an_agent_key_blocks(hook_dir: Path) -> None:
+    env = {"CLEARANCE_AGENT_ID": AGENT, "CLEARANCE_SESSION_ID": "ses_x"}
+    hook = hook_process("gemini", ["--gate-url", "http://127.0.0.1:9"], env)
+    _, err = hook.communicate(json.dumps(gemini_before("/p/a.py")), 60)
+    assert hook.returncode == 2
+    assert "CLEARANCE_AGENT_KEY" in err
+
+
+def test_sidecar_down_blocks(hook_dir: Path) -> None:
+    env = {"CLEARANCE_AGENT_ID": AGENT, "CLEARANCE_SESSION_ID": "ses_x",
+           "CLEARANCE_AGENT_KEY": "ck_live_nothing"}  # fmt: skip
+    hook = hook_process("claude-code", ["--gate-url", "http://127.0.0.1:9"], env)
+    _, err = hook.communicate(json.dumps(claude_pre("git status")), 60)
+    assert hook.returncode == 2
+    assert "could not be reached" in err
 
 
 @pytest.mark.parametrize(

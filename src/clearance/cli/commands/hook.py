@@ -7,12 +7,26 @@ which every supported client treats as a blocked call.
 
 The session comes from ``CLEARANCE_AGENT_ID`` and ``CLEARANCE_SESSION_ID``, set by whoever launched
 the agent after opening the session; the model cannot set them.
+
+Two ways to the gate:
+
+* ``--gate-url http://127.0.0.1:8700`` (or ``CLEARANCE_GATE_URL``): the hook asks the sidecar over
+  HTTP with the agent key in ``CLEARANCE_AGENT_KEY``. The sidecar is the one writer of the audit
+  log, so any number of hooks may run at once (coding agents run parallel tool calls), and the
+  operator approves on the same sidecar's dashboard while the hook waits.
+* ``--data-dir`` alone: the hook opens the gate in its own process. Its audit shard is the data
+  directory's, so only one process may write it at a time: fine for one agent making one call at a
+  time, while a concurrent second writer makes the later call SILENCE (blocked, never allowed).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -34,7 +48,8 @@ from clearance.integrations.hooks import (
     merge_settings,
 )
 from clearance.integrations.mapping import SessionHandle, approval_link
-from clearance.integrations.transport import InProcessTransport
+from clearance.integrations.sidecar import SidecarTransport
+from clearance.integrations.transport import InProcessTransport, Transport
 
 app = typer.Typer(help="Gate coding agents (Claude Code, Codex, Gemini CLI) through their hooks.")
 
@@ -50,6 +65,17 @@ Dashboard = Annotated[
     str | None,
     typer.Option("--dashboard-url", help="Base URL of the dashboard, for approval links."),
 ]
+GATE_URL_ENV = "CLEARANCE_GATE_URL"
+AGENT_KEY_ENV = "CLEARANCE_AGENT_KEY"
+GateURL = Annotated[
+    str | None,
+    typer.Option(
+        "--gate-url",
+        envvar=GATE_URL_ENV,
+        help=f"Ask the sidecar at this URL (agent key in `{AGENT_KEY_ENV}`) instead of "
+        "opening the data directory.",
+    ),
+]
 ExplicitAllow = Annotated[
     bool,
     typer.Option(
@@ -59,29 +85,58 @@ ExplicitAllow = Annotated[
 ]
 
 
-def _answer(
-    dialect: Dialect, data_dir: Path, wait_s: float, dashboard: str | None, *, allow: bool
-) -> HookReply:
-    text = sys.stdin.read()
+@dataclass(frozen=True, slots=True)
+class HookOptions:
+    """How one hook process reaches the gate and answers."""
+
+    data_dir: Path
+    gate_url: str | None
+    wait_s: float
+    dashboard: str | None
+    allow: bool
+
+
+@contextmanager
+def _transport(options: HookOptions) -> Iterator[Transport]:
+    """The sidecar when a URL is given, else the data directory's gate in this process."""
+    if options.gate_url:
+        key = os.environ.get(AGENT_KEY_ENV, "")
+        if not key:
+            raise ConfigError(
+                f"`--gate-url` needs the agent key in `{AGENT_KEY_ENV}`",
+                hint="create one with `clearance users agent-key` and export it for the agent",
+            )
+        with SidecarTransport.connect(options.gate_url, api_key=key) as sidecar:
+            yield sidecar
+        return
+    runtime = open_runtime(options.data_dir)
     try:
-        session = SessionHandle.from_env()
-        runtime = open_runtime(data_dir)
-    except Exception as exc:  # noqa: BLE001 - a hook that cannot reach its gate blocks the call
-        return block(f"clearance: the gate is unavailable: {exc}")
-    try:
-        adapter = HookAdapter(
-            InProcessTransport(runtime.gate, approvals=runtime.approvals),
-            session,
-            dialect,
-            approval_wait_s=wait_s,
-            approval_url=approval_link(dashboard) if dashboard else None,
-            explicit_allow=allow,
-        )
-        return adapter.handle_text(text)
-    except Exception as exc:  # noqa: BLE001 - a crashing hook blocks the call, never allows it
-        return block(f"clearance: the hook failed ({type(exc).__name__}): {exc}")
+        yield InProcessTransport(runtime.gate, approvals=runtime.approvals)
     finally:
         runtime.close()
+
+
+def _answer(dialect: Dialect, options: HookOptions) -> HookReply:
+    text = sys.stdin.read()
+    with ExitStack() as stack:
+        try:
+            session = SessionHandle.from_env()
+            transport = stack.enter_context(_transport(options))
+        except Exception as exc:  # noqa: BLE001 - a hook that cannot reach its gate blocks the call
+            return block(f"clearance: the gate is unavailable: {exc}")
+        try:
+            dashboard = options.dashboard or options.gate_url
+            adapter = HookAdapter(
+                transport,
+                session,
+                dialect,
+                approval_wait_s=options.wait_s,
+                approval_url=approval_link(dashboard) if dashboard else None,
+                explicit_allow=options.allow,
+            )
+            return adapter.handle_text(text)
+        except Exception as exc:  # noqa: BLE001 - a crashing hook blocks the call, never allows it
+            return block(f"clearance: the hook failed ({type(exc).__name__}): {exc}")
 
 
 def _respond(reply: HookReply) -> None:
@@ -96,12 +151,14 @@ def _respond(reply: HookReply) -> None:
 def _dialect_command(dialect: Dialect) -> None:
     def command(
         data_dir: DataDir = DEFAULT_DATA_DIR,
+        gate_url: GateURL = None,
         approval_wait: ApprovalWait = 300.0,
         dashboard_url: Dashboard = None,
         allow: ExplicitAllow = False,
     ) -> None:
         try:
-            reply = _answer(dialect, data_dir, approval_wait, dashboard_url, allow=allow)
+            options = HookOptions(data_dir, gate_url, approval_wait, dashboard_url, allow)
+            reply = _answer(dialect, options)
         except BaseException as exc:  # noqa: BLE001 - the last line of the fail-closed hook
             reply = HookReply(exit_code=BLOCK_EXIT, stderr=f"clearance: the hook failed: {exc}\n")
         _respond(reply)
@@ -120,6 +177,10 @@ def install(
         str, typer.Option(help="claude-code, codex or gemini.", show_default=True)
     ] = "claude-code",
     data_dir: DataDir = DEFAULT_DATA_DIR,
+    gate_url: Annotated[
+        str | None,
+        typer.Option("--gate-url", help="Have the hooks ask the sidecar at this URL."),
+    ] = None,
     approval_wait: ApprovalWait = 300.0,
     write: Annotated[
         Path | None,
@@ -132,7 +193,8 @@ def install(
     """Print (or write) the settings that route every tool call of a coding agent through the gate."""
     if client not in DIALECTS:
         raise ConfigError(f"unknown client `{client}`", hint="use claude-code, codex or gemini")
-    gate_args = ["--data-dir", str(data_dir.resolve()), "--approval-wait", f"{approval_wait:g}"]
+    where = ["--gate-url", gate_url] if gate_url else ["--data-dir", str(data_dir.resolve())]
+    gate_args = [*where, "--approval-wait", f"{approval_wait:g}"]
     timeout_s = int(approval_wait) + 30
     if client == "codex":
         if write is not None or managed:
