@@ -132,3 +132,13 @@ def test_agent_key_cannot_read_audit_status(full_world: World) -> None:
     with full_world.agent() as client:
         response = client.get("/v1/ops/audit/status")
     assert response.status_code == 403
+
+
+def test_dashboard_audit_page_shows_the_verification_result(full_world: World) -> None:
+    session_id = full_world.open_session(task="balance_check")
+    _decide(full_world, session_id)
+    operator, _ = full_world.operator("vic")
+    page = operator.get("/audit")
+    assert page.status_code == 200
+    assert "<strong>Verified</strong> with the deployment" in page.text
+    assert "is included under the signed root" in page.text
