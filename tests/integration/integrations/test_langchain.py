@@ -214,6 +214,28 @@ def test_a_tool_error_message_is_reported_as_a_failed_outcome(
     assert "no such account acc-8" in outcome["error"]
 
 
+def test_a_tool_returning_a_command_is_reported_with_its_message(
+    gatekeeper: ClearanceMiddleware, runtime: Runtime
+) -> None:
+    @tool
+    def read_account(account_id: str, runtime: ToolRuntime) -> Command[Any]:
+        """Read an account's balance into the conversation."""
+        reply = ToolMessage(f"{account_id}: 12.00", tool_call_id=runtime.tool_call_id or "")
+        return Command(update={"messages": [reply]})
+
+    model = ScriptedModel(
+        messages=iter([call("read_account", {"account_id": "acc-5"}), AIMessage(content="ok")])
+    )
+    agent = create_agent(
+        model, [read_account], middleware=[gatekeeper], checkpointer=InMemorySaver()
+    )
+    [message] = tool_messages(start(agent))
+    assert message.content == "acc-5: 12.00"
+    [outcome] = outcomes_for(runtime, decisions_in_log(runtime)[-1]["decision_id"])
+    assert outcome["success"] is True
+    assert outcome["output_size"] == len("acc-5: 12.00")
+
+
 def test_sandbox_obligation_refuses_an_in_process_tool(gatekeeper: ClearanceMiddleware) -> None:
     bank = Bank()
     agent, _ = agent_for([gatekeeper], bank, call("run_code", {"code": "print(1)"}))
