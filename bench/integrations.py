@@ -6,7 +6,8 @@ call checks its result, so a broken path cannot look fast. Figures go into docs/
 never into assertions. The LangChain middleware is also measured over the sidecar (real uvicorn on
 loopback, agent key), against the same gate. The OpenAI Agents SDK adapter is measured as whole
 ``Runner.run`` calls (the SDK's scripted model asks for one tool call, then answers), protected
-in process and over the sidecar, against the same run of the unprotected agent.
+in process and over the sidecar, against the same run of the unprotected agent. The MCP gateway
+is measured per ``tools/call`` against calling the same stdio downstream directly.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from agents.testing import ScriptedModel, assistant_message, function_call
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import tool
 from langgraph.prebuilt.tool_node import ToolCallRequest, ToolRuntime
+from mcp import Client, StdioServerParameters
 from tests.integration.integrations.kit import AGENT, init_data_dir
+from tests.integration.integrations.mcp_kit import MCP_POLICY, SERVER_SCRIPT
 from tests.integration.integrations.served import serve_sidecar
 
 from clearance.cli.runtime import open_runtime
@@ -34,6 +37,9 @@ from clearance.integrations.guard import Guard
 from clearance.integrations.hooks import HookAdapter
 from clearance.integrations.langchain import ClearanceMiddleware
 from clearance.integrations.mapping import SessionHandle
+from clearance.integrations.mcp_admission import Admission, fixed_session
+from clearance.integrations.mcp_downstream import Upstream
+from clearance.integrations.mcp_gateway import Gateway, session_grants
 from clearance.integrations.openai_agents import protect
 from clearance.integrations.sidecar import SidecarTransport
 from clearance.integrations.transport import InProcessTransport
@@ -118,6 +124,64 @@ def describe(name: str, samples: list[float]) -> tuple[str, float]:
     return f"{name:<28} median {median * 1e6:9.1f} us   p99 {p99 * 1e6:9.1f} us", median
 
 
+async def mcp_samples(gateways: dict[str, Gateway], ledger: Path) -> dict[str, list[float]]:
+    """Per-call times of tools/call: the stdio bank directly, then through each gateway front."""
+    args = {"amount": 5.0, "to_account": "acc-1"}
+    bank = StdioServerParameters(
+        command=sys.executable, args=[str(SERVER_SCRIPT)], env={"BANK_LEDGER": str(ledger)}
+    )
+    clients: dict[str, Any] = {"mcp downstream (no gate)": bank}
+    clients.update({name: gw.server() for name, gw in gateways.items()})
+    samples: dict[str, list[float]] = {}
+    for name, server in clients.items():
+        tool = "transfer_funds" if server is bank else "bank__transfer_funds"
+        async with Client(server) as client:
+            times = []
+            for _ in range(RUNS):
+                start = time.perf_counter()
+                result = await client.call_tool(tool, args)
+                times.append(time.perf_counter() - start)
+                if result.is_error:
+                    raise SystemExit(f"{name} broke: {result.content}")
+        samples[name] = times
+    return samples
+
+
+def mcp_lines(tmp: Path) -> list[str]:
+    """MCP gateway overhead per tools/call against calling the same downstream directly."""
+    data = tmp / "mcpdata"
+    init_data_dir(data, MCP_POLICY)
+    ledger = tmp / "ledger.jsonl"
+    runtime = open_runtime(data, clock=SystemClock())
+    try:
+        s = runtime.gate.open_session(agent_id=AGENT, task="payments", environment="staging")
+        session = SessionHandle(agent_id=s.agent_id, session_id=s.session_id)
+        upstreams = [Upstream("bank", StdioServerParameters(
+            command=sys.executable, args=[str(SERVER_SCRIPT)], env={"BANK_LEDGER": str(ledger)}))]  # fmt: skip
+        transport = InProcessTransport(runtime.gate, approvals=runtime.approvals)
+        with (
+            serve_sidecar(runtime) as served,
+            SidecarTransport.connect(served.base_url, api_key=served.agent_key) as over_http,
+        ):
+            gateways = {
+                "mcp gateway (in process)": Gateway(
+                    Admission(transport), fixed_session(session), upstreams,
+                    grants=session_grants(transport)),
+                "mcp gateway (sidecar)": Gateway(
+                    Admission(over_http), fixed_session(session), upstreams),
+            }  # fmt: skip
+            samples = asyncio.run(mcp_samples(gateways, ledger))
+    finally:
+        runtime.close()
+    (name, first), *rest = samples.items()
+    base_line, base = describe(name, first)
+    lines = [base_line]
+    for name, times in rest:
+        line, median = describe(name, times)
+        lines.append(f"{line}   x{median / base:,.1f} mcp direct, +{(median - base) * 1e3:.2f} ms")
+    return lines
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
@@ -193,6 +257,7 @@ def main() -> int:
                     )
         finally:
             runtime.close()
+        lines.extend(mcp_lines(Path(tmp)))
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
