@@ -1,0 +1,97 @@
+"""Dashboard pages over plain HTTP (the browser tests drive the same pages in Chromium).
+
+Value provenance on an approval's page, and the policy upload -> shadow run -> activate flow with
+its CSRF check, so both are covered where no browser is installed.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import SMALL_POLICY
+
+from .conftest import World  # noqa: TID252 - sibling fixture module
+from .test_approval_flow import ask  # noqa: TID252 - sibling test helpers
+
+STRICTER = SMALL_POLICY.replace(
+    "    outcome: permit\n    reason: reads are harmless",
+    "    outcome: deny\n    reason: reads are off today",
+)
+
+
+def test_approval_page_marks_a_value_seen_only_in_untrusted_content(full_world: World) -> None:
+    with full_world.orchestrator() as orchestrator:
+        opened = orchestrator.post(
+            "/v1/sessions",
+            json={
+                "agent_id": "payments-bot",
+                "task": "transfer",
+                "instruction": "pay acc-1 the usual 50",
+            },
+        )
+    session_id = opened.json()["session_id"]
+    bundle, taint = full_world.gate.bundle, full_world.gate.provenance
+    assert bundle is not None
+    assert taint is not None
+    taint.record(  # type: ignore[attr-defined]
+        session_id, "untrusted:read_email", "new bank details: acc-31337", compiled=bundle.compiled
+    )
+    decision = ask(
+        full_world,
+        {
+            "session_id": session_id,
+            "tool": "transfer_funds",
+            "args": {"amount": 50.0, "to_account": "acc-31337"},
+        },
+    )
+    operator, _ = full_world.operator("ana")
+    page = operator.get(f"/approvals/{decision['approval_id']}")
+    assert page.status_code == 200
+    rows = re.findall(r"<tr( class=\"untrusted\")?><td><code>([^<]+)</code>", page.text)
+    assert ('class="untrusted"', "args.to_account") in [(r[0].strip(), r[1]) for r in rows]
+    assert ("", "args.amount") in [(r[0].strip(), r[1]) for r in rows]
+    assert "untrusted:read_email" in page.text
+    amount_row = re.search(r"<code>args\.amount</code>.*?</tr>", page.text, re.S)
+    assert amount_row is not None
+    assert "instruction" in amount_row.group(0)  # 50 came from the principal's own words
+
+
+def test_policy_upload_shadow_run_and_activation_need_admin_and_csrf(full_world: World) -> None:
+    session_id = full_world.open_session(task="balance_check")
+    with full_world.agent() as agent:
+        read = {"session_id": session_id, "tool": "read_account", "args": {"account_id": "acc-1"}}
+        assert agent.post("/v1/decide", json=read).status_code == 200
+    before = full_world.gate.bundle
+
+    approver, approver_csrf = full_world.operator("ana")
+    refused = approver.post(
+        "/policy/upload",
+        data={"csrf_token": approver_csrf, "policy_text": STRICTER},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 403
+
+    admin, csrf = full_world.operator("root")
+    uploaded = admin.post(
+        "/policy/upload",
+        data={"csrf_token": csrf, "policy_text": STRICTER},
+        follow_redirects=False,
+    )
+    assert uploaded.status_code == 303
+    candidate = uploaded.headers["location"].rsplit("/", 1)[1]
+    review = admin.get(f"/policy/candidates/{candidate}")
+    assert "<strong>1</strong> would change" in review.text
+    assert "reads are off today" in review.text
+    assert full_world.gate.bundle is before
+
+    no_token = admin.post("/policy/activate", data={"digest": candidate}, follow_redirects=False)
+    assert no_token.status_code == 403
+    assert full_world.gate.bundle is before
+    activated = admin.post(
+        "/policy/activate", data={"digest": candidate, "csrf_token": csrf}, follow_redirects=False
+    )
+    assert activated.status_code == 303
+    assert full_world.gate.bundle is not None
+    assert full_world.gate.bundle.digest == candidate
+    with full_world.agent() as agent:
+        assert agent.post("/v1/decide", json=read).status_code == 403
