@@ -336,19 +336,23 @@ class Protection:
         self._decided[request.idempotency_key or ""] = decision
         return decision
 
-    def _authorize(self, request: Request) -> Decision:
-        """The PERMIT for ``request`` (reusing ``needs_approval``'s answer), or ``ToolRefused``.
+    def _held(self, request: Request) -> Decision | None:
+        """``needs_approval``'s answer for exactly ``request``, unless it was an APPROVAL.
 
         An APPROVAL is always asked again with a status read: the run may have resumed after an
         approval, and only clearance's approval state says whether a human granted it.
         """
         held = self._decided.pop(request.idempotency_key or "", None)
         if (
-            held is not None
-            and held.request_digest == request.digest
-            and held.outcome is not Outcome.APPROVAL
+            held is None
+            or held.request_digest != request.digest
+            or held.outcome is Outcome.APPROVAL
         ):
-            return enforce(held, approval_url=self.approval_url)
+            return None
+        return held
+
+    def _authorize(self, request: Request) -> Decision:
+        """The gate's PERMIT for ``request``, waiting on (or reading) an approval; or ToolRefused."""
         wait_s = max(self.approval_wait_s, ONE_STATUS_READ_S)
         return authorize(self.transport, request, approval_url=self.approval_url, wait_s=wait_s)
 
@@ -363,7 +367,11 @@ class Protection:
             )
         try:
             request = self._request(ctx.tool_name, _arguments(ctx.tool_arguments), ctx.tool_call_id)
-            decision = await asyncio.to_thread(self._authorize, request)
+            held = self._held(request)
+            if held is not None:
+                decision = enforce(held, approval_url=self.approval_url)
+            else:
+                decision = await asyncio.to_thread(self._authorize, request)
             if sandbox_obligation(decision) is not None:
                 raise SandboxRequired(ctx.tool_name, decision)
         except GateUnavailable as exc:
