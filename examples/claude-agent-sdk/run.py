@@ -111,7 +111,8 @@ class ScriptedCLI(Transport):
                          "response": response},
         })  # fmt: skip
 
-    async def _ask_sdk(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def ask_sdk(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Send the SDK one control request, as the CLI does, and return its answer."""
         self._counter += 1
         request_id = f"cli_{self._counter}"
         self._waiting[request_id] = anyio.Event()
@@ -131,7 +132,7 @@ class ScriptedCLI(Transport):
             if pattern not in (None, "", "*") and not re.fullmatch(pattern, tool):
                 continue
             for callback_id in matcher["hookCallbackIds"]:
-                answers.append(await self._ask_sdk({
+                answers.append(await self.ask_sdk({
                     "subtype": "hook_callback", "callback_id": callback_id,
                     "input": payload, "tool_use_id": payload["tool_use_id"],
                 }))  # fmt: skip
@@ -151,7 +152,7 @@ class ScriptedCLI(Transport):
                 return ToolRun(
                     ran=False, tool_input=tool_input, reason=decision["permissionDecisionReason"]
                 )
-        permission = await self._ask_sdk({
+        permission = await self.ask_sdk({
             "subtype": "can_use_tool", "tool_name": tool, "input": tool_input,
             "tool_use_id": tool_use_id, "permission_suggestions": [],
         })  # fmt: skip

@@ -12,6 +12,10 @@ APPROVAL               waits for the operator, then as PERMIT or DENY   same
 SILENCE / unreachable  exit 2, reason on stderr                         exit 2
 =====================  ===============================================  ========================
 
+The dialect-free part - decide, wait for an approval, record the outcome - is
+:class:`ToolEventGate`; :class:`HookAdapter` spells its answers in a dialect, and the Claude Agent
+SDK adapter (``clearance.integrations.claude_sdk``) uses the same core in process.
+
 APPROVAL is never answered with the client's own ``ask``: the person at that prompt is the
 principal whose agent made the call, and clearance forbids self-approval. The hook waits (up to
 ``approval_wait_s``, shorter than the client's hook timeout) for an operator to approve through

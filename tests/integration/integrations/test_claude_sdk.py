@@ -282,6 +282,32 @@ def test_the_sdk_plumbing_carries_the_gates_answers(
     assert outcomes_for(hook_runtime, decision_id)[0]["success"] is True
 
 
+def test_through_the_sdk_a_dead_gate_or_a_crashing_callback_blocks(
+    hook_session: SessionHandle,
+) -> None:
+    example = load_example()
+    dead = DeadSidecar()
+    gate = ClaudeGate(dead, hook_session)
+    cli = example.ScriptedCLI()
+    options = ClaudeAgentOptions(can_use_tool=gate.can_use_tool, hooks=gate.hooks())
+    ran: list[dict[str, Any]] = []
+
+    async def session() -> tuple[Any, Any]:
+        async with ClaudeSDKClient(options, transport=cli):
+            down = await cli.call_tool("Bash", {"command": "git status"}, "toolu_d", ran.append)
+            (hook_id,) = cli.registered["PreToolUse"][0]["hookCallbackIds"]
+            crash = await cli.ask_sdk(  # a malformed event makes the callback raise
+                {"subtype": "hook_callback", "callback_id": hook_id, "input": {}}
+            )
+        return down, crash
+
+    down, crash = anyio.run(session)
+    assert not down.ran
+    assert ran == []
+    assert "the gate could not be reached" in down.reason
+    assert "blocked" in crash  # an error answer: under onFailure=block the CLI blocks the call
+
+
 @pytest.mark.slow
 def test_the_example_runs_offline() -> None:
     example = load_example()
