@@ -7,7 +7,8 @@ at the wall-clock instant ``--start`` so that their requests really race.
   idempotency keys as the other replicas; print ``{"key", "won", "winner"}`` per key.
 * ``watch``: subscribe to ``--channel``; on every notice re-read the kv flag; print ``{"ready"}``
   once listening and ``{"seen", "at"}`` when the flag appears.
-* ``load``: record decisions for ``--seconds``; print one ``{"at", "ok", "error", "id"}`` per call.
+* ``load``: print ``{"ready"}`` once connected, record decisions for ``--seconds``, then print one
+  ``{"at", "ok", "error", "id"}`` per call.
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ def run_load(store: PostgresStore, args: argparse.Namespace) -> None:
     def emit(**fields: Any) -> None:
         lines.append(fields)
 
+    sys.stdout.write(json.dumps({"ready": True}) + "\n")  # connected: the test may time its outage
+    sys.stdout.flush()
     wait_until(args.start)
     end = time.time() + args.seconds
     n = 0

@@ -168,6 +168,8 @@ def _run_load_with_outage(url: str, spawn: Any, outage: Any) -> None:
         spawn("load", url, "--name", f"l{i}", "--seconds", "9", "--start", str(start))
         for i in range(REPLICAS)
     ]
+    for replica in replicas:  # on a loaded machine an interpreter may start after `start`
+        assert replica.readline(timeout=60) == {"ready": True}
     time.sleep(max(0.0, start - time.time()) + 2.5)
     down = time.time()
     outage()
