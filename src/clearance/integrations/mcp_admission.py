@@ -228,13 +228,20 @@ class Admission:
                 )
             )
             return types.InputRequiredResult(input_requests={APPROVAL_INPUT_KEY: ask})
-        answer = await ctx.session.elicit_url(
-            message, url, exc.approval_id, related_request_id=ctx.request_id
-        )
+        try:
+            answer = await ctx.session.elicit_url(
+                message, url, exc.approval_id, related_request_id=ctx.request_id
+            )
+        except Exception as failed:  # the client could not be asked: it gets the pending answer
+            log.info("URL elicitation for %s failed: %s", exc.approval_id, failed)
+            raise exc from failed
         if answer.action != "accept":
             raise exc
         decision = await self._resume(request, held, wait_s=self.elicitation_wait_s)
-        await ctx.session.send_elicit_complete(exc.approval_id)
+        try:
+            await ctx.session.send_elicit_complete(exc.approval_id)
+        except Exception:  # a courtesy notice; the call itself is already approved
+            log.info("no elicitation/complete for %s", exc.approval_id, exc_info=True)
         return decision
 
     async def _resume(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import mcp.types as types
 from mcp import Client
@@ -11,6 +11,7 @@ from mcp.server.mcpserver import MCPServer
 from tests.integration.integrations.kit import (
     DeadSidecar,
     approve,
+    claim_token,
     decisions_in_log,
     first_pending,
     outcomes_for,
@@ -18,8 +19,8 @@ from tests.integration.integrations.kit import (
 from tests.integration.integrations.mcp_kit import DASHBOARD, text
 
 from clearance.cli.runtime import Runtime
-from clearance.integrations.mapping import SessionHandle, approval_link
-from clearance.integrations.mcp_admission import Admission, fixed_session
+from clearance.integrations.mapping import SessionHandle, approval_link, build_request
+from clearance.integrations.mcp_admission import TOKEN_META_KEY, Admission, fixed_session
 from clearance.integrations.mcp_gateway import session_grants
 from clearance.integrations.mcp_middleware import gate_server
 from clearance.integrations.transport import InProcessTransport, Transport
@@ -150,4 +151,36 @@ def test_malformed_call_parameters_never_reach_the_handler(
 
     result = asyncio.run(script())
     assert result.is_error
+    assert calls == []
+
+
+def test_a_forged_or_foreign_token_in_meta_runs_nothing(
+    runtime: Runtime, session: SessionHandle
+) -> None:
+    """A client that invents a token, or replays one minted for other arguments, gets a refusal."""
+    calls: list[tuple[str, dict[str, Any]]] = []
+    transport = InProcessTransport(runtime.gate, approvals=runtime.approvals)
+    server = gated(transport, session, calls)
+    approved = {"amount": 5000.0, "to_account": "acc-2"}
+    pending = runtime.gate.decide(build_request(session, "transfer_funds", approved))
+    assert pending.approval_id is not None
+    approve(runtime, pending.approval_id)
+    token = claim_token(runtime, pending, session)
+
+    async def script() -> list[types.CallToolResult]:
+        async with Client(server) as client:
+            forged = await client.call_tool(
+                "transfer_funds", approved, meta=cast(Any, {TOKEN_META_KEY: "apt_forged"})
+            )
+            foreign = await client.call_tool(
+                "transfer_funds",
+                {"amount": 5000.0, "to_account": "acc-666"},
+                meta=cast(Any, {TOKEN_META_KEY: token}),
+            )
+            return [forged, foreign]
+
+    forged, foreign = asyncio.run(script())
+    assert forged.is_error
+    assert foreign.is_error
+    assert "invalid-token" in text(foreign)
     assert calls == []

@@ -86,6 +86,9 @@ def proxy(
     data_dir: Annotated[
         Path, typer.Option("--data-dir", "-d", help="The gate's data directory.")
     ] = DEFAULT_DATA_DIR,
+    store: Annotated[
+        str | None, typer.Option("--store", help="Store URL (default: the data dir's).")
+    ] = None,
     http: Annotated[
         str | None,
         typer.Option(help="Serve streamable HTTP on HOST:PORT instead of stdio (loopback)."),
@@ -114,7 +117,7 @@ def proxy(
     if address is not None:
         check_bind(address[0], unsafe_allow_remote=unsafe_allow_remote)
     stdio_session = SessionHandle.from_env() if address is None else None
-    runtime = open_runtime(data_dir)
+    runtime = open_runtime(data_dir, store_url=store)
     try:
         transport = InProcessTransport(runtime.gate, approvals=runtime.approvals)
         admission = Admission(
