@@ -50,3 +50,16 @@ def test_the_replica_id_names_the_audit_shard_of_the_runtime(tmp_path: Path) -> 
         assert runtime.control.killswitch.replica == "gate-b"
     finally:
         runtime.close()
+
+
+def test_serve_settings_reach_the_runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clearance.cli.commands.serve import open_service
+
+    data_dir = tmp_path / "gate"
+    CliRunner().invoke(app, ["init", "--data-dir", str(data_dir)], catch_exceptions=False)
+    monkeypatch.setenv("CLEARANCE_REPLICA_ID", "gate-c")
+    runtime, _ = open_service(load_settings(data_dir=data_dir))
+    try:
+        assert "/gate-c/" in runtime.audit_log.origin
+    finally:
+        runtime.close()
