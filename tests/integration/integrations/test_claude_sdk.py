@@ -31,6 +31,7 @@ from tests.integration.integrations.hook_kit import (
     hook_session,
 )
 from tests.integration.integrations.kit import (
+    AGENT,
     APPROVER,
     DeadSidecar,
     approve,
@@ -38,11 +39,13 @@ from tests.integration.integrations.kit import (
     operator_thread,
     outcomes_for,
 )
+from tests.integration.integrations.served import serve_sidecar
 
 from clearance.cli.runtime import Runtime
 from clearance.gate.clock import SystemClock
 from clearance.integrations.claude_sdk import HOOK_MARGIN_S, ClaudeGate
 from clearance.integrations.mapping import SessionHandle, approval_link
+from clearance.integrations.sidecar import SidecarTransport
 from clearance.integrations.transport import InProcessTransport
 
 __all__ = ["hook_dir", "hook_runtime", "hook_session"]
@@ -110,6 +113,24 @@ def test_approval_round_trip_through_the_approval_service(
     assert outcomes[0] == ("APPROVAL", "git-push")
     assert outcomes[-1][0] == "PERMIT"
     assert outcomes[-1][1].startswith("approval:")
+
+
+def test_approval_round_trip_over_the_sidecar(hook_runtime: Runtime) -> None:
+    opened = hook_runtime.gate.open_session(agent_id=AGENT, task="coding", environment="staging")
+    session = SessionHandle(agent_id=AGENT, session_id=opened.session_id)
+    with (
+        serve_sidecar(hook_runtime) as served,
+        SidecarTransport.connect(served.base_url, api_key=served.agent_key, poll_s=0.05) as http,
+    ):
+        gate = ClaudeGate(http, session, approval_wait_s=10.0)
+        approver = operator_thread(hook_runtime, lambda aid: approve(hook_runtime, aid))
+        result = ask(gate, "git push origin main", "toolu_remote")
+        approver.join()
+        denied = ask(gate, "rm -rf /", "toolu_remote_rm")
+    assert isinstance(result, PermissionResultAllow)
+    assert isinstance(denied, PermissionResultDeny)
+    assert "no-rm" in denied.message
+    assert decisions_in_log(hook_runtime)[1]["rule"].startswith("approval:")
 
 
 def test_unanswered_approval_times_out_as_deny(

@@ -78,7 +78,7 @@ def gemini_before(file_path: str) -> dict[str, Any]:
     """A Gemini CLI BeforeTool event (4.7)."""
     return {
         "session_id": "gemini-1",
-        "transcript_path": "/home/dev/.gemini/tmp/t.json",
+        "transcript_path": "/home/dev/.gemini/t.json",
         "cwd": "/home/dev/project",
         "hook_event_name": "BeforeTool",
         "timestamp": "2026-03-01T12:00:00Z",
