@@ -38,6 +38,11 @@ def test_demo_runs_the_whole_story(tmp_path: Path) -> None:
     assert "every decision matched the policy and the evidence verified" in result.stdout
     assert "rule scope" in result.stdout
     assert "invalid-token" in result.stdout
+    # the live gate: the dashboard address, the breaker holding the unexpected call, its alert
+    assert "gate and dashboard: http://127.0.0.1:" in result.stdout
+    assert "rule breaker:unusual-sequence" in result.stdout
+    assert "ALERT [WARNING] breaker on agent:finance-agent" in result.stdout
+    assert "breakers tripped: 0" in result.stdout  # the normal morning trips nothing
 
 
 def test_init_decide_and_replay(tmp_path: Path) -> None:

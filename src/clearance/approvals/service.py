@@ -45,7 +45,7 @@ from clearance.approvals.rules import (
     required_approvals,
 )
 from clearance.approvals.settings import ApprovalSettings, resolve
-from clearance.approvals.summary import DEFAULT_TEMPLATE, mask_args
+from clearance.approvals.summary import default_template, mask_args
 from clearance.approvals.tokens import IntentClaims, IntentKey, RejectedToken, new_token, token_hash
 from clearance.errors import (
     ApprovalError,
@@ -223,7 +223,9 @@ class ApprovalService:
             "delegation": list(session.delegation),
             "history": self._history(request, settings.history),
         }
-        template = settings.templates.get(request.tool, DEFAULT_TEMPLATE)
+        template = settings.templates.get(request.tool) or default_template(
+            request.args, target=request.target, reasoning=request.reasoning
+        )
         summary = template.render(
             {
                 "args": request.args,

@@ -202,7 +202,24 @@ def _parse_field(body: str, where: str) -> _Field:
     return _Field(path=path, filters=tuple(filters))
 
 
-DEFAULT_TEMPLATE = compile_template(
-    "{request.agent_id} wants {request.tool}.{request.action} on {request.target}: "
-    "{request.reasoning}"
-)
+_ARG_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_DEFAULT_ARGS = 8
+
+
+def default_template(
+    args: Mapping[str, Any], *, target: str | None = None, reasoning: str | None = None
+) -> Template:
+    """The summary of a tool without a template: who, what, on what, each argument, and why.
+
+    Every argument goes through the same masking as a written template's placeholders, so a tool
+    nobody wrote a template for still shows its context, never its secrets.
+    """
+    names = [n for n in args if _ARG_NAME.match(n)][:_DEFAULT_ARGS]
+    shown = ", ".join(f"{n}={{args.{n}}}" for n in names)
+    more = ", …" if len(args) > len(names) else ""
+    text = "{request.agent_id} wants {request.tool}"
+    if target is not None:
+        text += " on {request.target}"
+    if shown or more:
+        text += f" ({shown}{more})"
+    return compile_template(text + (": {request.reasoning}" if reasoning else ""))

@@ -1,4 +1,4 @@
-"""A recorded history to run operations tools on: the FinanceApp demo story, played once."""
+"""A recorded history to run operations tools on: the FinanceApp demo story, played once live."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
-from clearance.cli.commands.demo import Story, _approval_act, _injection_act, _prepare
 from clearance.cli.runtime import key_paths
+from clearance.cli.showcase import prepare, run_live, story
 
 
 @dataclass(frozen=True)
@@ -24,15 +25,16 @@ class History:
 @pytest.fixture(scope="package")
 def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     data_dir = tmp_path_factory.mktemp("history") / ".clearance"
-    runtime = _prepare(data_dir)
+    runtime = prepare(data_dir)
     try:
-        story = Story(runtime)
-        _injection_act(story)
-        _approval_act(story, auto=True)
+        live, ok = run_live(
+            runtime, Console(quiet=True), port=0, act=lambda live: story(live, auto=True, wait_s=5)
+        )
+        assert ok
         runtime.audit_log.checkpoint_now()
-        sessions = [s.decision for s in story.steps]
-        injected = runtime.store.get_decision(sessions[0].decision_id)
-        transfer = runtime.store.get_decision(sessions[2].decision_id)
+        steps = {s.act: s.decision for s in live.steps}
+        injected = runtime.store.get_decision(steps["injected transfer"].decision_id)
+        transfer = runtime.store.get_decision(steps["pay the invoice"].decision_id)
         assert injected is not None
         assert transfer is not None
     finally:

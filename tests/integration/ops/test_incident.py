@@ -17,6 +17,7 @@ from clearance.audit.verify.errors import ExitCode, Severity, exit_code
 from clearance.audit.verify.incident import verify_bundle
 from clearance.cli.commands import ops
 from clearance.cli.runtime import store_url_for
+from clearance.cli.showcase import WARMUP_CALLS
 from clearance.errors import ConfigError
 from clearance.formats.note import VerifierKey
 from clearance.gate.forensics import IncidentQuery, export_incident
@@ -172,7 +173,9 @@ def test_since_selects_by_time_and_rejects_naive_times(history: History) -> None
         for e in everything["entries"]
         if '"kind":"decision"' in e["header"]
     }
-    assert sessions == {history.injected_session, history.transfer_session}
+    # every session of the story: the normal morning's, the injected, the report, the transfer
+    assert {history.injected_session, history.transfer_session} <= sessions
+    assert len(sessions) == WARMUP_CALLS + 3
     with pytest.raises(ConfigError, match="no audit entry"):
         _export(history, IncidentQuery(since="2999-01-01T00:00:00+00:00"))
     with pytest.raises(ConfigError, match="timezone"):

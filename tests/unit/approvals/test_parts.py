@@ -13,7 +13,7 @@ from tests.approvals_kit import ALICE, BOB, Kit, kit_fixture  # noqa: F401
 from clearance.approvals.backlog import BacklogMonitor
 from clearance.approvals.notify import Notification, WebhookNotifier, slack_payload
 from clearance.approvals.service import State
-from clearance.approvals.summary import compile_template, mask_args
+from clearance.approvals.summary import compile_template, default_template, mask_args
 from clearance.approvals.tokens import IntentClaims, IntentKey, RejectedToken, new_token, token_hash
 from clearance.approvals.waiting import PendingApproval, await_approval, wait_for_approval
 from clearance.errors import ConfigError
@@ -215,3 +215,22 @@ def test_webhook_posts_escaped_slack_json() -> None:
     assert "&lt;!channel&gt;" in received[0]["text"]
     with pytest.raises(ConfigError):
         WebhookNotifier("file:///etc/passwd")
+
+
+def test_a_tool_without_a_template_shows_its_arguments_masked() -> None:
+    args = {"url": "https://api.example/sync", "api_key": "sk-live-0123456789abcdef", "n": 3}
+    values = {
+        "args": args,
+        "request": {"agent_id": "bot", "tool": "fetch_url", "target": None, "reasoning": "rates"},
+    }
+    text = default_template(args, reasoning="rates").render(values, mask=frozenset({"n"}))
+    assert (
+        text == "bot wants fetch_url (url=https://api.example/sync, api_key=[masked], n=*3): rates"
+    )
+
+
+def test_the_default_summary_names_a_target_and_omits_what_is_missing() -> None:
+    values = {"args": {}, "request": {"agent_id": "bot", "tool": "deploy", "target": "prod-eu"}}
+    assert default_template({}, target="prod-eu").render(values, mask=frozenset()) == (
+        "bot wants deploy on prod-eu"
+    )
