@@ -48,6 +48,7 @@ def test_kill_status_resume_round_trip(data_dir: Path) -> None:
     assert {e["hook"]: e["count"] for e in stop["effects"]} == {
         "approvals.cancelled": 0,
         "tokens.revoked": 0,
+        "credentials.revoked": 0,
     }
     code, out = run("resume", "agent:bot", "--reason", "fixed", "--operator", "alice")
     assert code == 0, out

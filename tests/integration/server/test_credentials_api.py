@@ -273,3 +273,39 @@ def test_an_operator_cookie_or_orchestrator_key_cannot_exchange(brokered_world: 
     assert operator.post("/v1/credentials", json=body).status_code == 401
     with brokered_world.orchestrator() as client:
         assert client.post("/v1/credentials", json=body).status_code == 403
+
+
+def test_a_halt_typed_into_the_cli_revokes_the_leases_the_service_issued(
+    brokered_world: World, brokered_runtime: Runtime
+) -> None:
+    from typer.testing import CliRunner
+
+    from clearance.cli.commands.control import app
+
+    session_id = brokered_world.open_session(task="balance_check")
+    leased = _exchange(
+        brokered_world,
+        {
+            "session_id": session_id,
+            "tool": "read_account",
+            "decision_id": _permit(brokered_world, session_id),
+        },
+    )
+    assert leased.status_code == 200
+    data_dir = brokered_runtime.data_dir
+    result = CliRunner().invoke(
+        app,
+        [
+            "kill",
+            "agent:payments-bot",
+            "--reason",
+            "credential leak",
+            "--operator",
+            "alice",
+            "--data-dir",
+            str(data_dir),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "credentials.revoked=1" in result.output
+    assert brokered_runtime.credentials.store.active_leases("payments-bot") == []

@@ -69,6 +69,7 @@ def _plane(data_dir: Path, store: str | None) -> Iterator[tuple[Runtime, Control
         )
         plane.killswitch.on_halt("approvals.cancelled", agent_hook(runtime.approvals.cancel_for))
         plane.killswitch.on_halt("tokens.revoked", agent_hook(runtime.approvals.revoke_tokens_for))
+        plane.killswitch.on_halt("credentials.revoked", agent_hook(runtime.credentials.revoke_for))
         runtime.gate.pre_checks.insert(0, plane.killswitch)
         yield runtime, plane
         router.close(timeout=5.0)
