@@ -69,6 +69,33 @@ def test_whole_server_rules_match_every_tool_of_that_server(tmp_path: Path) -> N
         assert (denied.outcome, denied.rule) == (Outcome.DENY, "claude-deny-1")
 
 
+def test_every_specifier_form_decides_as_written(tmp_path: Path) -> None:
+    settings = {
+        "permissions": {
+            "allow": ["Task(reviewer)", "WebFetch(domain:*.example.com)", "Edit(docs/*.md)",
+                      "Bash(git status)", "TodoWrite"],
+            "deny": ["Read(~/.aws/**)", "Read(//etc/**)", "Edit(./docs/secret/)"],
+        }
+    }  # fmt: skip
+    cases = [
+        ("Task", {"prompt": "review", "subagent_type": "reviewer"}, Outcome.PERMIT),
+        ("Task", {"prompt": "deploy", "subagent_type": "deployer"}, Outcome.DENY),
+        ("WebFetch", {"url": "https://api.example.com/v1"}, Outcome.PERMIT),
+        ("WebFetch", {"url": "https://example.com.evil.net/"}, Outcome.DENY),
+        ("Write", {"file_path": f"{PROJECT}/docs/guide.md", "content": "x"}, Outcome.PERMIT),
+        ("Edit", {"file_path": f"{PROJECT}/docs/deep/guide.md"}, Outcome.DENY),
+        ("Edit", {"file_path": f"{PROJECT}/docs/secret/keys.md"}, Outcome.DENY),
+        ("Bash", {"command": "git status"}, Outcome.PERMIT),
+        ("Bash", {"command": "git status --porcelain"}, Outcome.DENY),
+        ("TodoWrite", {"todos": []}, Outcome.PERMIT),
+        ("Read", {"file_path": "/home/dev/.aws/credentials"}, Outcome.DENY),
+        ("Read", {"file_path": "/etc/shadow"}, Outcome.DENY),
+    ]
+    with imported_gate(tmp_path / "d", settings) as gate:
+        got = [(tool, args, gate.decide(tool, args).outcome) for tool, args, _ in cases]
+    assert got == cases
+
+
 def test_untranslatable_rules_are_reported_not_dropped() -> None:
     settings = {
         "permissions": {
