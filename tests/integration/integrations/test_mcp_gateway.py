@@ -28,6 +28,7 @@ from tests.integration.integrations.mcp_kit import (
     mcp_session,
     text,
 )
+from tests.integration.integrations.served import serve_sidecar
 
 __all__ = ["ledger", "mcp_json", "mcp_runtime", "mcp_session"]  # fixtures
 
@@ -295,3 +296,37 @@ def test_an_accepted_elicitation_without_the_operator_approves_nothing(
     assert denied.is_error
     assert "payee not verified" in text(denied)
     assert ledger_lines(ledger) == []
+
+
+def test_clearance_mcp_proxy_over_stdio_asking_the_sidecar(
+    mcp_runtime: Runtime, mcp_session: SessionHandle, mcp_json: Path, ledger: Path
+) -> None:
+    """With --gate-url the gateway process opens no data directory: the sidecar decides and
+    records, with the agent key from the client's environment."""
+    from mcp import StdioServerParameters
+
+    code = "from clearance.cli.commands.mcp import app; app(prog_name='clearance mcp')"
+    with serve_sidecar(mcp_runtime) as served:
+        front = StdioServerParameters(
+            command=sys.executable,
+            args=["-c", code, "proxy", "--upstreams", str(mcp_json), "--gate-url", served.base_url],
+            env={
+                "CLEARANCE_AGENT_ID": mcp_session.agent_id,
+                "CLEARANCE_SESSION_ID": mcp_session.session_id,
+                "CLEARANCE_AGENT_KEY": served.agent_key,
+                "PATH": "/usr/bin:/bin",
+            },
+        )
+
+        async def main() -> tuple[types.CallToolResult, types.CallToolResult]:
+            async with Client(front) as client:
+                ok = await client.call_tool("bank__read_account", {"account_id": "acc-1"})
+                no = await client.call_tool("bank__delete_records", {"table": "payees"})
+                return ok, no
+
+        ok, no = asyncio.run(main())
+    assert text(ok) == "acc-1: 120.00"
+    assert "never-delete" in text(no)
+    assert [e["tool"] for e in ledger_lines(ledger)] == ["read_account"]
+    permit = next(d for d in decisions_in_log(mcp_runtime) if d["outcome"] == "PERMIT")
+    assert outcomes_for(mcp_runtime, permit["decision_id"])[0]["success"] is True

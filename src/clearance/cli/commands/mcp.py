@@ -2,24 +2,29 @@
 
 Point the client at ``clearance mcp proxy --upstreams mcp.upstream.json`` instead of at the servers
 themselves. Over stdio (the default) the session is the one the launcher opened and exported in
-``CLEARANCE_AGENT_ID`` and ``CLEARANCE_SESSION_ID``. With ``--http 127.0.0.1:8788`` the gateway
-serves streamable HTTP at ``/mcp``; each client authenticates with an agent key
-(``Authorization: Bearer clr_agent_...``) and names its session in the ``Clearance-Session``
-header (or uses ``--session``). Either way the gate is the data directory's, in this process.
+``CLEARANCE_AGENT_ID`` and ``CLEARANCE_SESSION_ID``; the gate is the data directory's, in this
+process, or with ``--gate-url`` the sidecar's, reached with the agent key in
+``CLEARANCE_AGENT_KEY``. With ``--http 127.0.0.1:8788`` the gateway serves streamable HTTP at
+``/mcp``; each client authenticates with an agent key (``Authorization: Bearer clr_agent_...``)
+and names its session in the ``Clearance-Session`` header (or uses ``--session``).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypedDict
 
 import anyio
 import typer
 
+from clearance.cli.commands.hook import AGENT_KEY_ENV, GATE_URL_ENV
 from clearance.cli.runtime import DEFAULT_DATA_DIR, Runtime, open_runtime
 from clearance.errors import ConfigError
-from clearance.integrations.mapping import SessionHandle, approval_link
-from clearance.integrations.mcp_admission import Admission, Identify, fixed_session
+from clearance.integrations.mapping import ApprovalLink, SessionHandle, approval_link
+from clearance.integrations.mcp_admission import Admission, Grants, fixed_session
 from clearance.integrations.mcp_downstream import load_upstreams
 from clearance.integrations.mcp_front import (
     AgentIdentity,
@@ -31,7 +36,8 @@ from clearance.integrations.mcp_front import (
     serve_http,
 )
 from clearance.integrations.mcp_gateway import Gateway, session_grants
-from clearance.integrations.transport import InProcessTransport
+from clearance.integrations.sidecar import SidecarTransport
+from clearance.integrations.transport import InProcessTransport, Transport
 from clearance.model.session import Session
 from clearance.server.identity import AgentPrincipal, AuthenticationError, IdentityService
 from clearance.store.identity_sql import identity_store
@@ -89,6 +95,14 @@ def proxy(
     store: Annotated[
         str | None, typer.Option("--store", help="Store URL (default: the data dir's).")
     ] = None,
+    gate_url: Annotated[
+        str | None,
+        typer.Option(
+            "--gate-url",
+            envvar=GATE_URL_ENV,
+            help=f"stdio: ask the sidecar at this URL (agent key in `{AGENT_KEY_ENV}`).",
+        ),
+    ] = None,
     http: Annotated[
         str | None,
         typer.Option(help="Serve streamable HTTP on HOST:PORT instead of stdio (loopback)."),
@@ -113,30 +127,67 @@ def proxy(
 ) -> None:
     """Serve the gateway; every tools/call is decided by the gate first."""
     servers = load_upstreams(upstreams)
-    address = parse_address(http) if http is not None else None
-    if address is not None:
-        check_bind(address[0], unsafe_allow_remote=unsafe_allow_remote)
-    stdio_session = SessionHandle.from_env() if address is None else None
+    approvals = ApprovalOptions(
+        approval_url=approval_link(dashboard_url) if dashboard_url else None,
+        approval_wait_s=approval_wait,
+        elicitation_wait_s=elicitation_wait,
+    )
+    if http is None:
+        handle = SessionHandle.from_env()
+        with _stdio_gate(data_dir, store, gate_url) as (transport, grants):
+            admission = Admission(transport, **approvals)
+            gateway = Gateway(admission, fixed_session(handle), servers, grants=grants)
+            anyio.run(gateway.serve_stdio)
+        return
+    if gate_url:
+        raise ConfigError(
+            "the HTTP front checks agent keys in the data directory's store, not over the sidecar",
+            hint="run `clearance mcp proxy --http` beside the gate, with `--data-dir`/`--store`",
+        )
+    host, port = parse_address(http)
+    check_bind(host, unsafe_allow_remote=unsafe_allow_remote)
     runtime = open_runtime(data_dir, store_url=store)
     try:
         transport = InProcessTransport(runtime.gate, approvals=runtime.approvals)
-        admission = Admission(
-            transport,
-            approval_url=approval_link(dashboard_url) if dashboard_url else None,
-            approval_wait_s=approval_wait,
-            elicitation_wait_s=elicitation_wait,
-        )
-        identify: Identify = (
-            fixed_session(stdio_session)
-            if stdio_session is not None
-            else HTTPSessions(session_lookup(runtime), default_session_id=session)
-        )
+        identify = HTTPSessions(session_lookup(runtime), default_session_id=session)
+        admission = Admission(transport, **approvals)
         gateway = Gateway(admission, identify, servers, grants=session_grants(transport))
-        if address is None:
-            anyio.run(gateway.serve_stdio)
-            return
-        host, port = address
         front = http_app(gateway, key_checker(runtime), host=host, port=port)
         anyio.run(lambda: serve_http(front, host, port, unsafe_allow_remote=unsafe_allow_remote))
+    finally:
+        runtime.close()
+
+
+class ApprovalOptions(TypedDict):
+    """How the gateway's admission handles approvals (the proxy's options)."""
+
+    approval_url: ApprovalLink | None
+    approval_wait_s: float
+    elicitation_wait_s: float
+
+
+@contextmanager
+def _stdio_gate(
+    data_dir: Path, store: str | None, gate_url: str | None
+) -> Iterator[tuple[Transport, Grants | None]]:
+    """The sidecar when a URL is given (every tool listed), else the data directory's gate.
+
+    Over the sidecar the sidecar is the one writer of the audit shard, so several clients may each
+    start their own gateway; the sidecar API does not expose grants, so nothing is hidden.
+    """
+    if gate_url:
+        key = os.environ.get(AGENT_KEY_ENV, "")
+        if not key:
+            raise ConfigError(
+                f"`--gate-url` needs the agent key in `{AGENT_KEY_ENV}`",
+                hint="create one with `clearance users agent-key` and put it in the client's env",
+            )
+        with SidecarTransport.connect(gate_url, api_key=key) as sidecar:
+            yield sidecar, None
+        return
+    runtime = open_runtime(data_dir, store_url=store)
+    try:
+        transport = InProcessTransport(runtime.gate, approvals=runtime.approvals)
+        yield transport, session_grants(transport)
     finally:
         runtime.close()
