@@ -17,15 +17,17 @@ turns into a PERMIT: callers that catch ``GateClientError`` must not dispatch::
 
 from __future__ import annotations
 
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
 
+from clearance.credentials import Credential, Secret
 from clearance.errors import ClearanceError
 from clearance.model.decision import Decision
 from clearance.model.result import ActionResult
-from clearance.model.session import Session
+from clearance.model.session import Environment, Session
 
 _DECISION_STATUSES = frozenset({200, 202, 403, 503})
 DEFAULT_TIMEOUT_S = 10.0
@@ -48,6 +50,29 @@ class GateClientError(ClearanceError):
         self.status = status
         if code is not None:
             self.code = code
+
+
+def _credential_body(
+    session_id: str, tool: str, decision_id: str | None, approval_token: str | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"session_id": session_id, "tool": tool}
+    if decision_id is not None:
+        body["decision_id"] = decision_id
+    if approval_token is not None:
+        body["approval_token"] = approval_token
+    return body
+
+
+def _credential(response: httpx.Response) -> Credential:
+    """The credential, its value wrapped in a ``Secret`` so it never prints by accident."""
+    data = _checked(response, 200).json()
+    return Credential(
+        lease_id=data["lease_id"],
+        tool=data["tool"],
+        environment=Environment(data["environment"]),
+        expires_at=datetime.fromisoformat(data["expires_at"].replace("Z", "+00:00")),
+        secret=Secret(data["secret"]),
+    )
 
 
 def _decide_body(
@@ -168,6 +193,25 @@ class GateClient:
         response = _checked(self._send("GET", f"/v1/decisions/{decision_id}"), 200)
         return Decision.model_validate(response.json())
 
+    def receipt(self, decision_id: str) -> dict[str, Any]:
+        """``{decision_id, receipt, proof}``: verify offline with ``clearance.audit.verify``."""
+        result: dict[str, Any] = _checked(
+            self._send("GET", f"/v1/receipts/{decision_id}"), 200
+        ).json()
+        return result
+
+    def credential(
+        self,
+        session_id: str,
+        tool: str,
+        *,
+        decision_id: str | None = None,
+        approval_token: str | None = None,
+    ) -> Credential:
+        """The tool's short-lived credential for one PERMIT decision id or execution token."""
+        body = _credential_body(session_id, tool, decision_id, approval_token)
+        return _credential(self._send("POST", "/v1/credentials", body))
+
     def open_session(self, agent_id: str, task: str, **facts: Any) -> Session:
         """Open a session (orchestrator keys only): ``environment``, ``principal``, ..."""
         body = {"agent_id": agent_id, "task": task, **facts}
@@ -253,6 +297,24 @@ class AsyncGateClient:
         """One of this agent's decisions, with its signed receipt."""
         response = _checked(await self._send("GET", f"/v1/decisions/{decision_id}"), 200)
         return Decision.model_validate(response.json())
+
+    async def receipt(self, decision_id: str) -> dict[str, Any]:
+        """``{decision_id, receipt, proof}``: verify offline with ``clearance.audit.verify``."""
+        response = await self._send("GET", f"/v1/receipts/{decision_id}")
+        result: dict[str, Any] = _checked(response, 200).json()
+        return result
+
+    async def credential(
+        self,
+        session_id: str,
+        tool: str,
+        *,
+        decision_id: str | None = None,
+        approval_token: str | None = None,
+    ) -> Credential:
+        """The tool's short-lived credential for one PERMIT decision id or execution token."""
+        body = _credential_body(session_id, tool, decision_id, approval_token)
+        return _credential(await self._send("POST", "/v1/credentials", body))
 
     async def open_session(self, agent_id: str, task: str, **facts: Any) -> Session:
         """Open a session (orchestrator keys only)."""

@@ -58,3 +58,32 @@ def test_unreachable_gate_raises_never_permits() -> None:
         pytest.raises(GateClientError),
     ):
         gate.decide("ses_x", "read_account", {})
+
+
+def test_clients_fetch_receipts_and_exchange_credentials(brokered_world: World) -> None:
+    from .conftest import SECRETS  # noqa: TID252 - sibling fixture module
+
+    session_id = brokered_world.open_session(task="balance_check")
+    with GateClient(brokered_world.base_url, api_key=brokered_world.agent_key) as gate:
+        first = gate.decide(session_id, "read_account", {"account_id": "acc-1"})
+        second = gate.decide(session_id, "read_account", {"account_id": "acc-2"})
+        evidence = gate.receipt(first.decision_id)
+        credential = gate.credential(session_id, "read_account", decision_id=first.decision_id)
+        with pytest.raises(GateClientError) as replayed:
+            gate.credential(session_id, "read_account", decision_id=first.decision_id)
+    assert evidence["receipt"] == first.receipt
+    assert evidence["proof"]
+    assert credential.secret.reveal() == SECRETS["production"]["ledger_api"]
+    assert "prod-ledger" not in repr(credential)
+    assert replayed.value.status == 403
+    assert replayed.value.code == "credential_error"
+
+    async def go() -> str:
+        async with AsyncGateClient(
+            brokered_world.base_url, api_key=brokered_world.agent_key
+        ) as gate:
+            await gate.receipt(second.decision_id)
+            got = await gate.credential(session_id, "read_account", decision_id=second.decision_id)
+            return got.secret.reveal()
+
+    assert asyncio.run(go()) == SECRETS["production"]["ledger_api"]
