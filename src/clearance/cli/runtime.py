@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from clearance.store.audit_postgres import PostgresAuditStorage
 
 DEFAULT_DATA_DIR = Path(".clearance")
+REPLICA_ID_ENV = "CLEARANCE_REPLICA_ID"
 _alerts = logging.getLogger("clearance.alerts")
 
 
@@ -157,8 +158,9 @@ def open_runtime(
     """Open the gate of ``data_dir``: store, audit shard, keys, and the active policy.
 
     ``replica_id`` names this process's audit shard (``D/<replica>/<period>``) when ``config`` is
-    not given; the default ``node`` suits one gate. Replicas sharing a PostgreSQL store need one
-    id each: a second process with a taken id refuses to start.
+    not given: the argument, else ``$CLEARANCE_REPLICA_ID``, else ``node``, which suits one gate.
+    Processes sharing a PostgreSQL store need one id each (operator commands too, e.g.
+    ``CLEARANCE_REPLICA_ID=ops``): a second process with a taken id refuses to start.
     """
     if store_url is None and not (data_dir / "clearance.db").exists():
         raise ConfigError(
@@ -169,7 +171,7 @@ def open_runtime(
     audit_path, mask_path, _ = key_paths(data_dir)
     key = AuditKey.load(audit_path)
     mask_key = MaskKey.load(mask_path)
-    config = config or gate_config(key.name, replica_id)
+    config = config or gate_config(key.name, replica_id or os.environ.get(REPLICA_ID_ENV))
     url = store_url_for(data_dir, store_url)
     store = open_store(url)
     period = str(clock.now().year)

@@ -63,3 +63,16 @@ def test_serve_settings_reach_the_runtime(tmp_path: Path, monkeypatch: pytest.Mo
         assert "/gate-c/" in runtime.audit_log.origin
     finally:
         runtime.close()
+
+
+def test_operator_commands_take_their_id_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir = tmp_path / "gate"
+    CliRunner().invoke(app, ["init", "--data-dir", str(data_dir)], catch_exceptions=False)
+    monkeypatch.setenv("CLEARANCE_REPLICA_ID", "ops")
+    runtime = open_runtime(data_dir, require_policy=False)  # what `clearance control kill` opens
+    try:
+        assert "/ops/" in runtime.audit_log.origin
+    finally:
+        runtime.close()
