@@ -95,3 +95,14 @@ def test_consistency_proof_file() -> None:
         verify_consistency_proof(forked, text, [key.verifier()])
     empty = ConsistencyProof(0, (), note).to_text().encode()
     assert verify_consistency_proof(Checkpoint(origin, 0, root_of([])), empty, [key.verifier()])
+
+
+def test_the_worked_example_size_matches_the_published_figure() -> None:
+    """AUDIT.md gives the worked example's tlog-proof as 1,469: that counts characters.
+
+    The two signature lines start with an em dash (U+2014), three bytes in UTF-8 each, so the file
+    is 1,473 bytes; the leaf, audit path and signed checkpoint are byte for byte the published ones.
+    """
+    data = (EXAMPLE / "entry-1.tlog-proof").read_bytes()
+    assert len(data.decode("utf-8")) == 1469
+    assert len(data) == 1469 + 2 * (len("\u2014".encode()) - 1)
