@@ -14,6 +14,7 @@ import difflib
 import json
 from collections import Counter
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -327,7 +328,10 @@ def router(ctx: "ServerContext") -> APIRouter:
         who = ControlOperator(operator.username, frozenset(r.value for r in operator.roles))
         now = gate.clock.now()
         if body.engaged:
-            report = switch.halt(scope, operator=who, reason=body.reason, now=now)
+            # Halt hooks do I/O (revoking Vault leases, killing jobs): keep it off the event loop.
+            report = await run_in_threadpool(
+                partial(switch.halt, scope, operator=who, reason=body.reason, now=now)
+            )
             return {"scope": scope.key, "engaged": True, "summary": report.summary()}
         switch.resume(scope, operator=who, reason=body.reason, now=now)
         return {"scope": scope.key, "engaged": False}
