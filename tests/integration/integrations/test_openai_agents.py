@@ -32,6 +32,7 @@ from agents import (
 from agents.mcp import MCPServerStdio
 from agents.testing import ScriptedModel, assistant_message, function_call
 from tests.integration.integrations.kit import (
+    APPROVER,
     DeadSidecar,
     approve,
     decisions_in_log,
@@ -209,6 +210,19 @@ def test_approval_trap_an_sdk_only_approval_does_not_run_the_tool(
     [shown] = tool_outputs(model)
     approval_id = first_pending(runtime)
     assert f"approval `{approval_id}` pending at http://gate/approvals/{approval_id}" in shown
+
+
+def test_an_operators_denial_reaches_the_model_with_the_reason(
+    transport: InProcessTransport, session: SessionHandle, runtime: Runtime
+) -> None:
+    bank = Bank()
+    agent, model, paused = pause_for_approval(bank, transport, session)
+    approval_id = first_pending(runtime)
+    assert approval_id is not None
+    runtime.approvals.deny(approval_id, APPROVER, SystemClock().now(), comment="not this month")
+    resume_approved_in_sdk(agent, paused.to_state())
+    assert bank.transfers == []
+    assert tool_outputs(model) == ["denied by rule `approval:denied`: not this month"]
 
 
 def test_arguments_edited_in_the_stored_run_state_after_approval_are_refused(
