@@ -10,6 +10,8 @@ import re
 
 from tests.conftest import SMALL_POLICY
 
+from clearance.cli.runtime import Runtime
+
 from .conftest import World  # noqa: TID252 - sibling fixture module
 from .test_approval_flow import ask  # noqa: TID252 - sibling test helpers
 
@@ -95,3 +97,27 @@ def test_policy_upload_shadow_run_and_activation_need_admin_and_csrf(full_world:
     assert full_world.gate.bundle.digest == candidate
     with full_world.agent() as agent:
         assert agent.post("/v1/decide", json=read).status_code == 403
+
+
+def test_halting_from_the_agents_page_revokes_credential_leases(
+    brokered_world: World, brokered_runtime: Runtime
+) -> None:
+    session_id = brokered_world.open_session(task="balance_check")
+    read = {"session_id": session_id, "tool": "read_account", "args": {"account_id": "acc-1"}}
+    with brokered_world.agent() as agent:
+        decision_id = agent.post("/v1/decide", json=read).json()["decision_id"]
+        leased = agent.post(
+            "/v1/credentials",
+            json={"session_id": session_id, "tool": "read_account", "decision_id": decision_id},
+        )
+    assert leased.status_code == 200
+    operator, csrf = brokered_world.operator("ana")
+    halted = operator.post(
+        "/agents/payments-bot/halt",
+        data={"csrf_token": csrf, "reason": "suspicious reads"},
+        follow_redirects=False,
+    )
+    assert halted.status_code == 303
+    assert brokered_runtime.credentials.store.active_leases("payments-bot") == []
+    with brokered_world.agent() as agent:
+        assert agent.post("/v1/decide", json=read).json()["rule"] == "kill-switch"

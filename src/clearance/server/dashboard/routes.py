@@ -20,6 +20,7 @@ import json
 import secrets
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
+from functools import partial
 from importlib import resources
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote, urlencode
@@ -402,9 +403,15 @@ def _router(ctx: "ServerContext") -> APIRouter:
         switch = kill_switch()
         who = ControlOperator(me.username, frozenset(r.value for r in me.roles))
         try:
-            if action == "halt":
-                switch.halt(
-                    Scope.agent(agent_id), operator=who, reason=reason, now=gate.clock.now()
+            if action == "halt":  # halt hooks do I/O (lease revocation): off the event loop
+                await run_in_threadpool(
+                    partial(
+                        switch.halt,
+                        Scope.agent(agent_id),
+                        operator=who,
+                        reason=reason,
+                        now=gate.clock.now(),
+                    )
                 )
             else:
                 switch.resume(
