@@ -5,6 +5,8 @@ store, the durable audit shard with group commit and signed receipts, approvals,
 prints ``{"ready": origin, "size": n}`` and waits for a line on stdin: ``go`` starts a mixed
 workload from ``--threads`` threads that runs until the process is killed (or ``--seconds`` pass,
 a guard against a test that forgot it); anything else (or end of input) closes the runtime cleanly.
+``--disk-headroom BYTES`` caps file sizes (``RLIMIT_FSIZE``) once the runtime is open, so the
+store and the audit log hit a full disk mid-run.
 
 Each decision is printed as one JSON line, flushed as soon as ``Gate.decide`` returned it: the test
 that SIGKILLs this process counts as acknowledged exactly the lines it received in full, and
@@ -16,6 +18,8 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import resource
+import signal
 import sys
 import threading
 import time
@@ -52,8 +56,19 @@ def main() -> None:
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--disk-headroom",
+        type=int,
+        default=None,
+        help="bytes any file may grow beyond the largest one in DATA_DIR: a disk about to fill",
+    )
     args = parser.parse_args()
     runtime = open_runtime(args.data_dir)
+    if args.disk_headroom is not None:
+        largest = max(p.stat().st_size for p in args.data_dir.iterdir() if p.is_file())
+        limit = largest + args.disk_headroom
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
     gate = runtime.gate
     log = runtime.audit_log
     emit(ready=log.origin, size=log.size)

@@ -22,87 +22,19 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from tests.reliability.kit import PYTHON, init_data_dir, logged_decisions, vkey_text
-
-from clearance.audit.verify.verify import verify_log
-from clearance.formats.note import VerifierKey
-from clearance.store import open_store
-
-WORKER = Path(__file__).with_name("_crash_worker.py")
-READY_TIMEOUT_S = 90.0
-
-
-@dataclass
-class Round:
-    """What the client saw in one round: the lines it received in full before the kill."""
-
-    acknowledged: list[dict[str, Any]] = field(default_factory=list)
-    torn: int = 0
-
-    @property
-    def dispatched(self) -> list[dict[str, Any]]:
-        return [d for d in self.acknowledged if d["outcome"] == "PERMIT"]
-
-
-def _start(data_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    proc = subprocess.Popen(
-        [PYTHON, str(WORKER), str(data_dir), "--threads", "4"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    ready: list[bytes] = []
-    reader = threading.Thread(target=lambda: ready.append(proc.stdout.readline()))  # type: ignore[union-attr]
-    reader.start()
-    reader.join(READY_TIMEOUT_S)
-    if not ready or not ready[0].endswith(b"\n"):
-        proc.kill()
-        proc.wait()
-        raise AssertionError(f"the gate process did not come up: {ready!r}")
-    return proc, json.loads(ready[0])
-
-
-def _collect(stream: IO[bytes], into: Round) -> None:
-    for line in stream:
-        if line.endswith(b"\n"):
-            into.acknowledged.append(json.loads(line))
-        else:  # cut by the kill: the client never received this decision
-            into.torn += 1
-
-
-def _verify(data_dir: Path, key: VerifierKey, state: dict[str, Any], seed: int) -> int:
-    report = verify_log(data_dir, [key], state=state)
-    assert report.exit_code == 0, f"seed {seed}: {report.findings}"
-    assert report.state is not None
-    state.clear()
-    state.update(report.state)
-    return report.entries_checked
-
-
-def _check_round(data_dir: Path, seen: Round, seed: int) -> None:
-    logged = logged_decisions(data_dir)
-    for ack in seen.acknowledged:
-        entry = logged.get(ack["id"])
-        assert entry is not None, f"seed {seed}: acknowledged {ack} is not in the audit log"
-        assert (entry.index, entry.outcome, entry.request_digest) == (
-            ack["index"],
-            ack["outcome"],
-            ack["digest"],
-        ), f"seed {seed}: {ack} logged as {entry}"
-    for call in seen.dispatched:
-        assert logged[call["id"]].outcome == "PERMIT"
-    store = open_store(f"sqlite:///{data_dir / 'clearance.db'}")
-    try:
-        for ack in seen.acknowledged:
-            record = store.get_decision(ack["id"])
-            assert record is not None, f"seed {seed}: acknowledged {ack['id']} not in the store"
-            assert record.decision["outcome"] == ack["outcome"]
-    finally:
-        store.close()
+from tests.reliability.kit import (
+    PYTHON,
+    Round,
+    check_round,
+    collect,
+    init_data_dir,
+    start_worker,
+    verify,
+    vkey_text,
+)
 
 
 def test_sigkill_under_load_loses_no_acknowledged_decision(tmp_path: Path, soak: bool) -> None:
@@ -114,12 +46,12 @@ def test_sigkill_under_load_loses_no_acknowledged_decision(tmp_path: Path, soak:
     state: dict[str, Any] = {}
     checked_entries = acknowledged = dispatched = torn = 0
     for _ in range(rounds):
-        proc, _ = _start(data_dir)
-        checked_entries += _verify(data_dir, key, state, seed)
+        proc, _ = start_worker(data_dir)
+        checked_entries += verify(data_dir, key, state, f"seed {seed}")
         seen = Round()
         assert proc.stdout is not None
         assert proc.stdin is not None
-        reader = threading.Thread(target=_collect, args=(proc.stdout, seen))
+        reader = threading.Thread(target=collect, args=(proc.stdout, seen))
         reader.start()
         proc.stdin.write(b"go\n")
         proc.stdin.flush()
@@ -127,11 +59,11 @@ def test_sigkill_under_load_loses_no_acknowledged_decision(tmp_path: Path, soak:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         reader.join()
-        _check_round(data_dir, seen, seed)
+        check_round(data_dir, seen, f"seed {seed}")
         acknowledged += len(seen.acknowledged)
         dispatched += len(seen.dispatched)
         torn += seen.torn
-    proc, _ = _start(data_dir)
+    proc, _ = start_worker(data_dir)
     assert proc.stdin is not None
     proc.stdin.close()  # no "go": the worker closes its runtime cleanly and exits
     assert proc.wait(timeout=60) == 0
