@@ -51,6 +51,7 @@ from agents import (
     FunctionTool,
     Handoff,
     RunContextWrapper,
+    ToolApprovalItem,
     ToolGuardrailFunctionOutput,
     ToolInputGuardrail,
     ToolInputGuardrailData,
@@ -67,6 +68,7 @@ from clearance.approvals.service import ApprovalService
 from clearance.errors import ConfigError, RequestError
 from clearance.gate.gate import Gate
 from clearance.integrations.errors import (
+    ApprovalPending,
     Denied,
     GateUnavailable,
     SandboxRequired,
@@ -78,6 +80,7 @@ from clearance.integrations.mapping import (
     SessionHandle,
     build_request,
     enforce,
+    refusal,
     refusal_text,
     result_of,
     sandbox_obligation,
@@ -149,6 +152,28 @@ def is_protected(agent: Agent[Any]) -> bool:
         isinstance(tool, FunctionTool) and _has_guardrail(tool.tool_input_guardrails)
         for tool in agent.tools
     ) and all(_has_guardrail(getattr(s, "tool_input_guardrails", None)) for s in agent.mcp_servers)
+
+
+def clearance_approval(item: ToolApprovalItem) -> ApprovalPending | None:
+    """The clearance approval behind an SDK interruption: id, expiry and dashboard link.
+
+    What an app shows (or sends to the operators) while the run waits. None when the
+    interruption is not clearance's (the tool's own ``needs_approval`` asked for it) or when the
+    tool is not protected. Reading it never claims the execution token: the guardrail does that
+    when the run resumes.
+
+    Raises:
+        GateUnavailable: the gate could not be asked.
+    """
+    agent = item.agent
+    tool = next(
+        (t for t in agent.tools if isinstance(t, FunctionTool) and t.name == item.tool_name),
+        None,
+    )
+    owner = _owner(tool.tool_input_guardrails) if tool is not None else None
+    if owner is None or item.tool_name is None or item.call_id is None:
+        return None
+    return owner.approval_of(item.tool_name, item.arguments or "{}", item.call_id)
 
 
 def _has_guardrail(guardrails: list[ToolInputGuardrail[Any]] | None) -> bool:
@@ -355,6 +380,19 @@ class Protection:
         """The gate's PERMIT for ``request``, waiting on (or reading) an approval; or ToolRefused."""
         wait_s = max(self.approval_wait_s, ONE_STATUS_READ_S)
         return authorize(self.transport, request, approval_url=self.approval_url, wait_s=wait_s)
+
+    def approval_of(self, tool: str, arguments: str, call_id: str) -> ApprovalPending | None:
+        """The pending approval of one call, from ``needs_approval``'s answer or the gate's record.
+
+        The gate answers the call's idempotency key with the stored APPROVAL, so this works in a
+        process that resumed the run from its saved state, too.
+        """
+        request = self._request(tool, _arguments(arguments), call_id)
+        decision = self._decided.get(request.idempotency_key or "")
+        if decision is None or decision.request_digest != request.digest:
+            decision = decide(self.transport, request)
+        pending = refusal(decision, approval_url=self.approval_url)
+        return pending if isinstance(pending, ApprovalPending) else None
 
     # guardrails ------------------------------------------------------------------------------
     async def check_input(self, data: ToolInputGuardrailData) -> ToolGuardrailFunctionOutput:

@@ -49,7 +49,7 @@ from clearance.gate.clock import SystemClock
 from clearance.gate.gate import Gate
 from clearance.integrations.errors import UngatedToolError
 from clearance.integrations.mapping import SessionHandle, approval_link
-from clearance.integrations.openai_agents import protect
+from clearance.integrations.openai_agents import clearance_approval, protect
 from clearance.integrations.sidecar import SidecarTransport
 from clearance.integrations.transport import InProcessTransport, Transport
 
@@ -188,6 +188,11 @@ def test_approval_round_trip_through_the_real_approval_service(
     agent, model, paused = pause_for_approval(bank, transport, session)
     approval_id = first_pending(runtime)
     assert approval_id is not None
+    shown = clearance_approval(paused.interruptions[0])  # what the app shows while it waits
+    assert shown is not None
+    assert shown.approval_id == approval_id
+    assert shown.url == f"http://gate/approvals/{approval_id}"
+    assert shown.rule == "large-transfer"
     approve(runtime, approval_id)
     resume_approved_in_sdk(agent, paused.to_state())
     assert bank.transfers == [(5000.0, "acc-2")]
@@ -386,8 +391,17 @@ def test_the_same_guarantees_through_the_sidecar(
     approval_id = first_pending(runtime)
     assert approval_id is not None
     approve(runtime, approval_id)
-    resume_approved_in_sdk(agent, paused.to_state())
-    assert bank.transfers == [(5000.0, "acc-2")]
+    # Another process resumes the stored run: a fresh protection finds the approval by its key.
+    other_bank = Bank()
+    elsewhere = agent_for(other_bank, model, over_http, session)
+    state = asyncio.run(RunState.from_string(elsewhere, paused.to_state().to_string()))
+    [item] = state.get_interruptions()
+    shown = clearance_approval(item)
+    assert shown is not None
+    assert shown.approval_id == approval_id
+    resume_approved_in_sdk(elsewhere, state)
+    assert other_bank.transfers == [(5000.0, "acc-2")]
+    assert tool_outputs(model) == ["sent 5000.0 to acc-2"]
     permit = decisions_in_log(runtime)[-1]
     assert permit["outcome"] == "PERMIT"
     assert [o["success"] for o in outcomes_for(runtime, permit["decision_id"])] == [True]
