@@ -15,6 +15,7 @@ line so the CLI can print it as is and the HTTP API can return ``{code, message,
     │   └── ExpressionError         CEL that does not compile or fails at evaluation
     ├── StoreError
     │   ├── StoreUnavailableError   the database cannot be reached or written
+    │   │   └── TaintUnrecordedError   untrusted content was not recorded: the session's taint is unknown
     │   ├── ConflictError           a uniqueness or compare-and-swap conflict
     │   └── MigrationError
     ├── AuditError
@@ -152,6 +153,16 @@ class StoreUnavailableError(StoreError):
     """The store cannot be reached or written."""
 
     code = "store_unavailable"
+
+
+class TaintUnrecordedError(StoreUnavailableError):
+    """A tool's output could not be recorded as taint and provenance (store or scanner failure).
+
+    Until that output is recorded, the session's taint is unknown and its decisions are SILENCE;
+    the reporter gets this error (HTTP 503) so it knows to report the result again.
+    """
+
+    code = "taint_unrecorded"
 
 
 class ConflictError(StoreError):
