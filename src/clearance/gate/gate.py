@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from clearance.errors import ClearanceError, ConfigError, StoreError
+from clearance.errors import ClearanceError, ConfigError, StoreError, TaintUnrecordedError
 from clearance.formats.canonical import NotCanonicalError
 from clearance.gate.clock import Clock, SystemClock, iso
 from clearance.gate.config import GateConfig
@@ -566,11 +566,18 @@ class Gate:
             )
         if self.audit is not None:
             self.audit.record_outcome(result, record.decision)
+        unrecorded: TaintUnrecordedError | None = None
         for observer in self.observers:
             try:
                 observer.on_result(result, record.decision)
+            except TaintUnrecordedError as exc:
+                # Fail closed: the session's taint is now unknown (its decisions are SILENCE), and
+                # the reporter must learn that the outcome was not recorded, so it reports again.
+                unrecorded = exc
             except Exception:
                 log.exception("observer %r failed on result %s", observer, result.decision_id)
+        if unrecorded is not None:
+            raise unrecorded
         return record
 
     # replay -------------------------------------------------------------------------------
