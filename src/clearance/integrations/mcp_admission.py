@@ -6,9 +6,9 @@ its outcome) or the tool result the client sees instead. Refusals are tool resul
 on any other path::
 
     admission = Admission(transport, approval_url=approval_link("http://127.0.0.1:8787"))
-    admitted = await admission.admit(ctx, session, "bank__transfer_funds", args, params)
+    admitted = await admission.admit(ctx, session, params)      # params of the tools/call
     if isinstance(admitted, Decision):
-        result = await downstream.call_tool("transfer_funds", args)
+        result = await downstream.call_tool("transfer_funds", params.arguments)
         await admission.record(session, admitted, result)
     else:
         return admitted                      # the refusal, as the client's tool result
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -128,13 +128,11 @@ class Admission:
         self,
         ctx: Any,
         session: SessionHandle,
-        tool: str,
-        args: Mapping[str, Any],
         params: types.CallToolRequestParams,
     ) -> Decision | Refusal:
-        """A PERMIT decision for this exact call, or the tool result that replaces it."""
-        meta = params.meta or {}
-        token = meta.get(TOKEN_META_KEY)
+        """A PERMIT decision for exactly this call, or the tool result that replaces it."""
+        tool, args = params.name, params.arguments or {}
+        token = (params.meta or {}).get(TOKEN_META_KEY)
         try:
             request = build_request(
                 session, tool, args, approval_token=token if isinstance(token, str) else None

@@ -63,8 +63,7 @@ class ClearanceServerMiddleware:
             session = self.identify(ctx)
         except ToolRefused as exc:
             return error_result(refusal_text(exc))
-        args = dict(params.arguments or {})
-        admitted = await self.admission.admit(ctx, session, params.name, args, params)
+        admitted = await self.admission.admit(ctx, session, params)
         if not isinstance(admitted, Decision):
             return admitted
         try:
