@@ -72,6 +72,12 @@ def parse_yaml(text: str, *, source_name: str) -> tuple[dict[str, Any], dict[str
         ) from exc
     except yaml.YAMLError as exc:
         raise PolicySyntaxError(f"invalid YAML: {exc}", location=Location(source_name)) from exc
+    except RecursionError as exc:
+        raise PolicySyntaxError(
+            "the policy is nested too deeply to read",
+            location=Location(source_name),
+            hint="a policy needs only a few levels of nesting; look for runaway `[` or `{`",
+        ) from exc
     if node is None:
         raise PolicySyntaxError(
             "the policy is empty",
@@ -151,7 +157,7 @@ class _TreeReader:
     def _scalar(self, node: yaml.Node, path: tuple[str | int, ...]) -> Any:
         try:
             value = self._constructor.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, ValueError) as exc:  # ValueError: an integer of 4,300+ digits
             problem = getattr(exc, "problem", None) or str(exc)
             self.problems.add(path, f"unsupported YAML value: {problem}".rstrip("."))
             return None
