@@ -422,3 +422,23 @@ def test_the_proxy_refuses_to_listen_beyond_loopback_unless_told(mcp_json: Path)
     assert result.exit_code != 0
     assert isinstance(result.exception, ConfigError)
     assert "beyond this machine" in str(result.exception)
+
+
+def test_modern_clients_listening_for_tool_changes_hear_of_a_downstream_change(
+    mcp_runtime: Runtime, mcp_session: SessionHandle, mcp_json: Path, ledger: Path
+) -> None:
+    """2026-07-28 clients subscribe with subscriptions/listen instead of a standing stream."""
+    key = agent_key(mcp_runtime)
+    upstreams = load_upstreams(mcp_json)
+
+    async def script(url: str) -> list[str]:
+        async with connect(url, key, mcp_session.session_id, mode="auto") as client:
+            async with client.listen(tools_list_changed=True) as events:
+                await client.call_tool("bank__add_tool", {"name": "close_branch"})
+                with anyio.fail_after(20):
+                    await events.__anext__()
+            return sorted(t.name for t in (await client.list_tools()).tools)
+
+    with front(mcp_runtime, upstreams) as url:
+        names = asyncio.run(script(url))
+    assert "bank__close_branch" in names
