@@ -121,10 +121,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def transport_security(host: str, port: int) -> TransportSecuritySettings:
-    """Host and Origin checks for the address the front serves (DNS-rebinding protection)."""
+def transport_security(
+    host: str, port: int, public_names: tuple[str, ...] = ()
+) -> TransportSecuritySettings:
+    """Host and Origin checks for the address the front serves (DNS-rebinding protection).
+
+    ``public_names`` are the host names clients use beyond loopback (behind a TLS proxy, say);
+    any other ``Host`` is refused.
+    """
     names = {host, "127.0.0.1", "localhost"} if is_loopback(host) else {host}
+    names.update(public_names)
     hosts = sorted(f"[{h}]:{port}" if ":" in h else f"{h}:{port}" for h in names)
+    hosts += sorted(public_names)  # a proxy on the default port sends the bare name
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=hosts,
@@ -138,6 +146,7 @@ def http_app(
     *,
     host: str,
     port: int,
+    public_names: tuple[str, ...] = (),
     session_idle_timeout_s: float = 1800.0,
     max_sessions: int = 1000,
 ) -> Starlette:
@@ -145,7 +154,7 @@ def http_app(
     return gateway.server().streamable_http_app(
         streamable_http_path=MCP_PATH,
         host=host,
-        transport_security=transport_security(host, port),
+        transport_security=transport_security(host, port, public_names),
         auth=AuthSettings(
             issuer_url=f"http://{host}:{port}",
             resource_server_url=None,
@@ -157,19 +166,33 @@ def http_app(
     )
 
 
-def check_bind(host: str, *, unsafe_allow_remote: bool = False) -> None:
-    """Refuse to listen beyond loopback unless the operator said so explicitly."""
-    if not is_loopback(host) and not unsafe_allow_remote:
+def check_bind(
+    host: str, *, unsafe_allow_remote: bool = False, public_names: tuple[str, ...] = ()
+) -> None:
+    """Refuse to listen beyond loopback unless told so, and then only for named hosts."""
+    if is_loopback(host):
+        return
+    if not unsafe_allow_remote:
         raise ConfigError(
             f"the MCP gateway would listen on `{host}`, beyond this machine",
             hint="serve on 127.0.0.1 behind a TLS proxy, or pass --unsafe-allow-remote",
         )
+    if not public_names:
+        raise ConfigError(
+            f"listening on `{host}` needs the host names clients use",
+            hint="name each with --public-name (requests for any other Host are refused)",
+        )
 
 
 async def serve_http(
-    app: Starlette, host: str, port: int, *, unsafe_allow_remote: bool = False
+    app: Starlette,
+    host: str,
+    port: int,
+    *,
+    unsafe_allow_remote: bool = False,
+    public_names: tuple[str, ...] = (),
 ) -> None:
     """Serve ``app`` with uvicorn until cancelled (loopback only by default)."""
-    check_bind(host, unsafe_allow_remote=unsafe_allow_remote)
+    check_bind(host, unsafe_allow_remote=unsafe_allow_remote, public_names=public_names)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     await uvicorn.Server(config).serve()

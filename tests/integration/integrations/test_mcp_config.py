@@ -11,6 +11,7 @@ from mcp import StdioServerParameters
 
 from clearance.errors import ConfigError
 from clearance.integrations.mcp_downstream import HTTPServer, load_upstreams
+from clearance.integrations.mcp_front import check_bind, transport_security
 
 ENV = {"BANK_TOKEN": "t0k", "DATA": "/srv/data"}
 
@@ -73,3 +74,22 @@ def test_an_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
     path.write_text("{not json", "utf-8")
     with pytest.raises(ConfigError, match="cannot read the MCP server list"):
         load_upstreams(path)
+
+
+def test_listening_beyond_loopback_needs_consent_and_the_names_clients_use() -> None:
+    check_bind("127.0.0.1")
+    check_bind("::1")
+    with pytest.raises(ConfigError, match="beyond this machine"):
+        check_bind("0.0.0.0")
+    with pytest.raises(ConfigError, match="needs the host names clients use"):
+        check_bind("0.0.0.0", unsafe_allow_remote=True)
+    check_bind("0.0.0.0", unsafe_allow_remote=True, public_names=("mcp.example.org",))
+
+
+def test_host_checks_admit_only_the_served_names() -> None:
+    local = transport_security("127.0.0.1", 8788)
+    assert local.enable_dns_rebinding_protection
+    assert local.allowed_hosts == ["127.0.0.1:8788", "localhost:8788"]
+    remote = transport_security("10.0.0.5", 8788, ("mcp.example.org",))
+    assert remote.allowed_hosts == ["10.0.0.5:8788", "mcp.example.org:8788", "mcp.example.org"]
+    assert "https://mcp.example.org" in remote.allowed_origins

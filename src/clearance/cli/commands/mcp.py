@@ -114,6 +114,10 @@ def proxy(
     unsafe_allow_remote: Annotated[
         bool, typer.Option(help="HTTP: allow listening beyond loopback (put TLS in front).")
     ] = False,
+    public_name: Annotated[
+        list[str] | None,
+        typer.Option(help="HTTP beyond loopback: a host name clients use (repeat for several)."),
+    ] = None,
     approval_wait: Annotated[
         float, typer.Option(help="Seconds a call waits for an operator before answering pending.")
     ] = 0.0,
@@ -145,15 +149,20 @@ def proxy(
             hint="run `clearance mcp proxy --http` beside the gate, with `--data-dir`/`--store`",
         )
     host, port = parse_address(http)
-    check_bind(host, unsafe_allow_remote=unsafe_allow_remote)
+    names = tuple(public_name or ())
+    check_bind(host, unsafe_allow_remote=unsafe_allow_remote, public_names=names)
     runtime = open_runtime(data_dir, store_url=store)
     try:
         transport = InProcessTransport(runtime.gate, approvals=runtime.approvals)
         identify = HTTPSessions(session_lookup(runtime), default_session_id=session)
         admission = Admission(transport, **approvals)
         gateway = Gateway(admission, identify, servers, grants=session_grants(transport))
-        front = http_app(gateway, key_checker(runtime), host=host, port=port)
-        anyio.run(lambda: serve_http(front, host, port, unsafe_allow_remote=unsafe_allow_remote))
+        front = http_app(gateway, key_checker(runtime), host=host, port=port, public_names=names)
+        anyio.run(
+            lambda: serve_http(
+                front, host, port, unsafe_allow_remote=unsafe_allow_remote, public_names=names
+            )
+        )
     finally:
         runtime.close()
 
