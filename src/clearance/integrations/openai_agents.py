@@ -193,7 +193,8 @@ class Protection:
     """The guardrails of one trusted session; :func:`protect` builds one per call.
 
     It keeps, per tool call, the decision ``needs_approval`` got (so the guardrail does not ask
-    twice), the PERMIT the output guardrail reports against, and whether the body raised. A call
+    twice), the PERMIT the output guardrail reports against, and whether the body raised; and, per
+    request digest, the first call still waiting for approval (so a retry joins that approval). A call
     id the guardrail already let through is refused a second time: an idempotency key answers a
     repeat with the stored decision, and a model must not turn that into a second execution.
     """
@@ -222,6 +223,7 @@ class Protection:
         self._permitted: dict[str, Decision] = {}
         self._failed: dict[str, str] = {}
         self._ran: set[str] = set()
+        self._waiting: dict[str, Request] = {}
 
     # wiring ----------------------------------------------------------------------------------
     def agent(self, agent: Agent[Any], seen: dict[int, Agent[Any]] | None = None) -> Agent[Any]:
@@ -355,9 +357,12 @@ class Protection:
         """
         try:
             request = self._request(tool, args, call_id)
-            decision = decide(self.transport, request)
+            asked = self._waiting.get(request.digest, request)
+            decision = decide(self.transport, asked)
         except (ToolRefused, RequestError):
             return None
+        if decision.outcome is Outcome.APPROVAL:
+            self._waiting.setdefault(request.digest, asked)
         self._decided[request.idempotency_key or ""] = decision
         return decision
 
@@ -377,9 +382,26 @@ class Protection:
         return held
 
     def _authorize(self, request: Request) -> Decision:
-        """The gate's PERMIT for ``request``, waiting on (or reading) an approval; or ToolRefused."""
+        """The gate's PERMIT for ``request``, waiting on (or reading) an approval; or ToolRefused.
+
+        A retry of a call that is waiting for approval (same request digest, new call id) is asked
+        as the first call was, so it finds that approval instead of opening a second one; the
+        token it redeems is still bound to the digest.
+        """
+        asked = self._waiting.get(request.digest, request)
         wait_s = max(self.approval_wait_s, ONE_STATUS_READ_S)
-        return authorize(self.transport, request, approval_url=self.approval_url, wait_s=wait_s)
+        try:
+            decision = authorize(
+                self.transport, asked, approval_url=self.approval_url, wait_s=wait_s
+            )
+        except ApprovalPending:
+            self._waiting.setdefault(request.digest, asked)
+            raise
+        except Denied:
+            self._waiting.pop(request.digest, None)
+            raise
+        self._waiting.pop(request.digest, None)
+        return decision
 
     def approval_of(self, tool: str, arguments: str, call_id: str) -> ApprovalPending | None:
         """The pending approval of one call, from ``needs_approval``'s answer or the gate's record.

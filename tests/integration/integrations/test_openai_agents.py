@@ -30,7 +30,7 @@ from agents import (
     handoff,
 )
 from agents.mcp import MCPServerStdio
-from agents.testing import ScriptedModel, assistant_message, function_call
+from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
 from tests.integration.integrations.kit import (
     APPROVER,
     DeadSidecar,
@@ -228,6 +228,36 @@ def test_an_operators_denial_reaches_the_model_with_the_reason(
     resume_approved_in_sdk(agent, paused.to_state())
     assert bank.transfers == []
     assert tool_outputs(model) == ["denied by rule `approval:denied`: not this month"]
+
+
+def test_a_retry_of_a_waiting_call_joins_its_approval_instead_of_opening_another(
+    transport: InProcessTransport, session: SessionHandle, runtime: Runtime
+) -> None:
+    """The app resumed too early; the model retries the identical call under a new call id."""
+    args = {"amount": 5000.0, "to_account": "acc-2"}
+
+    def operator_approves_then_model_retries(_: Any) -> list[Any]:
+        approval_id = first_pending(runtime)
+        assert approval_id is not None
+        approve(runtime, approval_id)
+        return call("transfer_funds", args, "call-retry")
+
+    bank = Bank()
+    model = ScriptedModel(
+        [
+            call("transfer_funds", args, "call-first"),
+            ModelStep.respond(operator_approves_then_model_retries),
+            [assistant_message("done")],
+        ]
+    )
+    agent = agent_for(bank, model, transport, session)
+    first = run(agent, "pay")
+    second = resume_approved_in_sdk(agent, first.to_state())  # too early: still pending
+    assert bank.transfers == []
+    assert [i.call_id for i in second.interruptions] == ["call-retry"]
+    resume_approved_in_sdk(agent, second.to_state())
+    assert bank.transfers == [(5000.0, "acc-2")]
+    assert [d["outcome"] for d in decisions_in_log(runtime)] == ["APPROVAL", "PERMIT"]
 
 
 def test_arguments_edited_in_the_stored_run_state_after_approval_are_refused(
