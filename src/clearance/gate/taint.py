@@ -19,6 +19,15 @@ lookup to a dict access. A cached entry is reloaded when the store's session tai
 the entry has not seen, so a result recorded by another replica is never missed for long enough to
 turn an untrusted value into an unknown one.
 
+Recording fails closed. When an output cannot be recorded (store or scanner failure), the session's
+taint is *unknown*: the output is listed as lost (in memory, and in the store namespace
+``taint-unrecorded`` where the store still takes writes, with the taint source
+``untrusted:unrecorded``), ``on_result`` raises :class:`~clearance.errors.TaintUnrecordedError` (the
+sidecar answers 503), and ``for_session`` raises it too, so every decision in that session is
+SILENCE until the same output is reported again and recorded. Treating the session as merely
+tainted would not be enough: the lost output's values are missing from provenance, and a policy
+may treat an unknown value more kindly than one seen only in untrusted content.
+
 Replay needs the same answers the decision got: :class:`RecordingProvenance` records every question
 policy asked and its answer, the gate stores them with the decision's facts, and
 :func:`replay_inputs` turns them back into a provenance for ``Gate.replay``.
@@ -33,15 +42,17 @@ Wiring::
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Protocol
 
+from clearance.errors import TaintUnrecordedError
 from clearance.gate.clock import Clock, iso
 from clearance.model.decision import Decision
 from clearance.model.request import Request
@@ -68,6 +79,13 @@ log = logging.getLogger("clearance.gate.taint")
 
 NAMESPACE = "provenance"
 """The store's key-value namespace holding one provenance document per session id."""
+
+UNRECORDED_NAMESPACE = "taint-unrecorded"
+"""The store's key-value namespace listing, per session id, the outputs that could not be recorded."""
+
+UNRECORDED = UNTRUSTED_PREFIX + "unrecorded"
+"""Taint source added when an output could not be recorded: whatever it was, the session may have
+read untrusted content, and the growing taint makes every replica reload the session's state."""
 
 INJECTION_PREFIX = UNTRUSTED_PREFIX + "injection:"
 """Taint source added when the injection scanner flags untrusted content ``untrusted:<name>``:
@@ -198,6 +216,8 @@ class _Entry:
     provenance: Provenance
     view: PolicyView
     seen_taint: frozenset[str]
+    lost: frozenset[str] = frozenset()
+    """Outputs the store lists as not recorded (see ``UNRECORDED_NAMESPACE``)."""
 
 
 class SessionTaint:
@@ -230,17 +250,40 @@ class SessionTaint:
         self._limit = cache_sessions
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
+        # INVARIANT: a session id is a key of _lost exactly while this process knows of an output
+        # of that session it could not record; _unattributed holds results whose session could
+        # not even be looked up. Either makes for_session raise.
+        self._lost: dict[str, set[str]] = {}
+        self._unattributed: set[str] = set()
 
     # decision time --------------------------------------------------------------------------
     def for_session(self, state: SessionState, compiled: CompiledPolicy) -> PolicyProvenance:
         """The session's provenance in policy labels; cached, reloaded when the taint grew."""
         session_id = state.session.session_id
+        if self._unattributed or self._lost:
+            self._check_recorded(session_id)
         entry = self._cache.get(session_id)
-        if entry is not None and entry.seen_taint.issuperset(state.taint):
+        if entry is not None and not entry.lost and entry.seen_taint.issuperset(state.taint):
             return entry.view
         with self._lock:
             entry = self._load(state, compiled)
-            return entry.view
+        if entry.lost:
+            raise _unknown(session_id, entry.lost)
+        return entry.view
+
+    def _check_recorded(self, session_id: str) -> None:
+        """Raise when this process knows of an output of the session it could not record."""
+        with self._lock:
+            for decision_id in sorted(self._unattributed):
+                # The store failed before the result's session was known; look it up now (a
+                # store still failing raises here, and the decision is SILENCE all the same).
+                record = self.store.get_decision(decision_id)
+                if record is not None:
+                    self._mark_lost(str(record.request["session_id"]), _decision_key(decision_id))
+                self._unattributed.discard(decision_id)
+            lost = self._lost.get(session_id)
+        if lost:
+            raise _unknown(session_id, lost)
 
     # results --------------------------------------------------------------------------------
     def on_decision(self, request: Request, decision: Decision, state: SessionState) -> None:
@@ -250,15 +293,29 @@ class SessionTaint:
         """Record ``result.output`` under its tool's source, judged by the policy that permitted it."""
         if result.output is None:
             return
-        record = self.store.get_decision(result.decision_id)
-        if record is None:
-            raise LookupError(f"no decision `{result.decision_id}` to attribute this result to")
-        tool = str(record.request["tool"])
-        compiled = self._policies(str(decision["policy"]))
-        known = compiled.tools.get(tool)
-        untrusted = known is None or known.spec.untrusted_source
-        source = f"{UNTRUSTED_PREFIX}{tool}" if untrusted else f"{TRUSTED_TOOL_PREFIX}{tool}"
-        self.record(str(record.request["session_id"]), source, result.output, compiled=compiled)
+        try:
+            record = self.store.get_decision(result.decision_id)
+            if record is None:
+                raise LookupError(f"no decision `{result.decision_id}` to attribute this result to")
+            session_id = str(record.request["session_id"])
+        except Exception as exc:
+            with self._lock:
+                self._unattributed.add(result.decision_id)
+            raise TaintUnrecordedError(
+                f"the output of decision `{result.decision_id}` was not recorded: its session "
+                f"could not be looked up ({exc})",
+                hint="report the result again once the store answers",
+            ) from exc
+        key = _decision_key(result.decision_id)
+        try:
+            tool = str(record.request["tool"])
+            compiled = self._policies(str(decision["policy"]))
+            known = compiled.tools.get(tool)
+            untrusted = known is None or known.spec.untrusted_source
+            source = f"{UNTRUSTED_PREFIX}{tool}" if untrusted else f"{TRUSTED_TOOL_PREFIX}{tool}"
+            self._record(session_id, source, result.output, compiled, key)
+        except Exception as exc:
+            raise self._lose(session_id, key, exc) from exc
 
     def record(
         self, session_id: str, source: str, content: Any, *, compiled: CompiledPolicy
@@ -272,9 +329,21 @@ class SessionTaint:
 
         Raises:
             ValueError: ``source`` is not one of the provenance source shapes.
-            LookupError: the session is unknown.
+            TaintUnrecordedError: the content could not be recorded (the session is unknown, the
+                store or the scanner failed); the session's decisions are SILENCE until the same
+                content is recorded.
         """
         validate_source(source)
+        key = _content_key(source, content)
+        try:
+            self._record(session_id, source, content, compiled, key)
+        except Exception as exc:
+            raise self._lose(session_id, key, exc) from exc
+
+    def _record(
+        self, session_id: str, source: str, content: Any, compiled: CompiledPolicy, key: str
+    ) -> None:
+        """Record ``content``; then ``key`` no longer names a lost output of the session."""
         taint: list[str] = []
         if not is_trusted_source(source):
             taint.append(source)
@@ -294,6 +363,53 @@ class SessionTaint:
             self.store.kv_put(NAMESPACE, session_id, entry.provenance.to_dict(), at)
             entry.view = PolicyView(entry.provenance)
             entry.seen_taint = entry.seen_taint | frozenset(taint)
+            lost = self._lost.get(session_id, set()) | entry.lost
+            if key in lost:
+                lost.discard(key)
+                self._save_lost(session_id, lost, at)
+                entry.lost = frozenset(lost)
+                if lost:
+                    self._lost[session_id] = lost
+                else:
+                    self._lost.pop(session_id, None)
+
+    def _lose(self, session_id: str, key: str, cause: Exception) -> TaintUnrecordedError:
+        """Mark ``key`` lost for the session (fail closed) and build the error for the reporter."""
+        log.error("could not record %s of session %s: %s", key, session_id, cause, exc_info=cause)
+        with self._lock:
+            self._mark_lost(session_id, key)
+        return TaintUnrecordedError(
+            f"output `{key}` of session `{session_id}` was not recorded ({cause}); the session's "
+            "decisions are SILENCE until it is",
+            hint="report the same result again once the store answers, or open a new session",
+        )
+
+    def _mark_lost(self, session_id: str, key: str) -> None:
+        """Remember ``key`` as lost, in memory first, then (best effort) in the store."""
+        lost = self._lost.setdefault(session_id, set())
+        lost.add(key)
+        self._cache.pop(session_id, None)
+        at = iso(self._clock.now())
+        try:
+            stored = self.store.kv_get(UNRECORDED_NAMESPACE, session_id) or {}
+            lost.update(stored.get("lost", ()))
+        except Exception:  # noqa: BLE001 - the memory marker stands; the store may be the failure
+            log.warning("could not read the unrecorded outputs of session %s", session_id)
+        # The list first: a replica that sees the taint grow reloads the session and finds it.
+        try:
+            self._save_lost(session_id, lost, at)
+        except Exception:  # noqa: BLE001 - as above: this replica stays closed regardless
+            log.warning("could not persist the unrecorded outputs of session %s", session_id)
+        try:
+            self.store.add_taint(session_id, [UNRECORDED], at)
+        except Exception:  # noqa: BLE001 - as above
+            log.warning("could not add the taint %s to session %s", UNRECORDED, session_id)
+
+    def _save_lost(self, session_id: str, lost: set[str], at: str) -> None:
+        if lost:
+            self.store.kv_put(UNRECORDED_NAMESPACE, session_id, {"lost": sorted(lost)}, at)
+        else:
+            self.store.kv_delete(UNRECORDED_NAMESPACE, session_id)
 
     # internals ------------------------------------------------------------------------------
     def _load(self, state: SessionState, compiled: CompiledPolicy) -> _Entry:
@@ -308,13 +424,33 @@ class SessionTaint:
                 provenance.record(INSTRUCTION, session.instruction)
             for values in compiled.data.values():
                 provenance.record(POLICY_DATA, list(values))
+        marker = self.store.kv_get(UNRECORDED_NAMESPACE, session.session_id) or {}
         entry = _Entry(
             provenance=provenance,
             view=PolicyView(provenance),
             seen_taint=frozenset(state.taint) | provenance.taint,
+            lost=frozenset(str(key) for key in marker.get("lost", ())),
         )
         self._cache[session.session_id] = entry
         self._cache.move_to_end(session.session_id)
         while len(self._cache) > self._limit:
             self._cache.popitem(last=False)
         return entry
+
+
+def _decision_key(decision_id: str) -> str:
+    return f"decision:{decision_id}"
+
+
+def _content_key(source: str, content: Any) -> str:
+    """Names content recorded outside a result (a message, a shared-context read) by its digest."""
+    digest = hashlib.sha256("\x00".join((source, *output_texts(content))).encode()).hexdigest()
+    return f"content:{digest[:32]}"
+
+
+def _unknown(session_id: str, lost: Iterable[str]) -> TaintUnrecordedError:
+    return TaintUnrecordedError(
+        f"the taint of session `{session_id}` is unknown: {', '.join(sorted(lost))} "
+        "could not be recorded",
+        hint="report those results again; until they are recorded every decision here is SILENCE",
+    )
