@@ -90,7 +90,7 @@ def call(tool: str, args: dict[str, Any], call_id: str = "call-1") -> list[Any]:
     return [function_call(tool, args, call_id=call_id)]
 
 
-def scripted(*steps: Sequence[Any]) -> ScriptedModel:
+def scripted(*steps: Sequence[Any] | ModelStep) -> ScriptedModel:
     return ScriptedModel([*steps, [assistant_message("done")]])
 
 
@@ -445,7 +445,7 @@ def ledger_of(path: Path) -> list[dict[str, Any]]:
 
 
 def run_with_bank_server(
-    ledger: Path, steps: Sequence[Sequence[Any]], protect_it: Any
+    ledger: Path, steps: Sequence[Sequence[Any] | ModelStep], protect_it: Any
 ) -> ScriptedModel:
     """One run of an agent whose tools come from a real MCP server over stdio."""
 
@@ -519,3 +519,30 @@ def test_an_mcp_tool_waits_for_the_clearance_approval(
         {"tool": "transfer_funds", "amount": 5000.0, "to_account": "acc-2"}
     ]
     assert decisions_in_log(runtime)[-1]["rule"].startswith("approval:")
+
+
+def test_an_mcp_tools_retry_runs_once_the_operator_approved(
+    transport: InProcessTransport, session: SessionHandle, runtime: Runtime, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger"
+    args = {"amount": 5000.0, "to_account": "acc-2"}
+
+    def operator_approves_then_model_retries(_: Any) -> list[Any]:
+        approval_id = first_pending(runtime)
+        assert approval_id is not None
+        approve(runtime, approval_id)
+        return call("transfer_funds", args, "m-retry")
+
+    model = run_with_bank_server(
+        ledger,
+        [
+            call("transfer_funds", args, "m-first"),
+            ModelStep.respond(operator_approves_then_model_retries),
+        ],
+        lambda agent: protect(agent, transport, session),
+    )
+    pending, ran = tool_outputs(model)
+    assert pending.startswith("approval `")
+    assert "sent 5000.0 to acc-2" in ran
+    assert ledger_of(ledger) == [{"tool": "transfer_funds", **args}]
+    assert [d["outcome"] for d in decisions_in_log(runtime)] == ["APPROVAL", "PERMIT"]
