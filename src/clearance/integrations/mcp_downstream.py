@@ -150,6 +150,13 @@ def _expand(value: str, env: Mapping[str, str], where: str) -> str:
     return _VARIABLE.sub(variable, value)
 
 
+def _first_cause(exc: BaseException) -> str:
+    """The innermost error of a task-group failure, as one line."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"
+
+
 class Downstreams:
     """The connected downstream servers and their cached tool lists.
 
@@ -180,23 +187,34 @@ class Downstreams:
     async def connected(self) -> AsyncIterator[Downstreams]:
         """Connect every downstream server and list its tools; a failure stops the gateway."""
         async with AsyncExitStack() as stack:
+            for upstream in self.upstreams:
+                try:
+                    await self._connect(stack, upstream)
+                except Exception as exc:
+                    raise ConfigError(
+                        f"the downstream MCP server `{upstream.name}` could not be reached: "
+                        f"{_first_cause(exc)}",
+                        hint="check its entry in the mcp.json; start it alone to see its errors",
+                    ) from exc
             # Re-listing after a notification is a request of its own: it runs in this task
             # group, never inside the client's read loop that delivered the notification.
-            self._tasks = await stack.enter_async_context(anyio.create_task_group())
-            for upstream in self.upstreams:
-                client = Client(
-                    await self._transport(stack, upstream.server),
-                    mode="legacy",
-                    message_handler=self._handler(upstream.name),
-                )
-                self._clients[upstream.name] = await stack.enter_async_context(client)
-                await self.refresh(upstream.name)
-            try:
-                yield self
-            finally:
-                self._tasks.cancel_scope.cancel()
-                self._clients.clear()
-                self._tools.clear()
+            async with anyio.create_task_group() as self._tasks:
+                try:
+                    yield self
+                finally:
+                    self._tasks.cancel_scope.cancel()
+                    self._tasks = None
+                    self._clients.clear()
+                    self._tools.clear()
+
+    async def _connect(self, stack: AsyncExitStack, upstream: Upstream) -> None:
+        client = Client(
+            await self._transport(stack, upstream.server),
+            mode="legacy",
+            message_handler=self._handler(upstream.name),
+        )
+        self._clients[upstream.name] = await stack.enter_async_context(client)
+        await self.refresh(upstream.name)
 
     @staticmethod
     async def _transport(stack: AsyncExitStack, server: StdioServerParameters | HTTPServer) -> Any:

@@ -93,3 +93,27 @@ def test_host_checks_admit_only_the_served_names() -> None:
     remote = transport_security("10.0.0.5", 8788, ("mcp.example.org",))
     assert remote.allowed_hosts == ["10.0.0.5:8788", "mcp.example.org:8788", "mcp.example.org"]
     assert "https://mcp.example.org" in remote.allowed_origins
+
+
+def test_a_downstream_that_cannot_start_stops_the_proxy_with_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from clearance.cli.commands.mcp import app
+
+    path = servers(tmp_path, {"bank": {"command": str(tmp_path / "no-such-server")}})
+    env = {
+        "CLEARANCE_AGENT_ID": "a-1",
+        "CLEARANCE_SESSION_ID": "s-1",
+        "CLEARANCE_AGENT_KEY": "clr_agent_unused",
+    }
+    result = CliRunner().invoke(
+        app,
+        ["proxy", "--upstreams", str(path), "--gate-url", "http://127.0.0.1:9"],
+        env=env,
+    )
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ConfigError)
+    assert "downstream MCP server `bank` could not be reached" in str(result.exception)
+    assert "no-such-server" in str(result.exception)

@@ -12,7 +12,7 @@ and names its session in the ``Clearance-Session`` header (or uses ``--session``
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, TypedDict
@@ -22,7 +22,7 @@ import typer
 
 from clearance.cli.commands.hook import AGENT_KEY_ENV, GATE_URL_ENV
 from clearance.cli.runtime import DEFAULT_DATA_DIR, Runtime, open_runtime
-from clearance.errors import ConfigError
+from clearance.errors import ClearanceError, ConfigError
 from clearance.integrations.mapping import ApprovalLink, SessionHandle, approval_link
 from clearance.integrations.mcp_admission import Admission, Grants, fixed_session
 from clearance.integrations.mcp_downstream import load_upstreams
@@ -141,7 +141,7 @@ def proxy(
         with _stdio_gate(data_dir, store, gate_url) as (transport, grants):
             admission = Admission(transport, **approvals)
             gateway = Gateway(admission, fixed_session(handle), servers, grants=grants)
-            anyio.run(gateway.serve_stdio)
+            _run(gateway.serve_stdio)
         return
     if gate_url:
         raise ConfigError(
@@ -158,13 +158,30 @@ def proxy(
         admission = Admission(transport, **approvals)
         gateway = Gateway(admission, identify, servers, grants=session_grants(transport))
         front = http_app(gateway, key_checker(runtime), host=host, port=port, public_names=names)
-        anyio.run(
+        _run(
             lambda: serve_http(
                 front, host, port, unsafe_allow_remote=unsafe_allow_remote, public_names=names
             )
         )
     finally:
         runtime.close()
+
+
+def _run(main: Callable[[], Awaitable[None]]) -> None:
+    """Run the gateway; a clearance error inside the server's task groups is raised as itself.
+
+    A downstream that cannot be reached fails inside the MCP server's lifespan, where the task
+    groups wrap it; the user should read the error and its hint, not a traceback.
+    """
+    try:
+        anyio.run(main)
+    except BaseExceptionGroup as group:
+        found = group.subgroup(lambda e: isinstance(e, ClearanceError))
+        while isinstance(found, BaseExceptionGroup):
+            found = found.exceptions[0]
+        if found is None:
+            raise
+        raise found from group
 
 
 class ApprovalOptions(TypedDict):
