@@ -1,4 +1,4 @@
-"""Put the gate in front of an OpenAI Agents SDK agent (``openai-agents``, the ``[openai-agents]`` extra).
+"""Put the gate in front of an OpenAI Agents SDK agent (the ``[openai-agents]`` extra).
 
 :func:`protect` returns a copy of the agent whose every function tool (and every local MCP server)
 carries a clearance tool input guardrail and output guardrail::
@@ -128,7 +128,8 @@ def protect(
     get the guardrails added in place.
 
     Raises:
-        UngatedToolError: a tool (or handoff) cannot be gated; nothing was changed.
+        UngatedToolError: a tool, handoff or MCP server cannot be gated; do not run the agent.
+        ConfigError: a tool or MCP server is already protected for another session.
     """
     transport = gate if not isinstance(gate, Gate) else _in_process(gate)
     protection = Protection(
@@ -151,7 +152,7 @@ def is_protected(agent: Agent[Any]) -> bool:
     return all(
         isinstance(tool, FunctionTool) and _has_guardrail(tool.tool_input_guardrails)
         for tool in agent.tools
-    ) and all(_has_guardrail(getattr(s, "tool_input_guardrails", None)) for s in agent.mcp_servers)
+    ) and all(_has_guardrail(s.tool_input_guardrails) for s in agent.mcp_servers)
 
 
 def clearance_approval(item: ToolApprovalItem) -> ApprovalPending | None:
@@ -193,10 +194,11 @@ class Protection:
     """The guardrails of one trusted session; :func:`protect` builds one per call.
 
     It keeps, per tool call, the decision ``needs_approval`` got (so the guardrail does not ask
-    twice), the PERMIT the output guardrail reports against, and whether the body raised; and, per
-    request digest, the first call still waiting for approval (so a retry joins that approval). A call
-    id the guardrail already let through is refused a second time: an idempotency key answers a
-    repeat with the stored decision, and a model must not turn that into a second execution.
+    twice), the PERMIT the output guardrail reports against, and whether the body raised; and,
+    per request digest, the first call still waiting for approval (so a retry joins that
+    approval). A call id the guardrail already let through is refused a second time: an
+    idempotency key answers a repeat with the stored decision, and a model must not turn that
+    into a second execution.
     """
 
     def __init__(
@@ -268,18 +270,13 @@ class Protection:
 
     def server(self, server: MCPServer) -> None:
         """Add the guardrails to a local MCP server's tools (in place, once)."""
-        inputs = getattr(server, "tool_input_guardrails", None)
-        if not hasattr(server, "tool_output_guardrails"):
-            raise UngatedToolError(
-                server.name,
-                "this MCP server type takes no tool guardrails",
-                hint="use MCPServerStdio, MCPServerStreamableHttp or MCPServerSse",
-            )
-        if self._already_mine(server.name, inputs):
+        if self._already_mine(server.name, server.tool_input_guardrails):
             return
-        outputs = getattr(server, "tool_output_guardrails", None)
-        server.tool_input_guardrails = [*(inputs or ()), self.input_guardrail]
-        server.tool_output_guardrails = [self.output_guardrail, *(outputs or ())]
+        server.tool_input_guardrails = [*(server.tool_input_guardrails or ()), self.input_guardrail]
+        server.tool_output_guardrails = [
+            self.output_guardrail,
+            *(server.tool_output_guardrails or ()),
+        ]
 
     def _already_mine(self, name: str, guardrails: list[ToolInputGuardrail[Any]] | None) -> bool:
         """True if this protection already gates it; another protection's tool is refused.
