@@ -338,6 +338,11 @@ class AuditLog:
         """Committed entries (as seen by the appender)."""
         return self._size
 
+    @property
+    def storage(self) -> AuditStorage:
+        """The storage this log appends to, for readers (exports, reviews) in the same process."""
+        return self._storage
+
     def close(self) -> None:
         """Stop the appender after the queued entries are committed and a checkpoint covers them.
 
