@@ -47,7 +47,7 @@ def argv(binary: str, spec: LaunchSpec) -> list[str]:
     for path in ETC_ALLOWLIST:
         cmd += ["--ro-bind-try", path, path]
     for name in SYNTHETIC_ETC:
-        cmd += ["--ro-bind", str(spec.host_etc / name), f"/etc/{name}"]
+        cmd += ["--ro-bind", str(spec.etc_dir / name), f"/etc/{name}"]
     cmd += [
         "--dev", "/dev", "--proc", "/proc", "--remount-ro", "/dev",
         "--perms", "1777", "--size", str(spec.limits.tmp_bytes), "--tmpfs", SANDBOX_TMP,

@@ -205,6 +205,20 @@ class JobCgroup:
             text = _read(self.dirs.get("memory", Path()) / "memory.max_usage_in_bytes")
         return int(text) if text.strip().isdigit() else None
 
+    def wait_empty(self, timeout: float) -> bool:
+        """Kill and wait until no process is left in the job's cgroup; ``False`` on timeout.
+
+        Usually the first look finds it empty: when a sandbox's pid 1 has been reaped, the kernel
+        has already removed every other process of its pid namespace.
+        """
+        deadline = time.monotonic() + timeout
+        while self.pids():
+            if time.monotonic() > deadline:
+                return False
+            self.kill()
+            time.sleep(0.0005)
+        return True
+
     def remove(self, timeout: float = 2.0) -> bool:
         """Kill what is left and remove the directories; ``False`` if some would not go."""
         deadline = time.monotonic() + timeout

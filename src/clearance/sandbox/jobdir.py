@@ -1,10 +1,12 @@
 """The host-side directory of one job: created fresh, torn down completely.
 
-Layout (``job_dir`` is 0711, so the job's uid may traverse it but not list it)::
+Job directories live under one jobs root; when the gate is root that root is a tmpfs mounted
+once (:func:`prepare_jobs_root`), so laying a job out and deleting it are memory operations,
+not journaled disk writes. Layout (``job_dir`` is 0711, so the job's uid may traverse it but
+not list it)::
 
     in/      inputs, root-owned 0644: the job reads them, cannot change them
     out/     a size-capped tmpfs owned by the job uid (when the gate is root)
-    etc/     synthetic passwd, group, hosts, resolv.conf, hostname
     root/    mount point for the unshare backend's synthetic root
     tmp/     private /tmp of the Landlock-only backend
     stdin    the job's standard input
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import fcntl
 import os
 import shutil
 import stat
@@ -25,7 +28,6 @@ from pathlib import Path
 
 from clearance.errors import SandboxError
 from clearance.sandbox.job import check_relative_path
-from clearance.sandbox.launch import SYNTHETIC_ETC
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _MS_NOSUID = 2
@@ -42,6 +44,28 @@ def _mount_tmpfs(target: Path, options: str) -> None:
 
 def _umount(target: Path) -> None:
     _libc.umount2(str(target).encode(), _MNT_DETACH)
+
+
+def prepare_jobs_root(path: Path, *, in_memory: bool) -> None:
+    """Create the directory job directories go in; with ``in_memory``, mount a tmpfs on it.
+
+    The mount is made once per host and shared by every gate using this work directory: a lock
+    on the parent directory makes sure two gates starting together do not stack two mounts
+    (the second would hide the first gate's jobs from it).
+
+    Raises:
+        SandboxError: the tmpfs could not be mounted.
+    """
+    path.mkdir(mode=0o711, exist_ok=True)
+    if not in_memory:
+        return
+    lock = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.ismount(path):
+            _mount_tmpfs(path, "mode=0711")
+    finally:
+        os.close(lock)  # releases the lock
 
 
 class JobDir:
@@ -85,16 +109,13 @@ class JobDir:
     ) -> None:
         os.chmod(self.path, 0o711)  # noqa: S103 - job uids traverse, never list
         (self.path / "gate.pid").write_text(str(os.getpid()))  # first: see reap_stale
-        for sub in ("in", "etc", "root"):
+        for sub in ("in", "root"):
             (self.path / sub).mkdir(mode=0o755)
         for name, content in files.items():
             target = self.path / "in" / check_relative_path(name)
             target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
             target.write_bytes(content)
             target.chmod(0o644)
-        for name, text in SYNTHETIC_ETC.items():
-            (self.path / "etc" / name).write_text(text)
-            (self.path / "etc" / name).chmod(0o644)
         (self.path / "stdin").write_bytes(stdin)
         for sub, size in (("out", out_bytes), ("tmp", tmp_bytes)):
             d = self.path / sub

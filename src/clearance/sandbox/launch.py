@@ -39,9 +39,14 @@ SANDBOX_TMP = "/tmp"  # noqa: S108 - the private tmpfs inside the sandbox, not t
 
 @dataclass(frozen=True)
 class LaunchSpec:
-    """One job, ready to start. ``in_dir``/``out_dir`` are the paths the *job* sees."""
+    """One job, ready to start. ``in_dir``/``out_dir`` are the paths the *job* sees.
+
+    ``etc_dir`` holds the synthetic ``/etc`` files; it is shared by every job of a work
+    directory and always mounted read-only.
+    """
 
     job_dir: Path
+    etc_dir: Path
     command: tuple[str, ...]
     limits: SandboxLimits
     seccomp_fd: int
@@ -60,11 +65,6 @@ class LaunchSpec:
     def host_out(self) -> Path:
         """The output directory on the host."""
         return self.job_dir / "out"
-
-    @property
-    def host_etc(self) -> Path:
-        """The synthetic ``/etc`` files on the host."""
-        return self.job_dir / "etc"
 
     def environment(self, tmp: str) -> dict[str, str]:
         """The job's whole environment: fixed values, nothing inherited from the gate."""

@@ -9,8 +9,15 @@ The lifecycle of a job, on the gate side:
    drops to the job uid with a parent-death signal, then the backend starts;
 3. read stdout and stderr against the wall-clock deadline and the output cap; kill the whole
    job (process group, cgroup, and with the sandbox's pid 1 its pid namespace) at either;
-4. tear down: kill what is left, remove the cgroup, stop the proxy, read ``out/``, unmount,
-   delete the job directory, release the uid. Nothing of the job survives.
+4. before returning: kill what is left and wait until the job's cgroup is empty, stop the
+   proxy, read ``out/``. No process of the job survives :meth:`Sandbox.run`;
+5. after returning, on the :class:`~clearance.sandbox.reaper.Reaper`'s thread: remove the
+   cgroup, unmount ``out/``, delete the job directory, release the uid (last, so no later job
+   gets the uid while the directory exists). :meth:`Sandbox.drain` waits for that.
+
+The parts every job shares (synthetic ``/etc``, launcher, sealed seccomp programs) are prepared
+once per :class:`Sandbox` by :class:`~clearance.sandbox.skeleton.Skeleton`; every job still gets
+its own fresh directory, output tmpfs, ``/tmp``, uid and cgroup.
 
 **Fail closed.** :meth:`Sandbox.run` first makes sure an acceptable backend works on this host
 (by running a trivial job through it); if none does it raises :class:`SandboxError` naming
@@ -22,6 +29,9 @@ why, and never runs the job some other way. The Landlock-only backend is used on
     from clearance.sandbox import Job, Sandbox, SandboxLimits
     result = Sandbox().run(Job(kind="python", code="print(6 * 7)"), SandboxLimits(wall_seconds=5))
     assert result.stdout == b"42\\n" and result.stopped == "exit"
+
+    with Sandbox() as sandbox:               # close() waits until every job is torn down
+        sandbox.run(Job(kind="shell", code="echo hi"))
 """
 
 from __future__ import annotations
@@ -53,11 +63,13 @@ from clearance.sandbox.egress import (
     system_resolver,
 )
 from clearance.sandbox.job import IN_DIR, OUT_DIR, PYTHON, Job, JobResult, StopReason, Usage
-from clearance.sandbox.jobdir import JobDir
+from clearance.sandbox.jobdir import JobDir, prepare_jobs_root
 from clearance.sandbox.launch import LaunchSpec
 from clearance.sandbox.launcher import landlock_abi
 from clearance.sandbox.limits import SandboxLimits
-from clearance.sandbox.seccomp import NETWORK_FAMILIES, UNIX_ONLY, build_filter
+from clearance.sandbox.reaper import Reaper
+from clearance.sandbox.seccomp import NETWORK_FAMILIES, UNIX_ONLY
+from clearance.sandbox.skeleton import Skeleton
 
 BackendName = Literal["auto", "bwrap", "unshare", "landlock"]
 PREFERRED: tuple[str, ...] = (bwrap.NAME, unshare.NAME)
@@ -65,6 +77,8 @@ DEGRADED = landlock.NAME
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _LAUNCHER_FAILED = b"clearance sandbox launcher:"
 _EXIT_GRACE = 0.5
+_EMPTY_WAIT = 2.0  # seconds for SIGKILLed processes to leave the cgroup
+_REUSE_WAIT = 10.0  # seconds a reused job id waits for the previous job's teardown
 
 
 @dataclass(frozen=True)
@@ -140,7 +154,8 @@ class Sandbox:
     """Runs jobs in sandboxes of one backend, chosen once per instance and checked for real.
 
     Thread-safe: several threads may call :meth:`run` at once; :meth:`kill_owner` may be called
-    from any thread while jobs run.
+    from any thread while jobs run. Finished jobs are torn down in the background by
+    :attr:`reaper`; :meth:`drain` or :meth:`close` (or leaving a ``with`` block) waits for that.
     """
 
     def __init__(
@@ -174,6 +189,10 @@ class Sandbox:
         self._running: dict[str, _Running] = {}
         self._running_lock = threading.Lock()
         self._cgroups: tuple[CgroupLayout | None, str] | None = None
+        self._skeleton: Skeleton | None = None
+        self._prepare_lock = threading.Lock()
+        self._binaries: dict[str, str | None] = {}
+        self.reaper = Reaper()
 
     # ------------------------------------------------------------------ public API
 
@@ -213,6 +232,24 @@ class Sandbox:
         backend = self.backend
         return self._execute(backend, job, limits or SandboxLimits(), egress, job_id, owner,
                              on_connection)  # fmt: skip
+
+    def drain(self, timeout: float | None = None) -> None:
+        """Wait until every finished job has been torn down (directory, mounts, cgroup, uid).
+
+        Raises:
+            SandboxError: a teardown failed or did not finish within ``timeout`` seconds.
+        """
+        self.reaper.drain(timeout)
+
+    def close(self) -> None:
+        """Wait for pending teardowns (see :meth:`drain`); the instance stays usable."""
+        self.drain()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def kill_owner(self, owner: str) -> list[str]:
         """Kill every running job of ``owner`` (the whole process tree and cgroup of each).
@@ -271,10 +308,10 @@ class Sandbox:
         """Cheap static checks; a non-empty answer is why ``name`` cannot work here."""
         if name == bwrap.NAME:
             return (
-                None if shutil.which("bwrap") else "bwrap is not installed (apt install bubblewrap)"
+                None if self._binary("bwrap") else "bwrap is not installed (apt install bubblewrap)"
             )
         if name == unshare.NAME:
-            return None if shutil.which("unshare") else "util-linux unshare is not installed"
+            return None if self._binary("unshare") else "util-linux unshare is not installed"
         if name == DEGRADED:
             if not self.allow_degraded:
                 return "degraded mode needs allow_degraded=True"
@@ -290,6 +327,12 @@ class Sandbox:
             parts.append("DEGRADED: host processes are visible, no egress")
         return "; ".join(parts)
 
+    def _binary(self, name: str) -> str | None:
+        """Where ``name`` is on ``PATH``, looked up once per instance."""
+        if name not in self._binaries:
+            self._binaries[name] = shutil.which(name)
+        return self._binaries[name]
+
     def _cgroup_layout(self) -> tuple[CgroupLayout | None, str]:
         if self._cgroups is None:
             self._cgroups = probe()
@@ -297,14 +340,29 @@ class Sandbox:
 
     # ------------------------------------------------------------------ one job
 
-    def _prepare_work_dir(self) -> _UidPool | None:
-        """Create the work directory once and check that nobody else controls it."""
-        if self._uids is not None or not self.is_root:
-            if not self.is_root:
-                self.work_dir.mkdir(mode=0o711, exist_ok=True)
-            return self._uids
-        for sub in ("", "jobs", "uids"):
-            (self.work_dir / sub).mkdir(mode=0o711, exist_ok=True)
+    def _prepare(self) -> Skeleton:
+        """Once per instance: check the work directory, reap a crashed gate's leftovers, mount
+        the jobs tmpfs (root only) and prepare the shared read-only parts."""
+        with self._prepare_lock:
+            if self._skeleton is not None:
+                return self._skeleton
+            self.work_dir.mkdir(mode=0o711, exist_ok=True)
+            if self.is_root:
+                self._check_work_dir()
+                (self.work_dir / "uids").mkdir(mode=0o711, exist_ok=True)
+                self._uids = _UidPool(self.work_dir / "uids", self._uid_base, self._uid_count)
+            jobs = self.work_dir / "jobs"
+            jobs.mkdir(mode=0o711, exist_ok=True)
+            layout, _ = self._cgroup_layout()
+            for job_id in JobDir.reap_stale(jobs):  # left by a gate that crashed
+                if layout is not None:
+                    JobCgroup.existing(layout, job_id).remove()
+            prepare_jobs_root(jobs, in_memory=self.is_root)
+            self._skeleton = Skeleton.prepare(self.work_dir)
+            return self._skeleton
+
+    def _check_work_dir(self) -> None:
+        """Job uids must reach the work directory, and nobody but the gate may change it."""
         info = self.work_dir.stat()
         if info.st_uid != os.geteuid() or info.st_mode & 0o022:
             raise SandboxError(
@@ -317,12 +375,6 @@ class Sandbox:
                     "files",
                     hint="pass work_dir= under a directory with mode o+x (e.g. /var/lib/clearance)",
                 )
-        self._uids = _UidPool(self.work_dir / "uids", self._uid_base, self._uid_count)
-        layout, _ = self._cgroup_layout()
-        for job_id in JobDir.reap_stale(self.work_dir / "jobs"):  # left by a gate that crashed
-            if layout is not None:
-                JobCgroup.existing(layout, job_id).remove()
-        return self._uids
 
     def _execute(
         self,
@@ -339,51 +391,20 @@ class Sandbox:
             raise SandboxError(f"job id {job_id!r} must match {_JOB_ID.pattern}")
         if egress is not None and backend == DEGRADED:
             raise SandboxError("the landlock backend cannot provide egress (no network namespace)")
-        uids = self._prepare_work_dir()
-        uid = uids.claim() if uids is not None else os.geteuid()
-        jobs_root = self.work_dir / "jobs" if self.is_root else self.work_dir
-        layout, _ = self._cgroup_layout()
-        with contextlib.ExitStack() as stack:
-            if uids is not None:
-                stack.callback(uids.release, uid)
-            jd = JobDir.create(
-                jobs_root / job_id, uid, job.input_files(), job.stdin,
-                out_bytes=limits.out_dir_bytes if self.is_root else None,
-                tmp_bytes=limits.tmp_bytes if self.is_root and backend == DEGRADED else None,
-            )  # fmt: skip
-            stack.callback(jd.destroy)
-            cgroup = None
-            if layout is not None:
-                try:
-                    cgroup = JobCgroup.create(layout, job_id, limits)
-                except OSError as exc:
-                    raise SandboxError(f"cannot create the job's cgroup: {exc}") from exc
-                stack.callback(cgroup.remove)
-            proxy = None
-            if egress is not None:
-                proxy = EgressProxy(
-                    egress, jd.path / "egress.sock", job_id=job_id, resolver=self._resolver,
-                    on_connection=on_connection, owner_uid=uid if self.is_root else None,
-                ).start()  # fmt: skip
-                stack.callback(proxy.close)
-            seccomp_fd = os.memfd_create("clearance-seccomp", 0)
-            stack.callback(os.close, seccomp_fd)
-            families = UNIX_ONLY if backend == DEGRADED else NETWORK_FAMILIES
-            os.write(seccomp_fd, build_filter(families))
-            os.lseek(seccomp_fd, 0, os.SEEK_SET)
-            in_dir, out_dir = (
-                (str(jd.path / "in"), str(jd.path / "out"))
-                if backend == DEGRADED
-                else (IN_DIR, OUT_DIR)
+        skeleton = self._prepare()
+        if not self.reaper.wait(job_id, _REUSE_WAIT):
+            raise SandboxError(
+                f"job id {job_id!r} belongs to a job that is still being torn down",
+                hint="use a fresh job id",
             )
-            spec = LaunchSpec(
-                job_dir=jd.path, command=job.command(in_dir), limits=limits,
-                seccomp_fd=seccomp_fd, launcher=self._launcher_copy(), python=self._python,
-                in_dir=in_dir, out_dir=out_dir,
-                egress_socket=proxy.socket_path if proxy else None,
-            )  # fmt: skip
-            argv = self._wrap(self._backend_argv(backend, spec), uid, limits, cgroup)
-            result = self._supervise(job_id, owner, backend, argv, spec, jd, cgroup, limits)
+        teardown = contextlib.ExitStack()  # run by the reaper once the job is over
+        try:
+            result = self._start(backend, job, limits, egress, job_id, owner, on_connection,
+                                 skeleton, teardown)  # fmt: skip
+        except BaseException:
+            teardown.close()  # the job never ran or could not be supervised: clean up now
+            raise
+        self.reaper.submit(job_id, teardown.close)
         if result.exit_code == 125 and _LAUNCHER_FAILED in result.stderr:
             raise SandboxError(
                 "the sandbox could not be set up: "
@@ -391,22 +412,68 @@ class Sandbox:
             )
         return result
 
-    def _launcher_copy(self) -> Path:
-        """The launcher, copied where job uids can read it (the package may not be readable)."""
-        target = self.work_dir / "launcher.py"
-        source = Path(__file__).with_name("launcher.py").read_bytes()
-        if not target.exists() or target.read_bytes() != source:
-            tmp = target.with_suffix(f".{os.getpid()}.{threading.get_ident()}")
-            tmp.write_bytes(source)
-            tmp.chmod(0o644)
-            tmp.replace(target)
-        return target
+    def _start(
+        self,
+        backend: str,
+        job: Job,
+        limits: SandboxLimits,
+        egress: EgressPolicy | None,
+        job_id: str,
+        owner: str | None,
+        on_connection: ConnectionHook | None,
+        skeleton: Skeleton,
+        teardown: contextlib.ExitStack,
+    ) -> JobResult:
+        """Set the job up, run it to the end; register what outlives it on ``teardown``."""
+        uids = self._uids
+        uid = uids.claim() if uids is not None else os.geteuid()
+        if uids is not None:
+            teardown.callback(uids.release, uid)
+        jd = JobDir.create(
+            self.work_dir / "jobs" / job_id, uid, job.input_files(), job.stdin,
+            out_bytes=limits.out_dir_bytes if self.is_root else None,
+            tmp_bytes=limits.tmp_bytes if self.is_root and backend == DEGRADED else None,
+        )  # fmt: skip
+        teardown.callback(jd.destroy)
+        layout, _ = self._cgroup_layout()
+        cgroup = None
+        if layout is not None:
+            try:
+                cgroup = JobCgroup.create(layout, job_id, limits)
+            except OSError as exc:
+                raise SandboxError(f"cannot create the job's cgroup: {exc}") from exc
+            teardown.callback(_remove_cgroup, cgroup)
+        with contextlib.ExitStack() as now:  # closed before run returns
+            proxy = None
+            if egress is not None:
+                proxy = EgressProxy(
+                    egress, jd.path / "egress.sock", job_id=job_id, resolver=self._resolver,
+                    on_connection=on_connection, owner_uid=uid if self.is_root else None,
+                ).start()  # fmt: skip
+                now.callback(proxy.close)
+            seccomp_fd = skeleton.open_filter(
+                UNIX_ONLY if backend == DEGRADED else NETWORK_FAMILIES
+            )
+            now.callback(os.close, seccomp_fd)
+            in_dir, out_dir = (
+                (str(jd.path / "in"), str(jd.path / "out"))
+                if backend == DEGRADED
+                else (IN_DIR, OUT_DIR)
+            )
+            spec = LaunchSpec(
+                job_dir=jd.path, etc_dir=skeleton.etc_dir, command=job.command(in_dir),
+                limits=limits, seccomp_fd=seccomp_fd, launcher=skeleton.launcher,
+                python=self._python, in_dir=in_dir, out_dir=out_dir,
+                egress_socket=proxy.socket_path if proxy else None,
+            )  # fmt: skip
+            argv = self._wrap(self._backend_argv(backend, spec), uid, limits, cgroup)
+            return self._supervise(job_id, owner, backend, argv, spec, jd, cgroup, limits)
 
     def _backend_argv(self, backend: str, spec: LaunchSpec) -> list[str]:
         if backend == bwrap.NAME:
-            return bwrap.argv(shutil.which("bwrap") or "bwrap", spec)
+            return bwrap.argv(self._binary("bwrap") or "bwrap", spec)
         if backend == unshare.NAME:
-            return unshare.argv(shutil.which("unshare") or "unshare", spec)
+            return unshare.argv(self._binary("unshare") or "unshare", spec)
         return landlock.argv(spec)
 
     def _wrap(
@@ -463,6 +530,11 @@ class Sandbox:
             _, status, rusage = os.wait4(process.pid, 0)
             process.returncode = os.waitstatus_to_exitcode(status)
             running.kill(running.stop or "exit")  # whatever the job left behind
+            if cgroup is not None and not cgroup.wait_empty(_EMPTY_WAIT):
+                raise SandboxError(
+                    f"processes of job {job_id} were still alive {_EMPTY_WAIT} s after SIGKILL",
+                    hint="a process stuck in the kernel; its cgroup is removed when it exits",
+                )
         finally:
             with self._running_lock:
                 self._running.pop(job_id, None)
@@ -488,6 +560,11 @@ class Sandbox:
             output_files=jd.collect_outputs(limits.out_dir_bytes), usage=usage,
             stopped=stop or "exit", backend=backend,
         )  # fmt: skip
+
+
+def _remove_cgroup(cgroup: JobCgroup) -> None:
+    if not cgroup.remove():
+        raise SandboxError(f"cgroup {sorted(map(str, cgroup.dirs.values()))} could not be removed")
 
 
 def _read_capped(running: _Running, deadline: float, cap: int) -> tuple[bytes, bytes]:

@@ -25,7 +25,7 @@ NAME = "unshare"
 def argv(binary: str, spec: LaunchSpec) -> list[str]:
     """The unshare + launcher command line for ``spec``."""
     binds = [(p, p) for p in ETC_ALLOWLIST]
-    binds += [(str(spec.host_etc / name), f"/etc/{name}") for name in SYNTHETIC_ETC]
+    binds += [(str(spec.etc_dir / name), f"/etc/{name}") for name in SYNTHETIC_ETC]
     config = {
         "root": str(spec.job_dir / "root"),
         "ro_binds": binds,

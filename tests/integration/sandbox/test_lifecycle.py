@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -29,15 +32,94 @@ def test_inputs_stdin_and_output_files_round_trip(sandbox: Sandbox) -> None:
     assert result.backend == sandbox.backend
 
 
-def test_nothing_of_a_job_survives_it(sandbox: Sandbox) -> None:
-    result = sandbox.run(Job(kind="shell", code="echo x > f; sleep 0.1"), job_id="leftover-check")
+def _our_uid_claims(sandbox: Sandbox) -> list[str]:
+    """Per-job uids this test process holds (other gates may share the work directory)."""
+    uids = sandbox.work_dir / "uids"
+    if not uids.is_dir():
+        return []
+    mine = str(os.getpid())
+    return sorted(
+        d.name for d in uids.iterdir() if (d / "pid").is_file() and (d / "pid").read_text() == mine
+    )
+
+
+def _processes_with(token: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if token.encode() in cmdline.read_bytes():
+                found.append(cmdline.parent.name)
+        except OSError:
+            continue
+    return found
+
+
+def test_nothing_of_a_job_survives_it_once_torn_down(sandbox: Sandbox) -> None:
+    job_id = f"leftover-{uuid.uuid4().hex[:12]}"
+    result = sandbox.run(Job(kind="shell", code="echo x > f; sleep 0.1"), job_id=job_id)
     assert result.output_files == {"f": b"x\n"}
-    jobs = sandbox.work_dir / "jobs" if (sandbox.work_dir / "jobs").is_dir() else sandbox.work_dir
-    assert not (jobs / "leftover-check").exists()
-    assert "leftover-check" not in Path("/proc/self/mountinfo").read_text()
-    leftovers = list(Path("/sys/fs/cgroup").glob("**/clearance-leftover-check"))
-    assert leftovers == []
     assert sandbox.running_jobs() == {}
+    sandbox.drain(timeout=10)
+    assert not (sandbox.work_dir / "jobs" / job_id).exists()
+    assert job_id not in Path("/proc/self/mountinfo").read_text()
+    assert list(Path("/sys/fs/cgroup").glob(f"**/clearance-{job_id}")) == []
+    assert _our_uid_claims(sandbox) == []
+
+
+def test_no_process_of_a_job_survives_run_even_before_teardown(sandbox: Sandbox) -> None:
+    token = f"linger-{uuid.uuid4().hex}"
+    job_id = f"early-{uuid.uuid4().hex[:12]}"
+    code = f"setsid sh -c 'sleep 300 {token}' & sleep 300 {token} & sleep 0.2; echo started"
+    with sandbox.reaper.hold():  # teardown cannot run: the kill must already have happened
+        result = sandbox.run(Job(kind="shell", code=code), job_id=job_id)
+        assert result.stdout == b"started\n"
+        assert _processes_with(token) == []
+        assert (sandbox.work_dir / "jobs" / job_id).is_dir()  # not reaped yet
+        for procs in Path("/sys/fs/cgroup").glob(f"**/clearance-{job_id}/cgroup.procs"):
+            assert procs.read_text() == ""
+        assert job_id in sandbox.reaper.pending()
+    sandbox.drain(timeout=10)
+    assert not (sandbox.work_dir / "jobs" / job_id).exists()
+
+
+def test_a_job_cannot_read_a_previous_jobs_unreaped_directory(sandbox: Sandbox) -> None:
+    token = f"previous-job-secret-{uuid.uuid4().hex}"
+    first_id = f"first-{uuid.uuid4().hex[:12]}"
+    first_dir = sandbox.work_dir / "jobs" / first_id
+    with sandbox.reaper.hold():
+        first = sandbox.run(
+            Job(kind="shell", code=f"echo {token} > secret.txt; echo {token} > /tmp/secret.txt"),
+            job_id=first_id,
+        )
+        assert first.output_files == {"secret.txt": f"{token}\n".encode()}
+        assert (first_dir / "out" / "secret.txt").read_text() == f"{token}\n"  # still there
+        claims = _our_uid_claims(sandbox)
+        code = f"""
+import glob, json, os
+token = "{token[:20]}" + "{token[20:]}"  # never whole in this program's own text
+found = []
+paths = ["{first_dir}/out/secret.txt", "/proc/1/root{first_dir}/out/secret.txt"]
+paths += glob.glob("/proc/*/root{first_dir}/out/*") + glob.glob("/tmp/*/jobs/*/out/*")
+paths += glob.glob("/job/out/*") + glob.glob("/tmp/*")
+for dirpath, dirnames, filenames in os.walk("/"):  # all but the host's /usr and kernel trees
+    dirnames[:] = [d for d in dirnames if os.path.join(dirpath, d) not in ("/usr", "/proc", "/dev")]
+    paths += [os.path.join(dirpath, f) for f in filenames]
+for path in paths:
+    try:
+        with open(path, "rb") as fh:
+            if token.encode() in fh.read(1 << 20):
+                found.append(path)
+    except OSError:
+        pass
+print(json.dumps({{"found": found}}))
+"""
+        second = sandbox.run(Job(kind="python", code=code), SandboxLimits(wall_seconds=20))
+        assert second.stdout.strip().endswith(b"}"), second.stderr
+        assert json.loads(second.stdout) == {"found": []}
+        assert len(_our_uid_claims(sandbox)) == len(claims) + 1  # a fresh uid, not the first's
+        assert first_dir.is_dir()
+    sandbox.drain(timeout=10)
+    assert not first_dir.exists()
 
 
 def test_kill_owner_stops_every_running_job_of_that_agent(sandbox: Sandbox) -> None:

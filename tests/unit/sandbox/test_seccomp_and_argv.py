@@ -38,7 +38,7 @@ def test_unknown_architecture_fails_closed(monkeypatch: pytest.MonkeyPatch) -> N
 
 def spec(egress: Path | None) -> LaunchSpec:
     return LaunchSpec(
-        job_dir=Path("/srv/jobs/j1"), command=("/bin/true",), limits=SandboxLimits(),
+        job_dir=Path("/srv/jobs/j1"), etc_dir=Path("/srv/etc"), command=("/bin/true",), limits=SandboxLimits(),
         seccomp_fd=3, launcher=Path("/srv/launcher.py"), python="/usr/bin/python3",
         in_dir="/job/in", out_dir="/job/out", egress_socket=egress,
     )  # fmt: skip
