@@ -113,7 +113,7 @@ def _restart_and_verify(data_dir: Path) -> None:
 def test_disk_filling_up_mid_run_answers_silence_never_an_unlogged_permit(tmp_path: Path) -> None:
     data_dir = tmp_path / "full"
     init_data_dir(data_dir)
-    seen = _load(data_dir, 2.0, "--disk-headroom", str(48 * 1024))
+    seen = _load(data_dir, 1.0, "--disk-headroom", str(48 * 1024))
     outcomes = {(d["outcome"], d["rule"]) for d in seen.acknowledged}
     assert outcomes & {("SILENCE", "audit"), ("SILENCE", "store")}, "the disk never filled up"
     check_round(data_dir, seen, "disk full")
@@ -137,7 +137,7 @@ def test_slow_fsync_slows_decisions_but_loses_nothing(tmp_path: Path) -> None:
         "SLOW_FSYNC_MS": "40",
         "SLOW_FSYNC_MARK": str(mark),
     }
-    seen = _load(data_dir, 2.0, env=env)
+    seen = _load(data_dir, 1.0, env=env)
     assert mark.exists(), "the shim never ran: nothing called fsync"
     assert seen.dispatched, "no PERMIT at all: a slow disk must slow the gate, not stop it"
     for d in seen.acknowledged:
