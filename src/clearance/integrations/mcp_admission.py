@@ -41,7 +41,7 @@ import mcp.types as types
 
 from clearance.approvals.service import AgentStatus, State
 from clearance.approvals.waiting import PendingApproval
-from clearance.errors import RequestError
+from clearance.errors import ClearanceError, RequestError
 from clearance.integrations.errors import (
     ApprovalPending,
     Denied,
@@ -87,6 +87,16 @@ def text_of(result: types.CallToolResult) -> str:
 def fixed_session(session: SessionHandle) -> Identify:
     """Every call belongs to ``session`` (stdio: the launcher's environment proves who calls)."""
     return lambda _ctx: session
+
+
+def caller(identify: Identify, ctx: Any) -> SessionHandle | types.CallToolResult:
+    """The caller's session, or the tool error saying why there is none (nothing is decided)."""
+    try:
+        return identify(ctx)
+    except ToolRefused as exc:
+        return error_result(refusal_text(exc))
+    except ClearanceError as exc:  # e.g. the store could not be read: fail closed
+        return error_result(f"blocked: {exc}")
 
 
 def supports_url_elicitation(ctx: Any) -> bool:

@@ -32,12 +32,12 @@ from mcp.server.session import ServerSession
 from mcp.server.stdio import stdio_server
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
 
-from clearance.integrations.errors import ToolRefused
-from clearance.integrations.mapping import SessionHandle, refusal_text
+from clearance.integrations.mapping import SessionHandle
 from clearance.integrations.mcp_admission import (
     Admission,
     Grants,
     Identify,
+    caller,
     error_result,
 )
 from clearance.integrations.mcp_downstream import SEPARATOR, Downstreams, Upstream
@@ -126,9 +126,8 @@ class Gateway:
         self, ctx: Any, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         del params
-        try:
-            session = self.identify(ctx)
-        except ToolRefused:
+        session = caller(self.identify, ctx)
+        if isinstance(session, types.CallToolResult):
             return types.ListToolsResult(tools=[])
         tools = self._visible(session)
         if getattr(ctx.session, "can_send_request", False):
@@ -146,10 +145,9 @@ class Gateway:
     async def _call_tool(
         self, ctx: Any, params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
-        try:
-            session = self.identify(ctx)
-        except ToolRefused as exc:
-            return error_result(refusal_text(exc))
+        session = caller(self.identify, ctx)
+        if isinstance(session, types.CallToolResult):
+            return session
         args = dict(params.arguments or {})
         admitted = await self.admission.admit(ctx, session, params)
         if not isinstance(admitted, Decision):

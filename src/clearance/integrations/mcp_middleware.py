@@ -24,9 +24,13 @@ from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import MCPServer
 from pydantic import ValidationError
 
-from clearance.integrations.errors import ToolRefused
-from clearance.integrations.mapping import refusal_text
-from clearance.integrations.mcp_admission import Admission, Grants, Identify, error_result
+from clearance.integrations.mcp_admission import (
+    Admission,
+    Grants,
+    Identify,
+    caller,
+    error_result,
+)
 from clearance.model.decision import Decision
 
 
@@ -59,10 +63,9 @@ class ClearanceServerMiddleware:
             return error_result(
                 f"blocked: malformed tools/call parameters: {exc.errors()[0]['msg']}"
             )
-        try:
-            session = self.identify(ctx)
-        except ToolRefused as exc:
-            return error_result(refusal_text(exc))
+        session = caller(self.identify, ctx)
+        if isinstance(session, types.CallToolResult):
+            return session
         admitted = await self.admission.admit(ctx, session, params)
         if not isinstance(admitted, Decision):
             return admitted
@@ -79,9 +82,8 @@ class ClearanceServerMiddleware:
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
         result = await call_next(ctx)
-        try:
-            session = self.identify(ctx)
-        except ToolRefused:
+        session = caller(self.identify, ctx)
+        if isinstance(session, types.CallToolResult):
             return types.ListToolsResult(tools=[])
         granted = self.grants(session) if self.grants is not None else None
         listed = _as_list_result(result)
