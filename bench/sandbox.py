@@ -3,7 +3,9 @@
 Run: ``python bench/sandbox.py [--runs 40]``. Both series run interleaved in one process, so load
 from other work on the machine hits both alike; compare the ratio, not absolute numbers. Every
 timed call checks its output. Then two worker threads run jobs back to back for a few seconds to
-measure throughput.
+measure throughput. Finished jobs are torn down by the sandbox's background reaper; the last
+line says how long the backlog took to drain once the workers stopped (a reaper that cannot keep
+up shows there), and the run fails if any job directory is left behind.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import subprocess
 import threading
 import time
 
+from clearance.model.ids import new_ulid
 from clearance.sandbox import Job, Sandbox, SandboxLimits
 
 CODE = "print(6 * 7)"
+JOB_PREFIX = "bench-"
 PYTHON = "/usr/bin/python3"
 
 
@@ -30,7 +34,7 @@ def plain() -> float:
 
 def sandboxed(box: Sandbox, limits: SandboxLimits) -> float:
     started = time.monotonic()
-    result = box.run(Job(kind="python", code=CODE), limits)
+    result = box.run(Job(kind="python", code=CODE), limits, job_id=JOB_PREFIX + new_ulid().lower())
     elapsed = time.monotonic() - started
     assert result.stdout == b"42\n", result
     assert result.stopped == "exit"
@@ -84,6 +88,12 @@ def main() -> None:
     )
     rate = throughput(box, limits, workers=2, seconds=args.seconds)
     print(f"throughput, 2 workers    {rate:.1f} jobs/s")
+    started = time.monotonic()
+    box.close()
+    print(
+        f"teardown backlog drained {(time.monotonic() - started) * 1000:.1f} ms after the last job"
+    )
+    assert not list((box.work_dir / "jobs").glob(f"{JOB_PREFIX}*")), "job directories left behind"
 
 
 if __name__ == "__main__":
