@@ -20,7 +20,7 @@ import json
 from collections.abc import Collection
 from datetime import datetime
 
-from clearance.approvals.fatigue import ApprovalHistory, FatigueReport, Stats
+from clearance.approvals.fatigue import ApprovalHistory, FatigueReport, Stats, analyse_fatigue
 from clearance.audit.storage import AuditStorage, StoredEntry
 from clearance.control.alerts import Alert, Severity
 from clearance.store.approvals_sql import ApprovalStore
@@ -60,23 +60,30 @@ def _failed_approval(entry: StoredEntry) -> str | None:
 
 
 def approval_histories(
-    store: ApprovalStore, *, since: datetime, failed: Collection[str] = ()
+    store: ApprovalStore, *, since: datetime, failed: Collection[str] | None = None
 ) -> list[ApprovalHistory]:
     """Every approval created since ``since`` with its votes; ``failed`` marks approved calls.
 
-    An approved request with no failed outcome counts as not failed only when the caller read the
-    log (``failed`` given); the analysis treats an unknown outcome as unknown, not as success.
+    ``failed`` None means the outcomes were not read: each history's outcome is then unknown,
+    which the analysis counts as neither failure nor success.
     """
     rows = store.list_approvals(since=since.isoformat(), limit=MAX_APPROVALS)
-    known = bool(failed)
     return [
         ApprovalHistory(
             row,
             store.votes(row.approval_id),
-            failed=(row.approval_id in failed) if known else None,
+            failed=None if failed is None else row.approval_id in failed,
         )
         for row in rows
     ]
+
+
+def fatigue_since(
+    store: ApprovalStore, storage: AuditStorage | None, *, since: datetime
+) -> FatigueReport:
+    """Fatigue over the approvals created since ``since``; failures read from ``storage``."""
+    failed = failed_approvals(storage) if storage is not None else None
+    return analyse_fatigue(approval_histories(store, since=since, failed=failed))
 
 
 def fatigue_alerts(report: FatigueReport, now: datetime) -> list[Alert]:

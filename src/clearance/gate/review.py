@@ -27,7 +27,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import yaml
@@ -35,6 +35,7 @@ import yaml
 from clearance.approvals.breakglass import PREFIX as BREAK_GLASS_PREFIX
 from clearance.errors import AuditWriteError, ConfigError
 from clearance.formats.canonical import canonical_bytes, sha256_digest
+from clearance.gate.gate import Gate
 from clearance.gate.hooks import AuditSink
 from clearance.model.decision import Outcome
 from clearance.policy.bundle import Bundle
@@ -42,6 +43,8 @@ from clearance.store.protocol import DecisionRecord
 
 DEFAULT_DAYS = 90
 DEFAULT_RARE = 3
+#: Decisions a review reads at most (newest first); far above a quarter of one gate's traffic.
+DECISION_LIMIT = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +286,21 @@ def _loose_bounds(
             )
         )
     return found
+
+
+def review_gate(gate: Gate, *, days: int = DEFAULT_DAYS, rare: int = DEFAULT_RARE) -> AccessReview:
+    """The review of ``gate``'s active policy over the last ``days`` of its recorded decisions."""
+    bundle = gate.bundle
+    if bundle is None:
+        raise ConfigError("no policy is active: nothing to review", hint="activate a policy first")
+    until = gate.clock.now()
+    return review_access(
+        bundle,
+        gate.store.recent_decisions(limit=DECISION_LIMIT),
+        since=until - timedelta(days=days),
+        until=until,
+        rare=rare,
+    )
 
 
 def sign_off(audit: AuditSink | None, review: AccessReview, *, operator: str) -> None:

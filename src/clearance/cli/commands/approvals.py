@@ -238,23 +238,14 @@ def fatigue(
     """
     from datetime import timedelta
 
-    from clearance.approvals.fatigue import analyse_fatigue
     from clearance.control.alerts import AlertRouter, AlertSettings
-    from clearance.gate.fatigue import (
-        approval_histories,
-        failed_approvals,
-        fatigue_alerts,
-        fatigue_markdown,
-    )
+    from clearance.gate.fatigue import fatigue_alerts, fatigue_markdown, fatigue_since
 
     rt = open_runtime(data_dir, store_url=store, require_policy=False)
     try:
         until = rt.gate.clock.now()
         since = until - timedelta(days=days)
-        histories = approval_histories(
-            rt.approvals.store, since=since, failed=failed_approvals(rt.audit_storage)
-        )
-        report = analyse_fatigue(histories)
+        report = fatigue_since(rt.approvals.store, rt.audit_storage, since=since)
         if alert:
             router = AlertRouter(AlertSettings.load(rt.store).sinks())
             for a in fatigue_alerts(report, until):

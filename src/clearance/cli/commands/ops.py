@@ -86,10 +86,6 @@ def incident_verify(
     raise typer.Exit(main(["bundle", str(bundle), *args, *(["--json"] if as_json else [])]))
 
 
-#: Decisions read for a review; a deployment with more in its period must narrow ``--days``.
-REVIEW_DECISION_LIMIT = 1_000_000
-
-
 def review(
     days: Annotated[int, typer.Option("--days", min=1, help="Period to review.")] = 90,
     fmt: Annotated[str, typer.Option("--format", help="md or json.")] = "md",
@@ -104,10 +100,9 @@ def review(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Access review: unused grants, rules that never decided, break-glass uses, shadow tools."""
-    from datetime import timedelta
 
     from clearance.cli.runtime import open_runtime
-    from clearance.gate.review import review_access, sign_off
+    from clearance.gate.review import review_gate, sign_off
 
     if fmt not in ("md", "json"):
         raise ConfigError(f"unknown report format `{fmt}`", hint="use --format md or json")
@@ -115,16 +110,7 @@ def review(
         raise ConfigError("--sign-off needs the reviewer", hint="pass --operator ID")
     runtime = open_runtime(data_dir)
     try:
-        bundle = runtime.gate.bundle
-        assert bundle is not None  # INVARIANT: open_runtime loads the active policy or raises
-        until = runtime.gate.clock.now()
-        report = review_access(
-            bundle,
-            runtime.store.recent_decisions(limit=REVIEW_DECISION_LIMIT),
-            since=until - timedelta(days=days),
-            until=until,
-            rare=rare,
-        )
+        report = review_gate(runtime.gate, days=days, rare=rare)
         if sign and operator:
             sign_off(runtime.gate.audit, report, operator=operator)
     finally:

@@ -7,7 +7,8 @@ login form, which has no session yet, uses a double-submit cookie instead.
 
 Pages: ``/approvals`` (pending with context, batch, second approver), ``/feed`` (live decisions
 with filters), ``/charts`` (outcomes over time per surface), ``/agents`` (state and kill switch),
-``/policy`` (versions and activations; an admin uploads a policy, sees how it would have decided
+``/review`` (access review findings with suggested diffs, approval fatigue per approver and rule,
+sign-off), ``/policy`` (versions and activations; an admin uploads a policy, sees how it would have decided
 recent traffic next to what was decided, and activates it by digest), ``/audit`` (verification
 status, receipt lookup). An approval's own page shows where each argument value came from.
 """
@@ -37,6 +38,8 @@ from clearance.control.killswitch import KillSwitch
 from clearance.control.operator import Operator as ControlOperator
 from clearance.control.scope import Scope
 from clearance.errors import ClearanceError
+from clearance.gate.fatigue import fatigue_since
+from clearance.gate.review import DEFAULT_DAYS, AccessReview, review_gate, sign_off
 from clearance.model.decision import Outcome
 from clearance.server.authorize import CSRF_FIELD, Permission, permissions_of
 from clearance.server.dashboard.provenance import value_origins
@@ -518,6 +521,70 @@ def _router(ctx: "ServerContext") -> APIRouter:
             verification=verification,
             decision_id=decision_id or "",
             found=found,
+        )
+
+    # access review and approval fatigue -----------------------------------------------------
+    def reviewed(days: int) -> tuple[AccessReview | None, str]:
+        try:
+            return review_gate(gate, days=days), ""
+        except ClearanceError as exc:
+            return None, exc.message
+
+    @web.get("/review")
+    async def review_page(
+        me: viewer,
+        days: Annotated[int, Query(ge=1, le=3650)] = DEFAULT_DAYS,
+        msg: str | None = None,
+        error: str | None = None,
+    ) -> HTMLResponse:
+        review, problem = await run_in_threadpool(reviewed, days)
+        fatigue = None
+        if ctx.services.approvals is not None:
+            audit = ctx.services.audit
+            since = gate.clock.now() - timedelta(days=days)
+            report = await run_in_threadpool(
+                partial(
+                    fatigue_since,
+                    ctx.services.approvals.store,
+                    None if audit is None else audit.log.storage,
+                    since=since,
+                )
+            )
+            fatigue = {
+                "approvers": sorted(report.approvers.values(), key=lambda s: (not s.flags, s.key)),
+                "rules": sorted(report.rules.values(), key=lambda s: (not s.flags, s.key)),
+            }
+        return page(
+            "review.html",
+            me,
+            days=days,
+            review=review,
+            problem=problem,
+            fatigue=fatigue,
+            msg=msg,
+            error=error,
+            can_sign=Permission.ADMIN in permissions_of(me.roles),
+        )
+
+    @web.post("/review/sign-off")
+    async def review_sign_off(
+        me: admin,
+        days: Annotated[int, Form(ge=1, le=3650)],
+        digest: Annotated[str, Form(max_length=80)],
+    ) -> Response:
+        review, problem = await run_in_threadpool(reviewed, days)
+        if review is None:
+            return _after_error("/review", problem)
+        if review.digest != digest:
+            # New decisions changed the report since it was shown: sign only what was read.
+            return _after_error("/review", "the report changed since you opened it; review again")
+        try:
+            sign_off(gate.audit, review, operator=me.username)
+        except ClearanceError as exc:
+            return refused(me, exc)
+        return RedirectResponse(
+            f"/review?{urlencode({'days': days, 'msg': f'signed off report {digest}'})}",
+            status_code=303,
         )
 
     return web
