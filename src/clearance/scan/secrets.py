@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import math
 import re
+import string
 from collections import Counter
 
-from clearance.scan._match import Rule, lowercase, run
+from clearance.scan._match import Alphabet, Rule, lowercase, run
 from clearance.scan.finding import Finding, make_finding
 
 NAME = "secrets"
@@ -176,9 +177,11 @@ _RULES: tuple[Rule, ...] = (
         "password-in-url",
         0.85,
         r"\b[a-z][a-z0-9+.-]{1,15}://[^/\s:@]{1,64}:([^/\s@]{1,128})@[a-z0-9.-]",
-        literals=("://",),
+        # Gated on the "@" (rarer than "://" in web pages), which sits at most 212 characters
+        # after the match start: 1 + 15 (scheme) + 3 + 64 (user) + 1 + 128 (password).
+        literals=("@",),
         group=1,
-        back=16,
+        back=212,
         lower=True,
         window=220,
     ),
@@ -209,7 +212,9 @@ _KNOWN_EXAMPLES = frozenset(
         "ASIAIOSFODNN7EXAMPLE",
     }
 )
-_CANDIDATE = re.compile(r"(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_=-]{24,}(?![A-Za-z0-9+/_=-])")
+_CANDIDATE = Alphabet(string.ascii_letters + string.digits + "+/_=-")
+"""Entropy candidates are maximal runs of 24 or more characters of this alphabet."""
+_CANDIDATE_LENGTH = 24
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 _NAMING = re.compile(
@@ -274,9 +279,8 @@ class SecretScanner:
 
     def _entropy_findings(self, text: str, covered: list[tuple[int, int]]) -> list[Finding]:
         findings: list[Finding] = []
-        for match in _CANDIDATE.finditer(text):
-            start, end = match.span()
-            value = match.group()
+        for start, end in _CANDIDATE.runs(text, _CANDIDATE_LENGTH):
+            value = text[start:end]
             if any(s <= start < e or s < end <= e for s, e in covered) or _UUID.fullmatch(value):
                 continue
             if not self._random_looking(value) or is_placeholder(value):
