@@ -128,3 +128,34 @@ def test_a_forged_anchor_claim_is_caught(db: Path) -> None:
         )
     lines = tampering(db)
     assert any("header or its hash was altered" in line for line in lines)
+
+
+def test_a_running_replica_notices_a_peer_fork_at_its_next_anchor(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The gate side: before anchoring, a replica checks each peer extends what it saw before."""
+    db = tmp_path / "audit.db"
+    clock = Clock()
+    storage = SQLiteAuditStorage(db)
+    a = AuditLog(storage, KEY, A, clock)
+    b = AuditLog(storage, KEY, B, clock)
+    for i in range(5):
+        b.append("decision", decision_fields(i), decision_payload(i))
+    b.checkpoint_now()
+    for n in range(2):  # two anchors over honest growth of B: no alarm
+        clock.now += ANCHOR_INTERVAL
+        a.append("decision", decision_fields(100 + n), decision_payload(n))
+        b.append("decision", decision_fields(200 + n), decision_payload(n))
+        b.checkpoint_now()
+    assert not [r for r in caplog.records if r.levelname == "CRITICAL"]
+    b.close()
+    replace_shard(db, B, [0, 1, 2, 3, 77, 200, 201, 202], tmp_path)  # re-signed, longer, forked
+    clock.now += ANCHOR_INTERVAL
+    a.append("decision", decision_fields(102), decision_payload(2))
+    a.close()
+    storage.close()
+    [alarm] = [r for r in caplog.records if r.levelname == "CRITICAL"]
+    assert B in alarm.getMessage()
+    assert "rewritten, forked or rolled back" in alarm.getMessage()
+    # and the fork stays on record for the verifier, in A's chain
+    assert any("rewritten or forked" in line for line in tampering(db))

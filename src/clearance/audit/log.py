@@ -26,10 +26,10 @@ How it works and what it guarantees:
   every other shard of the deployment. Any shard then reveals the others: the verifier checks that
   each anchored shard is still in the store and that its entries hash to the anchored root, so a
   deleted, truncated or forked shard is caught even if the registry row was removed too. Before
-  anchoring, the appender checks each peer checkpoint's signature and that it does not go back on
-  the previous anchor (smaller size, or another root for the same size); a violation is logged as
-  an error and still anchored, so the verifier sees it. An idle shard anchors nothing (otherwise
-  two idle replicas would keep anchoring each other's anchors for ever).
+  anchoring, the appender checks each peer checkpoint's signature and its consistency with the
+  peer checkpoint it last accepted (``_check_peer``); a violation is logged as critical and still
+  anchored, so the verifier sees it. An idle shard anchors nothing (otherwise two idle replicas
+  would keep anchoring each other's anchors for ever).
 """
 
 from __future__ import annotations
@@ -223,9 +223,8 @@ class AuditLog:
         self.anchor_interval = anchor_interval
         """How often a shard in use anchors its peers (``None``: never); may be changed live."""
         self._anchor_time = now
-        self._anchored: dict[
-            str, tuple[int, bytes]
-        ] = {}  # peer origin -> last anchored (size, root)
+        # peer origin -> compact range of its leaves up to the last checkpoint found consistent
+        self._peers: dict[str, CompactRange] = {}
         self._in_use = False  # entries other than anchors since the last anchor
         self._thread = threading.Thread(
             target=self._run, name=f"audit-appender:{origin}", daemon=True
@@ -405,7 +404,7 @@ class AuditLog:
         in_use = self._in_use or any(p.kind is not None for p in batch)
         anchor = self._anchor_entry(now) if in_use else None
         if anchor is not None:
-            batch = [*batch, anchor[0]]
+            batch = [*batch, anchor]
         try:
             entries, payloads = self._assign(batch, now)
             checkpoint = self._checkpoint_row(now, force=force)
@@ -433,16 +432,13 @@ class AuditLog:
             return
         if checkpoint is not None:
             self._cp_size, self._cp_time = checkpoint[0], now
-        self._in_use = in_use
-        if anchor is not None:
-            self._anchored.update(anchor[1])
-            self._in_use = False
+        self._in_use = in_use and anchor is None
         for p in batch:
             p.lock.release()
 
     # -- cross-shard anchors ---------------------------------------------------------------------
 
-    def _anchor_entry(self, now: datetime) -> tuple[_Pending, dict[str, tuple[int, bytes]]] | None:
+    def _anchor_entry(self, now: datetime) -> _Pending | None:
         """An ``anchor`` entry naming every peer shard's latest checkpoint, when one is due.
 
         Runs on the appender thread about once a minute; a failure to read the peers is logged and
@@ -463,9 +459,7 @@ class AuditLog:
             {"log": origin, "root": "sha256:" + root.hex(), "size": size}
             for origin, (size, root) in sorted(seen.items())
         ]
-        return _Pending(
-            "anchor", {"id": new_ulid(), "anchors": anchors}, None, b"", b"", None
-        ), seen
+        return _Pending("anchor", {"id": new_ulid(), "anchors": anchors}, None, b"", b"", None)
 
     def _peer_checkpoints(self) -> dict[str, tuple[int, bytes]]:
         """Latest signature-checked checkpoint of every other shard of this deployment."""
@@ -486,19 +480,38 @@ class AuditLog:
                 )
                 continue
             size, root = cp.checkpoint.size, cp.checkpoint.root
-            before = self._anchored.get(origin)
-            if before is not None and (
-                size < before[0] or (size == before[0] and root != before[1])
-            ):
-                _log.error(
-                    "shard `%s` went back on its checkpoint anchored at size %d (now size %d): "
-                    "anchoring it for the verifier to report",
-                    origin,
-                    before[0],
-                    size,
-                )
+            self._check_peer(origin, size, root)
             seen[origin] = (size, root)
         return seen
+
+    def _check_peer(self, origin: str, size: int, root: bytes) -> None:
+        """Check that a peer's new checkpoint extends the one last found consistent.
+
+        The peer's leaves from the last consistent size on are appended to the compact range kept
+        for it; the result must be the signed root. That is an RFC 6962 consistency check by
+        recomputation: a peer whose earlier entries were rewritten (even with a re-signed
+        checkpoint), or that went back to a smaller size, fails it. The first check after start
+        reads the peer's leaf hashes once (32 bytes per entry); later ones read only new leaves.
+        A failure is logged as critical and the checkpoint is still anchored, so the verifier
+        reports it with this shard's evidence.
+        """
+        known = self._peers.get(origin) or CompactRange()
+        extended = known.copy()
+        if size >= known.size:
+            for lh in self._storage.leaf_hashes(origin, known.size, size):
+                extended.append(lh)
+        if extended.size == size and extended.root() == root:
+            self._peers[origin] = extended
+            return
+        _log.critical(
+            "shard `%s`: its checkpoint at size %d is not consistent with its entries as "
+            "seen before (size %d): the shard was rewritten, forked or rolled back; anchoring "
+            "it from `%s` for the verifier to report",
+            origin,
+            size,
+            known.size,
+            self.origin,
+        )
 
     def _assign(
         self, batch: list[_Pending], now: datetime
