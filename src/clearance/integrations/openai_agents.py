@@ -44,6 +44,7 @@ import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict, replace
 from typing import Any, Literal
 
 from agents import (
@@ -51,6 +52,9 @@ from agents import (
     FunctionTool,
     Handoff,
     RunContextWrapper,
+    ShellCommandRequest,
+    ShellResult,
+    ShellTool,
     ToolApprovalItem,
     ToolGuardrailFunctionOutput,
     ToolInputGuardrail,
@@ -104,6 +108,8 @@ ONE_STATUS_READ_S = 1e-6
 
 # DENY rules that end the run rather than let the model re-plan: the kill switch and a drain.
 HALT_RULES = frozenset({"kill-switch", "drain"})
+# Marks a shell executor wrapped by a protection (the attribute holds the ``Protection``).
+SHELL_OWNER = "__clearance_protection__"
 
 OnUnavailable = Literal["halt", "tell_model"]
 NeedsApproval = Callable[[RunContextWrapper[Any], dict[str, Any], str], Awaitable[bool]]
@@ -148,11 +154,18 @@ def _in_process(gate: Gate) -> InProcessTransport:
 
 
 def is_protected(agent: Agent[Any]) -> bool:
-    """True when every tool of ``agent`` is a function tool carrying a clearance guardrail."""
-    return all(
-        isinstance(tool, FunctionTool) and _has_guardrail(tool.tool_input_guardrails)
-        for tool in agent.tools
-    ) and all(_has_guardrail(s.tool_input_guardrails) for s in agent.mcp_servers)
+    """True when clearance gates every tool and MCP server of ``agent``."""
+    return all(_is_gated(tool) for tool in agent.tools) and all(
+        _has_guardrail(s.tool_input_guardrails) for s in agent.mcp_servers
+    )
+
+
+def _is_gated(tool: object) -> bool:
+    if isinstance(tool, FunctionTool):
+        return _has_guardrail(tool.tool_input_guardrails)
+    if isinstance(tool, ShellTool):
+        return isinstance(getattr(tool.executor, SHELL_OWNER, None), Protection)
+    return False
 
 
 def clearance_approval(item: ToolApprovalItem) -> ApprovalPending | None:
@@ -241,8 +254,10 @@ class Protection:
             self.server(server)
         return clone
 
-    def tool(self, tool: object) -> FunctionTool:
+    def tool(self, tool: object) -> FunctionTool | ShellTool:
         """A copy of a function tool with the guardrails and ``needs_approval`` wired."""
+        if isinstance(tool, ShellTool):
+            return self.shell(tool)
         if not isinstance(tool, FunctionTool):
             name = getattr(tool, "name", type(tool).__name__)
             raise UngatedToolError(
@@ -267,6 +282,46 @@ class Protection:
         clone.needs_approval = self._needs_approval(tool)
         self._record_failures(tool, clone)
         return clone
+
+    def shell(self, tool: ShellTool) -> ShellTool:
+        """A copy of a local shell tool whose executor asks the gate before every command.
+
+        Shell tools take no guardrails, and their SDK approval can be given once for all calls
+        (``always_approve``), so the gate sits in the executor itself: nothing else runs the
+        commands. A refusal is returned as the command's output, for the model to read.
+        """
+        run = tool.executor
+        if run is None:
+            raise UngatedToolError(
+                tool.name,
+                "a hosted shell runs on OpenAI's side, where no decision can stop it",
+                hint="give the ShellTool a local executor, or leave it out",
+            )
+        owner = getattr(run, SHELL_OWNER, None)
+        if owner is self:
+            return tool
+        if isinstance(owner, Protection):
+            self._already_mine(tool.name, [owner.input_guardrail])
+
+        async def executor(request: ShellCommandRequest) -> str | ShellResult:
+            call = request.data
+            try:
+                decision = await self.admit(tool.name, asdict(call.action), call.call_id)
+            except ToolRefused as exc:
+                return refusal_text(exc)
+            except RequestError as exc:
+                return f"blocked: {exc}"
+            try:
+                output = run(request)
+                output = await output if inspect.isawaitable(output) else output
+            except Exception as exc:
+                await self._report(decision, error=f"{type(exc).__name__}: {exc}")
+                raise
+            await self._report(decision, output=output)
+            return output
+
+        setattr(executor, SHELL_OWNER, self)
+        return replace(tool, executor=executor)
 
     def server(self, server: MCPServer) -> None:
         """Add the guardrails to a local MCP server's tools (in place, once)."""
@@ -414,23 +469,28 @@ class Protection:
         return pending if isinstance(pending, ApprovalPending) else None
 
     # guardrails ------------------------------------------------------------------------------
+    async def admit(self, tool: str, args: dict[str, Any], call_id: str) -> Decision:
+        """The PERMIT for one call; ``ToolRefused`` or ``RequestError`` when it may not run."""
+        key = self._key(call_id)
+        if key in self._ran:
+            raise RequestError(f"tool call `{call_id}` already ran; a new call needs a new id")
+        request = self._request(tool, args, call_id)
+        held = self._held(request)
+        if held is not None:
+            decision = enforce(held, approval_url=self.approval_url)
+        else:
+            decision = await asyncio.to_thread(self._authorize, request)
+        if sandbox_obligation(decision) is not None:
+            raise SandboxRequired(tool, decision)
+        self._ran.add(key)
+        return decision
+
     async def check_input(self, data: ToolInputGuardrailData) -> ToolGuardrailFunctionOutput:
         """Run the tool only on a PERMIT for exactly these arguments; otherwise say why not."""
         ctx = data.context
-        key = self._key(ctx.tool_call_id)
-        if key in self._ran:
-            return ToolGuardrailFunctionOutput.reject_content(
-                f"blocked: tool call `{ctx.tool_call_id}` already ran; a new call needs a new id"
-            )
         try:
-            request = self._request(ctx.tool_name, _arguments(ctx.tool_arguments), ctx.tool_call_id)
-            held = self._held(request)
-            if held is not None:
-                decision = enforce(held, approval_url=self.approval_url)
-            else:
-                decision = await asyncio.to_thread(self._authorize, request)
-            if sandbox_obligation(decision) is not None:
-                raise SandboxRequired(ctx.tool_name, decision)
+            args = _arguments(ctx.tool_arguments)
+            decision = await self.admit(ctx.tool_name, args, ctx.tool_call_id)
         except GateUnavailable as exc:
             return self._unavailable(exc)
         except Denied as exc:
@@ -447,8 +507,7 @@ class Protection:
             )
         except RequestError as exc:
             return ToolGuardrailFunctionOutput.reject_content(f"blocked: {exc}")
-        self._ran.add(key)
-        self._permitted[key] = decision
+        self._permitted[self._key(ctx.tool_call_id)] = decision
         return ToolGuardrailFunctionOutput.allow(output_info=_info(decision))
 
     async def record_output(self, data: ToolOutputGuardrailData) -> ToolGuardrailFunctionOutput:
@@ -461,14 +520,14 @@ class Protection:
                 "blocked: clearance did not permit this call, so its output is withheld"
             )
         error = self._failed.pop(key, None)
-        result = result_of(
-            decision,
-            success=error is None,
-            output=data.output if error is None else None,
-            error=error,
-        )
-        await asyncio.to_thread(report, self.transport, result, agent_id=self.session.agent_id)
+        await self._report(decision, output=data.output if error is None else None, error=error)
         return ToolGuardrailFunctionOutput.allow(output_info=_info(decision))
+
+    async def _report(
+        self, decision: Decision, *, output: Any = None, error: str | None = None
+    ) -> None:
+        result = result_of(decision, success=error is None, output=output, error=error)
+        await asyncio.to_thread(report, self.transport, result, agent_id=self.session.agent_id)
 
     def _unavailable(self, exc: GateUnavailable) -> ToolGuardrailFunctionOutput:
         if self.on_unavailable == "tell_model":

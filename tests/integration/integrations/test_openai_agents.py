@@ -23,6 +23,8 @@ from agents import (
     Runner,
     RunResult,
     RunState,
+    ShellCommandRequest,
+    ShellTool,
     Tool,
     ToolInputGuardrailTripwireTriggered,
     WebSearchTool,
@@ -32,16 +34,19 @@ from agents import (
 from agents.mcp import MCPServerStdio
 from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
 from tests.integration.integrations.kit import (
+    AGENT,
     APPROVER,
+    POLICY,
     DeadSidecar,
     approve,
     decisions_in_log,
     first_pending,
+    init_data_dir,
     outcomes_for,
 )
 from tests.integration.integrations.served import Sidecar, sidecar
 
-from clearance.cli.runtime import Runtime
+from clearance.cli.runtime import Runtime, open_runtime
 from clearance.control.operator import Operator
 from clearance.control.scope import Scope
 from clearance.errors import ConfigError
@@ -546,3 +551,84 @@ def test_an_mcp_tools_retry_runs_once_the_operator_approved(
     assert "sent 5000.0 to acc-2" in ran
     assert ledger_of(ledger) == [{"tool": "transfer_funds", **args}]
     assert [d["outcome"] for d in decisions_in_log(runtime)] == ["APPROVAL", "PERMIT"]
+
+
+SHELL_POLICY = POLICY.replace(
+    "tasks:\n  ops: {tools: [read_account, transfer_funds, delete_records, run_code]}",
+    "  shell:\n"
+    "    tier: destructive\n"
+    "    additional_params: true\n"
+    "    params:\n"
+    "      commands: {type: array, required: true}\n"
+    "tasks:\n  ops: {tools: [read_account, transfer_funds, delete_records, run_code, shell]}",
+).replace(
+    "rules:\n",
+    "rules:\n"
+    "  - id: listings\n"
+    "    tools: [shell]\n"
+    '    when: args.commands.all(c, c.startsWith("ls "))\n'
+    "    outcome: permit\n"
+    "    reason: listing files changes nothing\n"
+    "  - id: no-other-commands\n"
+    "    tools: [shell]\n"
+    '    when: args.commands.exists(c, !c.startsWith("ls "))\n'
+    "    outcome: deny\n"
+    "    reason: only listings\n",
+)
+
+
+def shell_call(commands: list[str], call_id: str) -> list[Any]:
+    return [
+        {
+            "type": "shell_call",
+            "id": call_id,
+            "call_id": call_id,
+            "status": "completed",
+            "action": {"commands": commands, "timeout_ms": 1000},
+        }
+    ]
+
+
+def shell_outputs(model: ScriptedModel) -> list[str]:
+    last = model.last_call
+    assert last is not None
+    items = last.input if isinstance(last.input, list) else []
+    return [
+        str(item["output"][0]["stdout"])
+        for item in items
+        if isinstance(item, dict) and item.get("type") == "shell_call_output"
+    ]
+
+
+def test_a_local_shell_tool_is_gated_in_its_executor(tmp_path: Path) -> None:
+    data = tmp_path / "shell-data"
+    init_data_dir(data, SHELL_POLICY)
+    runtime = open_runtime(data, clock=SystemClock())
+    try:
+        opened = runtime.gate.open_session(agent_id=AGENT, task="ops", environment="staging")
+        session = SessionHandle(agent_id=opened.agent_id, session_id=opened.session_id)
+        ran: list[list[str]] = []
+
+        def executor(request: ShellCommandRequest) -> str:
+            ran.append(request.data.action.commands)
+            return "a.txt b.txt"
+
+        model = scripted(shell_call(["rm -rf /srv"], "sh-1"), shell_call(["ls /srv"], "sh-2"))
+        agent = Agent(name="ops", model=model, tools=[ShellTool(executor=executor)])
+        protected = protect(agent, InProcessTransport(runtime.gate), session)
+        run(protected, "tidy")
+        assert ran == [["ls /srv"]]
+        denied, listed = shell_outputs(model)
+        assert denied.startswith("denied by rule `no-other-commands`")
+        assert listed == "a.txt b.txt"
+        permit = decisions_in_log(runtime)[-1]
+        assert (permit["outcome"], permit["rule"]) == ("PERMIT", "listings")
+        assert [o["success"] for o in outcomes_for(runtime, permit["decision_id"])] == [True]
+    finally:
+        runtime.close()
+
+
+def test_a_hosted_shell_is_refused(transport: InProcessTransport, session: SessionHandle) -> None:
+    hosted = ShellTool(environment={"type": "container_auto"})
+    with pytest.raises(UngatedToolError, match="hosted shell runs on OpenAI's side"):
+        protect(Agent(name="ops", tools=[hosted]), transport, session)
