@@ -30,10 +30,11 @@ serialised state (in another process, too) finds the APPROVAL of that call again
 edited in the stored state no longer match that key's request digest: DENY
 ``idempotency-conflict``.
 
-Tools the SDK runs on OpenAI's side (web and file search, code interpreter, image generation,
-hosted MCP), and tools without guardrail support (computer, shell, apply-patch, custom), cannot
-be gated here: :func:`protect` raises ``UngatedToolError`` rather than start an agent the gate
-would not cover.
+A local ``ShellTool`` takes no guardrails, so its executor is wrapped: the gate decides each
+command sequence before the user's executor runs it. Tools the SDK runs on OpenAI's side (web
+and file search, code interpreter, image generation, hosted MCP, a hosted shell), and tools
+without guardrail support (computer, local shell, apply-patch, custom), cannot be gated here:
+:func:`protect` raises ``UngatedToolError`` rather than start an agent the gate would not cover.
 """
 
 from __future__ import annotations
