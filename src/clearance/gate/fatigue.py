@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from clearance.approvals.fatigue import ApprovalHistory, FatigueReport, Stats, analyse_fatigue
 from clearance.audit.storage import AuditStorage, StoredEntry
-from clearance.control.alerts import Alert, Severity
+from clearance.control.alerts import Alert, AlertRouter, Severity
+from clearance.control.times import NowSource
 from clearance.store.approvals_sql import ApprovalStore
 
 APPROVAL_RULE_PREFIX = "approval:"
@@ -99,6 +100,45 @@ def fatigue_alerts(report: FatigueReport, now: datetime) -> list[Alert]:
         )
         for approver in report.flagged
     ]
+
+
+class FatigueWatch:
+    """Re-runs the fatigue analysis on a serving gate now and then and alerts on flagged approvers.
+
+    A watchdog calls ``check`` every few seconds; the analysis itself runs at most once per
+    ``every`` (it reads the period's approvals and the audit log), and the alert router
+    deduplicates repeats per approver.
+    """
+
+    def __init__(
+        self,
+        store: ApprovalStore,
+        storage: AuditStorage | None,
+        alerts: AlertRouter,
+        *,
+        clock: NowSource,
+        days: int = 30,
+        every: timedelta = timedelta(hours=1),
+    ) -> None:
+        self._store = store
+        self._storage = storage
+        self._alerts = alerts
+        self._clock = clock
+        self._period = timedelta(days=days)
+        self._every = every
+        self._next: datetime | None = None
+
+    def check(self) -> list[Alert]:
+        """The alerts sent this round (none when the analysis is not due)."""
+        now = self._clock.now()
+        if self._next is not None and now < self._next:
+            return []
+        self._next = now + self._every
+        report = fatigue_since(self._store, self._storage, since=now - self._period)
+        sent = fatigue_alerts(report, now)
+        for alert in sent:
+            self._alerts.send(alert)
+        return sent
 
 
 def fatigue_markdown(report: FatigueReport, *, since: str, until: str) -> str:

@@ -112,3 +112,30 @@ def test_a_quiet_period_flags_nobody(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["approvals", "fatigue", "-d", str(data_dir)])
     assert result.exit_code == 0, result.output
     assert "No votes in the period." in result.output
+
+
+def test_a_serving_gate_alerts_on_the_rubber_stamper_once_per_round(history: Path) -> None:
+    """The watchdog of ``clearance serve`` runs the analysis at most once an hour."""
+    from clearance.cli.commands.serve import watch
+    from clearance.control.alerts import Alert, CallbackSink
+    from clearance.server.settings import load_settings
+
+    clock = FixedClock(SystemClock().now())
+    rt = open_runtime(history, clock=clock)
+    alerts: list[Alert] = []
+    rt.control.alerts.sinks = (CallbackSink(alerts.append),)
+    dog = watch(rt, load_settings(data_dir=history), None, interval_s=3600)
+    try:
+        dog.run_once()
+        dog.run_once()  # not due again yet: no second analysis
+        rt.control.alerts.flush()
+        fatigue = [a for a in alerts if a.key.startswith("approval-fatigue:")]
+        assert [a.key for a in fatigue] == ["approval-fatigue:op-stamp"]
+        clock.advance(3601)
+        dog.run_once()
+        rt.control.alerts.flush()
+    finally:
+        dog.stop()
+        rt.close()
+    # due again after an hour: a standing problem is reported once an hour, not every round
+    assert sum(a.key == "approval-fatigue:op-stamp" for a in alerts) == 2

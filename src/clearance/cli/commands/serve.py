@@ -24,6 +24,7 @@ from clearance.control.plane import ControlPlane
 from clearance.control.sources import SourceWatch
 from clearance.gate.clock import Clock
 from clearance.gate.evidence import AuditRecorder
+from clearance.gate.fatigue import FatigueWatch
 from clearance.server.app import GateServices
 from clearance.server.settings import ServerSettings, load_settings
 from clearance.store.identity_sql import identity_store
@@ -75,7 +76,7 @@ def watch(
     *,
     interval_s: float = WATCH_INTERVAL_S,
 ) -> Watchdog:
-    """Start the background checks of a serving gate: policy and settings drift, store health.
+    """Start the background checks of a serving gate: drift, store health, approval fatigue.
 
     ``reload`` reads the settings as versioned now (None when they come from no file); an idle
     gate thereby still reports a dead store, a missed activation or an edited settings file.
@@ -89,8 +90,15 @@ def watch(
         running_config=settings_digest(settings),
         versioned_config=None if reload is None else lambda: settings_digest(reload()),
     )
+    fatigue = FatigueWatch(
+        runtime.approvals.store, runtime.audit_storage, runtime.control.alerts, clock=gate.clock
+    )
     dog = Watchdog(
-        [drift.check, lambda: runtime.control.monitor.check_store(runtime.store.ping)],
+        [
+            drift.check,
+            lambda: runtime.control.monitor.check_store(runtime.store.ping),
+            fatigue.check,
+        ],
         interval_s=interval_s,
     )
     dog.start()
