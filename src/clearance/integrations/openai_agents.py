@@ -30,10 +30,10 @@ serialised state (in another process, too) finds the APPROVAL of that call again
 edited in the stored state no longer match that key's request digest: DENY
 ``idempotency-conflict``.
 
-A local ``ShellTool`` takes no guardrails, so its executor is wrapped: the gate decides each
-command sequence before the user's executor runs it. Tools the SDK runs on OpenAI's side (web
+A local ``ShellTool`` and a ``CustomTool`` take no guardrails, so their executors are wrapped:
+the gate decides each call before the user's executor runs it. Tools the SDK runs on OpenAI's side (web
 and file search, code interpreter, image generation, hosted MCP, a hosted shell), and tools
-without guardrail support (computer, local shell, apply-patch, custom), cannot be gated here:
+without guardrail support (computer, local shell, apply-patch), cannot be gated here:
 :func:`protect` raises ``UngatedToolError`` rather than start an agent the gate would not cover.
 """
 
@@ -50,11 +50,11 @@ from typing import Any, Literal
 
 from agents import (
     Agent,
+    CustomTool,
     FunctionTool,
     Handoff,
     RunContextWrapper,
     ShellCommandRequest,
-    ShellResult,
     ShellTool,
     ToolApprovalItem,
     ToolGuardrailFunctionOutput,
@@ -68,6 +68,7 @@ from agents.tool import (
     resolve_function_tool_failure_error_function,
     set_function_tool_failure_error_function,
 )
+from agents.tool_context import ToolContext
 
 from clearance.approvals.service import ApprovalService
 from clearance.errors import ConfigError, RequestError
@@ -109,8 +110,8 @@ ONE_STATUS_READ_S = 1e-6
 
 # DENY rules that end the run rather than let the model re-plan: the kill switch and a drain.
 HALT_RULES = frozenset({"kill-switch", "drain"})
-# Marks a shell executor wrapped by a protection (the attribute holds the ``Protection``).
-SHELL_OWNER = "__clearance_protection__"
+# Marks an executor a protection wrapped (shell, custom tools); the attribute holds it.
+WRAPPED_BY = "__clearance_protection__"
 
 OnUnavailable = Literal["halt", "tell_model"]
 NeedsApproval = Callable[[RunContextWrapper[Any], dict[str, Any], str], Awaitable[bool]]
@@ -165,7 +166,9 @@ def _is_gated(tool: object) -> bool:
     if isinstance(tool, FunctionTool):
         return _has_guardrail(tool.tool_input_guardrails)
     if isinstance(tool, ShellTool):
-        return isinstance(getattr(tool.executor, SHELL_OWNER, None), Protection)
+        return isinstance(getattr(tool.executor, WRAPPED_BY, None), Protection)
+    if isinstance(tool, CustomTool):
+        return isinstance(getattr(tool.on_invoke_tool, WRAPPED_BY, None), Protection)
     return False
 
 
@@ -255,10 +258,12 @@ class Protection:
             self.server(server)
         return clone
 
-    def tool(self, tool: object) -> FunctionTool | ShellTool:
+    def tool(self, tool: object) -> FunctionTool | ShellTool | CustomTool:
         """A copy of a function tool with the guardrails and ``needs_approval`` wired."""
         if isinstance(tool, ShellTool):
             return self.shell(tool)
+        if isinstance(tool, CustomTool):
+            return self.custom(tool)
         if not isinstance(tool, FunctionTool):
             name = getattr(tool, "name", type(tool).__name__)
             raise UngatedToolError(
@@ -298,31 +303,57 @@ class Protection:
                 "a hosted shell runs on OpenAI's side, where no decision can stop it",
                 hint="give the ShellTool a local executor, or leave it out",
             )
-        owner = getattr(run, SHELL_OWNER, None)
-        if owner is self:
+        if self._wrapped_by_me(tool.name, run):
             return tool
-        if isinstance(owner, Protection):
-            self._already_mine(tool.name, [owner.input_guardrail])
 
-        async def executor(request: ShellCommandRequest) -> str | ShellResult:
+        async def executor(request: ShellCommandRequest) -> Any:
             call = request.data
-            try:
-                decision = await self.admit(tool.name, asdict(call.action), call.call_id)
-            except ToolRefused as exc:
-                return refusal_text(exc)
-            except RequestError as exc:
-                return f"blocked: {exc}"
-            try:
-                output = run(request)
-                output = await output if inspect.isawaitable(output) else output
-            except Exception as exc:
-                await self._report(decision, error=f"{type(exc).__name__}: {exc}")
-                raise
-            await self._report(decision, output=output)
-            return output
+            args = asdict(call.action)
+            return await self._run_gated(tool.name, args, call.call_id, lambda: run(request))
 
-        setattr(executor, SHELL_OWNER, self)
+        setattr(executor, WRAPPED_BY, self)
         return replace(tool, executor=executor)
+
+    def custom(self, tool: CustomTool) -> CustomTool:
+        """A copy of a custom (free-text input) tool whose invoker asks the gate first.
+
+        The gated arguments are ``{"input": <the model's text>}``.
+        """
+        run = tool.on_invoke_tool
+        if self._wrapped_by_me(tool.name, run):
+            return tool
+
+        async def invoke(ctx: ToolContext[Any], text: str) -> Any:
+            args = {"input": text}
+            return await self._run_gated(tool.name, args, ctx.tool_call_id, lambda: run(ctx, text))
+
+        setattr(invoke, WRAPPED_BY, self)
+        return replace(tool, on_invoke_tool=invoke)
+
+    def _wrapped_by_me(self, name: str, run: object) -> bool:
+        owner = getattr(run, WRAPPED_BY, None)
+        if isinstance(owner, Protection):
+            return self._already_mine(name, [owner.input_guardrail])
+        return False
+
+    async def _run_gated(
+        self, tool: str, args: dict[str, Any], call_id: str, run: Callable[[], Any]
+    ) -> Any:
+        """Run ``run()`` only on a PERMIT and report its outcome; else return the refusal text."""
+        try:
+            decision = await self.admit(tool, args, call_id)
+        except ToolRefused as exc:
+            return refusal_text(exc)
+        except RequestError as exc:
+            return f"blocked: {exc}"
+        try:
+            output = run()
+            output = await output if inspect.isawaitable(output) else output
+        except Exception as exc:
+            await self._report(decision, error=f"{type(exc).__name__}: {exc}")
+            raise
+        await self._report(decision, output=output)
+        return output
 
     def server(self, server: MCPServer) -> None:
         """Add the guardrails to a local MCP server's tools (in place, once)."""

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from agents import (
     Agent,
+    CustomTool,
     FunctionTool,
     RunConfig,
     Runner,
@@ -560,7 +561,11 @@ SHELL_POLICY = POLICY.replace(
     "    additional_params: true\n"
     "    params:\n"
     "      commands: {type: array, required: true}\n"
-    "tasks:\n  ops: {tools: [read_account, transfer_funds, delete_records, run_code, shell]}",
+    "  notes:\n"
+    "    tier: write-limited\n"
+    "    params:\n"
+    "      input: {type: string, required: true}\n"
+    "tasks:\n  ops: {tools: [read_account, transfer_funds, delete_records, run_code, shell, notes]}",
 ).replace(
     "rules:\n",
     "rules:\n"
@@ -573,7 +578,12 @@ SHELL_POLICY = POLICY.replace(
     "    tools: [shell]\n"
     '    when: args.commands.exists(c, !c.startsWith("ls "))\n'
     "    outcome: deny\n"
-    "    reason: only listings\n",
+    "    reason: only listings\n"
+    "  - id: polite-notes\n"
+    "    tools: [notes]\n"
+    "    when: '!args.input.contains(\"password\")'\n"
+    "    outcome: permit\n"
+    "    reason: notes without secrets\n",
 )
 
 
@@ -632,3 +642,41 @@ def test_a_hosted_shell_is_refused(transport: InProcessTransport, session: Sessi
     hosted = ShellTool(environment={"type": "container_auto"})
     with pytest.raises(UngatedToolError, match="hosted shell runs on OpenAI's side"):
         protect(Agent(name="ops", tools=[hosted]), transport, session)
+
+
+def test_a_custom_tool_is_gated_in_its_invoker(tmp_path: Path) -> None:
+    data = tmp_path / "custom-data"
+    init_data_dir(data, SHELL_POLICY)
+    runtime = open_runtime(data, clock=SystemClock())
+    try:
+        opened = runtime.gate.open_session(agent_id=AGENT, task="ops", environment="staging")
+        session = SessionHandle(agent_id=opened.agent_id, session_id=opened.session_id)
+        noted: list[str] = []
+
+        def invoke(ctx: Any, text: str) -> str:
+            noted.append(text)
+            return "noted"
+
+        def custom_call(text: str, call_id: str) -> list[Any]:
+            item = {"type": "custom_tool_call", "id": call_id, "call_id": call_id}
+            return [{**item, "name": "notes", "input": text}]
+
+        model = scripted(custom_call("the password is hunter2", "cu-1"), custom_call("hi", "cu-2"))
+        notes = CustomTool(name="notes", description="keep a note", on_invoke_tool=invoke)
+        agent = Agent(name="ops", model=model, tools=[notes])
+        run(protect(agent, InProcessTransport(runtime.gate), session), "note")
+        assert noted == ["hi"]
+        last = model.last_call
+        assert last is not None
+        outputs = [
+            str(i["output"])
+            for i in last.input
+            if isinstance(i, dict) and i.get("type") == "custom_tool_call_output"
+        ]
+        assert outputs[0] == "denied by rule `default`: no rule matched; the policy default is deny"
+        assert outputs[1] == "noted"
+        permit = decisions_in_log(runtime)[-1]
+        assert (permit["outcome"], permit["rule"]) == ("PERMIT", "polite-notes")
+        assert [o["success"] for o in outcomes_for(runtime, permit["decision_id"])] == [True]
+    finally:
+        runtime.close()
