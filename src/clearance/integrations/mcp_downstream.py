@@ -67,6 +67,12 @@ class Upstream:
 
 def load_upstreams(path: Path, environ: Mapping[str, str] | None = None) -> list[Upstream]:
     """The downstream servers of an ``mcp.json``, environment variables expanded."""
+    _, servers = read_servers(path)
+    return parse_upstreams(path, servers, os.environ if environ is None else environ)
+
+
+def read_servers(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(whole document, its mcpServers map)`` of an ``mcp.json``, unexpanded."""
     try:
         document = json.loads(path.read_text("utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
@@ -76,8 +82,14 @@ def load_upstreams(path: Path, environ: Mapping[str, str] | None = None) -> list
         raise ConfigError(
             f"`{path}` has no `mcpServers` object", hint='{"mcpServers": {"name": {...}}}'
         )
-    env = os.environ if environ is None else environ
-    return [_upstream(path, name, entry, env) for name, entry in servers.items()]
+    return document, servers
+
+
+def parse_upstreams(
+    path: Path, servers: Mapping[str, Any], environ: Mapping[str, str]
+) -> list[Upstream]:
+    """Check every entry of ``servers`` (read from ``path``) and expand its variables."""
+    return [_upstream(path, name, entry, environ) for name, entry in servers.items()]
 
 
 def _upstream(path: Path, name: str, entry: Any, env: Mapping[str, str]) -> Upstream:

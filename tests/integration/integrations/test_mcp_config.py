@@ -117,3 +117,65 @@ def test_a_downstream_that_cannot_start_stops_the_proxy_with_a_clear_error(
     assert isinstance(result.exception, ConfigError)
     assert "downstream MCP server `bank` could not be reached" in str(result.exception)
     assert "no-such-server" in str(result.exception)
+
+
+def test_wrap_routes_a_client_through_the_gateway_and_keeps_the_originals(
+    tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from clearance.cli.commands.mcp import app
+
+    original = {
+        "mcpServers": {
+            "files": {"command": "files-mcp", "args": ["--root", "/srv"]},
+            "bank": {"type": "http", "url": "http://127.0.0.1:9100/mcp",
+                     "headers": {"Authorization": "Bearer ${env:BANK_TOKEN}"}},
+        },
+        "otherSetting": True,
+    }  # fmt: skip
+    config = tmp_path / ".mcp.json"
+    config.write_text(json.dumps(original), "utf-8")
+    upstreams = tmp_path / "mcp.upstream.json"
+    args = ["wrap", str(config), "--upstreams", str(upstreams), "--data-dir", str(tmp_path)]
+
+    first = CliRunner().invoke(app, [*args, "--cursor"])
+    again = CliRunner().invoke(app, args)
+
+    assert first.exit_code == 0, first.output
+    wrapped = json.loads(config.read_text("utf-8"))
+    assert wrapped["otherSetting"] is True
+    assert list(wrapped["mcpServers"]) == ["clearance"]
+    entry = wrapped["mcpServers"]["clearance"]
+    assert entry["args"][:4] == ["mcp", "proxy", "--upstreams", str(upstreams.resolve())]
+    assert entry["env"] == {
+        "CLEARANCE_AGENT_ID": "${env:CLEARANCE_AGENT_ID}",
+        "CLEARANCE_SESSION_ID": "${env:CLEARANCE_SESSION_ID}",
+    }
+    assert json.loads(upstreams.read_text("utf-8")) == {"mcpServers": original["mcpServers"]}
+    assert upstreams.stat().st_mode & 0o777 == 0o600
+    backup = tmp_path / ".mcp.json.before-clearance"
+    assert json.loads(backup.read_text("utf-8")) == original
+    [files, bank] = load_upstreams(upstreams, environ={"BANK_TOKEN": "t"})
+    assert isinstance(files.server, StdioServerParameters)
+    assert isinstance(bank.server, HTTPServer)
+    assert bank.server.headers == {"Authorization": "Bearer t"}
+    assert again.exit_code != 0
+    assert "already has a `clearance` server" in str(again.exception)
+    assert json.loads(config.read_text("utf-8")) == wrapped
+
+
+def test_wrap_refuses_a_bad_config_and_changes_nothing(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from clearance.cli.commands.mcp import app
+
+    config = servers(tmp_path, {"files": {"command": "files-mcp", "headrs": {}}})
+    before = config.read_bytes()
+    upstreams = tmp_path / "up.json"
+    result = CliRunner().invoke(app, ["wrap", str(config), "--upstreams", str(upstreams)])
+    assert result.exit_code != 0
+    assert "unknown keys `headrs`" in str(result.exception)
+    assert config.read_bytes() == before
+    assert not upstreams.exists()
+    assert not (tmp_path / "mcp.json.before-clearance").exists()

@@ -11,11 +11,12 @@ and names its session in the ``Clearance-Session`` header (or uses ``--session``
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, TypedDict
+from typing import Annotated, Any, TypedDict
 
 import anyio
 import typer
@@ -23,9 +24,15 @@ import typer
 from clearance.cli.commands.hook import AGENT_KEY_ENV, GATE_URL_ENV
 from clearance.cli.runtime import DEFAULT_DATA_DIR, Runtime, open_runtime
 from clearance.errors import ClearanceError, ConfigError
-from clearance.integrations.mapping import ApprovalLink, SessionHandle, approval_link
+from clearance.integrations.mapping import (
+    AGENT_ENV,
+    SESSION_ENV,
+    ApprovalLink,
+    SessionHandle,
+    approval_link,
+)
 from clearance.integrations.mcp_admission import Admission, Grants, fixed_session
-from clearance.integrations.mcp_downstream import load_upstreams
+from clearance.integrations.mcp_downstream import load_upstreams, parse_upstreams, read_servers
 from clearance.integrations.mcp_front import (
     AgentIdentity,
     AgentKeyVerifier,
@@ -47,7 +54,7 @@ app = typer.Typer(help="Put the gate in front of MCP servers.")
 
 @app.callback()
 def mcp() -> None:
-    """Put the gate in front of MCP servers (more commands will join `proxy`)."""
+    """Put the gate in front of MCP servers: `proxy` serves the gateway, `wrap` routes a client."""
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -217,3 +224,76 @@ def _stdio_gate(
         yield transport, session_grants(transport)
     finally:
         runtime.close()
+
+
+class _Unexpanded(dict[str, str]):
+    """An environment in which every variable is set to its own reference (checks structure only)."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __missing__(self, key: str) -> str:
+        return f"${{{key}}}"
+
+
+def _write_new(path: Path, document: dict[str, Any], *, mode: int = 0o600) -> None:
+    """Write JSON to a file that must not exist yet (never overwrite what a user keeps)."""
+    try:
+        with path.open("x", encoding="utf-8") as f:
+            f.write(json.dumps(document, indent=2) + "\n")
+    except FileExistsError as exc:
+        raise ConfigError(
+            f"`{path}` already exists", hint="move it away or choose another path"
+        ) from exc
+    path.chmod(mode)
+
+
+@app.command("wrap")
+def wrap(
+    config: Annotated[
+        Path, typer.Argument(help="The client's MCP config (.mcp.json, .cursor/mcp.json, ...).")
+    ],
+    upstreams: Annotated[
+        Path, typer.Option(help="Where to keep the original servers (must not exist yet).")
+    ],
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", "-d", help="The gate's data directory.")
+    ] = DEFAULT_DATA_DIR,
+    gate_url: Annotated[
+        str | None,
+        typer.Option("--gate-url", help="Have the gateway ask the sidecar at this URL."),
+    ] = None,
+    dashboard_url: Annotated[
+        str | None, typer.Option(help="Base URL of the dashboard, for approval links.")
+    ] = None,
+    cursor: Annotated[
+        bool, typer.Option(help="Write variables as ${env:VAR} (Cursor) instead of ${VAR}.")
+    ] = False,
+) -> None:
+    """Route a client's MCP servers through the gateway; the originals become its upstreams.
+
+    The original config is kept beside it as ``<name>.before-clearance``; nothing is overwritten.
+    """
+    document, servers = read_servers(config)
+    if "clearance" in servers:
+        raise ConfigError(
+            f"`{config}` already has a `clearance` server", hint="it is wrapped already"
+        )
+    parse_upstreams(config, servers, _Unexpanded())
+    backup = config.with_name(config.name + ".before-clearance")
+    for path in (upstreams, backup):
+        if path.exists():
+            raise ConfigError(f"`{path}` already exists", hint="move it away or choose another")
+    ref = "${env:%s}" if cursor else "${%s}"
+    names = [AGENT_ENV, SESSION_ENV] + ([AGENT_KEY_ENV] if gate_url else [])
+    args = ["mcp", "proxy", "--upstreams", str(upstreams.resolve())]
+    args += ["--gate-url", gate_url] if gate_url else ["--data-dir", str(data_dir.resolve())]
+    args += ["--dashboard-url", dashboard_url] if dashboard_url else []
+    entry = {"command": "clearance", "args": args, "env": {n: ref % n for n in names}}
+    _write_new(upstreams, {"mcpServers": servers})
+    _write_new(backup, document, mode=config.stat().st_mode & 0o777)
+    wrapped = config.with_name(config.name + ".clearance-tmp")
+    wrapped.unlink(missing_ok=True)
+    _write_new(wrapped, {**document, "mcpServers": {"clearance": entry}})
+    os.replace(wrapped, config)
+    print(json.dumps({"config": str(config), "upstreams": str(upstreams), "backup": str(backup)}))
