@@ -168,9 +168,7 @@ def normalize(text: str) -> str:
 
 def has_invisible(text: str) -> bool:
     """True when ``text`` contains a character :func:`normalize` deletes as invisible."""
-    if text.isascii():
-        return False
-    return any(INVISIBLE_RE.search(run.group()) for run in _NON_ASCII_RUN.finditer(text))
+    return not text.isascii() and INVISIBLE_RE.search(text) is not None
 
 
 class OffsetMap:
