@@ -27,7 +27,7 @@ from langchain_core.messages import ToolMessage
 from langchain_core.tools import tool
 from langgraph.prebuilt.tool_node import ToolCallRequest, ToolRuntime
 from mcp import Client, StdioServerParameters
-from tests.integration.integrations.kit import AGENT, init_data_dir
+from tests.integration.integrations.kit import AGENT, POLICY, init_data_dir
 from tests.integration.integrations.mcp_kit import MCP_POLICY, SERVER_SCRIPT
 from tests.integration.integrations.served import serve_sidecar
 
@@ -186,7 +186,8 @@ def mcp_lines(tmp: Path) -> list[str]:
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
-        init_data_dir(data)
+        # Hundreds of calls a second by one agent are what the rate-spike breaker exists to stop.
+        init_data_dir(data, POLICY + "breakers:\n  rate_spike: {enabled: false}\n")
         runtime = open_runtime(data, clock=SystemClock())
         try:
             s = runtime.gate.open_session(agent_id=AGENT, task="ops", environment="staging")
