@@ -18,11 +18,9 @@ import json
 from clearance.sandbox.launch import (
     BRIDGE_PORT,
     EGRESS_SOCKET_INSIDE,
-    ETC_ALLOWLIST,
     LAUNCHER_INSIDE,
     SANDBOX_TMP,
     SANDBOX_UID,
-    SYNTHETIC_ETC,
     LaunchSpec,
 )
 
@@ -44,10 +42,7 @@ def argv(binary: str, spec: LaunchSpec) -> list[str]:
     cmd += ["--ro-bind", "/usr", "/usr"]
     for name in ("bin", "lib", "lib64", "sbin"):
         cmd += ["--symlink", f"usr/{name}", f"/{name}"]
-    for path in ETC_ALLOWLIST:
-        cmd += ["--ro-bind-try", path, path]
-    for name in SYNTHETIC_ETC:
-        cmd += ["--ro-bind", str(spec.etc_dir / name), f"/etc/{name}"]
+    cmd += ["--ro-bind", str(spec.etc_dir), "/etc"]
     cmd += [
         "--dev", "/dev", "--proc", "/proc", "--remount-ro", "/dev",
         "--perms", "1777", "--size", str(spec.limits.tmp_bytes), "--tmpfs", SANDBOX_TMP,

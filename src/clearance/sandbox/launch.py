@@ -41,8 +41,8 @@ SANDBOX_TMP = "/tmp"  # noqa: S108 - the private tmpfs inside the sandbox, not t
 class LaunchSpec:
     """One job, ready to start. ``in_dir``/``out_dir`` are the paths the *job* sees.
 
-    ``etc_dir`` holds the synthetic ``/etc`` files; it is shared by every job of a work
-    directory and always mounted read-only.
+    ``etc_dir`` is the job's whole ``/etc`` (see :mod:`clearance.sandbox.skeleton`); it is
+    shared by every job of a work directory and always mounted read-only.
     """
 
     job_dir: Path

@@ -1,12 +1,18 @@
 """The read-only parts every job shares, prepared once per :class:`Sandbox` instead of per job.
 
-Three things are the same for every job and cost time to make: the synthetic ``/etc`` files,
-the in-sandbox launcher and the compiled seccomp program. They are made once here, and no job
-can change them:
+Three things are the same for every job and cost time to make: the job's ``/etc``, the
+in-sandbox launcher and the compiled seccomp program. They are made once here, and no job can
+change them:
 
-* the synthetic ``/etc`` files and the launcher live in the work directory, owned by the gate
-  with mode 0644 (a per-job uid cannot write them on the host), and every backend mounts them
-  read-only; their content is checked, and rewritten, whenever a skeleton is prepared;
+* ``/etc`` is one directory holding the synthetic files (``passwd``, ``hosts``...) and copies
+  of the allowlisted host files (loader cache, CA certificates...), so a backend mounts it with
+  one read-only bind instead of one bind per file (mounts are the costly part of starting a
+  sandbox). Copies are taken as a bind would show them: a top-level symlink is followed,
+  symlinks inside a directory stay symlinks. The directory is named by the digest of its
+  content, so a change on the host makes a new one at the next :meth:`Skeleton.prepare`, and an
+  existing one is used only after its content, owner and modes have been checked;
+* the launcher lives in the work directory; every file is owned by the gate, not writable by
+  group or others (a per-job uid cannot change it on the host), and mounted read-only;
 * each seccomp program lives in a **sealed** memfd (no write, grow, shrink or new seals), and
   every job gets its own read-only file description of it (:meth:`Skeleton.open_filter`), so
   jobs share neither the bytes' writability nor a file offset.
@@ -20,16 +26,129 @@ can change them:
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
+import shutil
+import stat
 import threading
 import weakref
 from pathlib import Path
 
 from clearance.errors import SandboxError
-from clearance.sandbox.launch import SYNTHETIC_ETC
+from clearance.sandbox.launch import ETC_ALLOWLIST, SYNTHETIC_ETC
 from clearance.sandbox.seccomp import build_filter
 
 _SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
+
+# relative path -> (kind, payload): ("dir", b""), ("file", content) or ("link", target)
+Tree = dict[str, tuple[str, bytes]]
+
+
+def _copy_host(tree: Tree, rel: str, source: str) -> None:
+    """Add ``source`` as a bind mount would show it; sockets, fifos and devices are left out."""
+    try:
+        info = os.stat(source)  # follows a top-level symlink, as a bind mount does
+    except OSError:
+        return  # absent on this host, like bwrap's --ro-bind-try
+    if stat.S_ISREG(info.st_mode):
+        with open(source, "rb") as fh:
+            tree[rel] = ("file", fh.read())
+    elif stat.S_ISDIR(info.st_mode):
+        tree[rel] = ("dir", b"")
+        for child in os.scandir(source):
+            child_rel = f"{rel}/{child.name}"
+            if child.is_symlink():
+                tree[child_rel] = ("link", os.fsencode(os.readlink(child.path)))
+            elif child.is_dir(follow_symlinks=False) or child.is_file(follow_symlinks=False):
+                _copy_host(tree, child_rel, child.path)
+
+
+def etc_tree() -> Tree:
+    """What a job's ``/etc`` holds: the allowlisted host files and the synthetic ones."""
+    tree: Tree = {}
+    for host in ETC_ALLOWLIST:
+        _copy_host(tree, host.removeprefix("/etc/"), host)
+    for name, text in SYNTHETIC_ETC.items():
+        tree[name] = ("file", text.encode())
+    for rel in list(tree):
+        parts = rel.split("/")
+        for i in range(1, len(parts)):
+            tree.setdefault("/".join(parts[:i]), ("dir", b""))
+    return tree
+
+
+def _digest(tree: Tree) -> str:
+    h = hashlib.sha256()
+    for rel in sorted(tree):
+        kind, payload = tree[rel]
+        for part in (rel.encode(), kind.encode(), payload):
+            h.update(len(part).to_bytes(8, "big") + part)
+    return h.hexdigest()
+
+
+def _read_tree(root: Path) -> Tree | None:
+    """The tree under ``root``, or ``None`` if anything is not owned by the gate or is writable
+    by others (such a directory is never mounted into a job)."""
+    tree: Tree = {}
+    uid = os.geteuid()
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, root)
+            info = os.lstat(path)
+            if info.st_uid != uid:
+                return None
+            if stat.S_ISLNK(info.st_mode):
+                tree[rel] = ("link", os.fsencode(os.readlink(path)))
+            elif info.st_mode & 0o022:
+                return None
+            elif stat.S_ISDIR(info.st_mode):
+                tree[rel] = ("dir", b"")
+            elif stat.S_ISREG(info.st_mode):
+                with open(path, "rb") as fh:
+                    tree[rel] = ("file", fh.read())
+            else:
+                return None
+    return tree
+
+
+def _write_tree(root: Path, tree: Tree) -> None:
+    root.mkdir(mode=0o755)
+    root.chmod(0o755)
+    for rel in sorted(tree):  # a parent sorts before its children
+        kind, payload = tree[rel]
+        path = root / rel
+        if kind == "dir":
+            path.mkdir(mode=0o755)
+            path.chmod(0o755)
+        elif kind == "link":
+            os.symlink(os.fsdecode(payload), path)
+        else:
+            path.write_bytes(payload)
+            path.chmod(0o644)
+
+
+def _prepare_etc(skeletons: Path) -> Path:
+    """The checked ``/etc`` directory for the current content, built if needed."""
+    skeletons.mkdir(mode=0o755, exist_ok=True)
+    tree = etc_tree()
+    target = skeletons / _digest(tree)[:32]
+    if target.is_dir() and _read_tree(target) == tree:
+        return target
+    tmp = skeletons / f".build-{os.getpid()}-{threading.get_ident()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    _write_tree(tmp, tree)
+    if target.exists():  # tampered with, or half built by a gate that crashed
+        stale = skeletons / f".stale-{os.getpid()}-{threading.get_ident()}"
+        target.rename(stale)
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        tmp.rename(target)
+    except OSError:  # another gate finished the same directory first
+        shutil.rmtree(tmp, ignore_errors=True)
+    if _read_tree(target) != tree:
+        raise SandboxError(f"the job /etc skeleton {target} does not hold what was written")
+    return target
 
 
 def _write_if_changed(target: Path, content: bytes) -> None:
@@ -68,12 +187,12 @@ class Skeleton:
 
     @classmethod
     def prepare(cls, work_dir: Path) -> Skeleton:
-        """Write (or check) the synthetic ``/etc`` and the launcher under ``work_dir``."""
-        etc_dir = work_dir / "etc"
-        etc_dir.mkdir(mode=0o755, exist_ok=True)
-        etc_dir.chmod(0o755)
-        for name, text in SYNTHETIC_ETC.items():
-            _write_if_changed(etc_dir / name, text.encode())
+        """Build (or check) the job ``/etc`` and the launcher under ``work_dir``.
+
+        Raises:
+            SandboxError: the ``/etc`` directory could not be made to hold what it must.
+        """
+        etc_dir = _prepare_etc(work_dir / "skeleton")
         launcher = work_dir / "launcher.py"
         _write_if_changed(launcher, Path(__file__).with_name("launcher.py").read_bytes())
         return cls(etc_dir, launcher)

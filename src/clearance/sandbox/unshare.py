@@ -13,9 +13,7 @@ import json
 from clearance.sandbox.launch import (
     BRIDGE_PORT,
     EGRESS_SOCKET_INSIDE,
-    ETC_ALLOWLIST,
     SANDBOX_TMP,
-    SYNTHETIC_ETC,
     LaunchSpec,
 )
 
@@ -24,8 +22,7 @@ NAME = "unshare"
 
 def argv(binary: str, spec: LaunchSpec) -> list[str]:
     """The unshare + launcher command line for ``spec``."""
-    binds = [(p, p) for p in ETC_ALLOWLIST]
-    binds += [(str(spec.etc_dir / name), f"/etc/{name}") for name in SYNTHETIC_ETC]
+    binds = [(str(spec.etc_dir), "/etc")]
     config = {
         "root": str(spec.job_dir / "root"),
         "ro_binds": binds,

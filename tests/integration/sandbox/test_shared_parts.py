@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from typing import Any
@@ -9,7 +10,8 @@ from typing import Any
 import pytest
 
 from clearance.sandbox import JobResult, Sandbox
-from clearance.sandbox.launch import SYNTHETIC_ETC
+from clearance.sandbox.launch import ETC_ALLOWLIST, SYNTHETIC_ETC
+from clearance.sandbox.skeleton import Skeleton
 
 pytestmark = pytest.mark.sandbox
 
@@ -43,7 +45,7 @@ print(json.dumps(out))
     outcome = report(run_py(code))
     assert sorted(outcome) == sorted(SYNTHETIC_ETC), outcome  # no write or metadata change
     assert "written" not in outcome.values()
-    etc = sandbox.work_dir / "etc"
+    etc = Skeleton.prepare(sandbox.work_dir).etc_dir
     for name, text in SYNTHETIC_ETC.items():
         assert (etc / name).read_text() == text
         info = (etc / name).stat()
@@ -67,3 +69,30 @@ print(json.dumps(fds))
     fds = report(run_py(code))
     assert not [t for t in fds.values() if "memfd" in t or "seccomp" in t], fds
     assert set(fds) - {"0", "1", "2"} <= {str(n) for n in range(3, 5)}, fds
+
+
+def test_a_job_sees_the_hosts_loader_and_tls_files_but_no_other_host_etc(
+    run_py: RunPy, report: Report
+) -> None:
+    code = """
+import hashlib, json, os
+seen = {}
+for path in ("/etc/nsswitch.conf", "/etc/ld.so.cache", "/etc/ssl/certs/ca-certificates.crt"):
+    try:
+        seen[path] = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    except OSError as exc:
+        seen[path] = exc.strerror
+seen["listing"] = sorted(os.listdir("/etc"))
+print(json.dumps(seen))
+"""
+    seen = report(run_py(code))
+    for path in ("/etc/nsswitch.conf", "/etc/ld.so.cache", "/etc/ssl/certs/ca-certificates.crt"):
+        if os.path.exists(path):
+            with open(path, "rb") as fh:
+                assert seen[path] == hashlib.sha256(fh.read()).hexdigest(), path
+    assert "shadow" not in seen["listing"]
+    assert "passwd" in seen["listing"]
+    assert set(seen["listing"]) <= {
+        *SYNTHETIC_ETC,
+        *(p.removeprefix("/etc/").split("/")[0] for p in ETC_ALLOWLIST),
+    }

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from clearance.sandbox import launcher
-from clearance.sandbox.launch import SYNTHETIC_ETC
+from clearance.sandbox.launch import ETC_ALLOWLIST, SYNTHETIC_ETC
 from clearance.sandbox.seccomp import NETWORK_FAMILIES, UNIX_ONLY, build_filter
 from clearance.sandbox.skeleton import Skeleton
 
@@ -49,15 +49,47 @@ def test_the_degraded_program_is_a_separate_sealed_memfd(tmp_path: Path) -> None
         os.close(fd)
 
 
-def test_prepare_restores_tampered_shared_files(tmp_path: Path) -> None:
-    Skeleton.prepare(tmp_path)
-    passwd = tmp_path / "etc" / "passwd"
+def test_prepare_rebuilds_a_tampered_etc_and_launcher(tmp_path: Path) -> None:
+    etc = Skeleton.prepare(tmp_path).etc_dir
+    passwd = etc / "passwd"
     passwd.write_text("root::0:0::/:/bin/sh\n")
     passwd.chmod(0o666)
+    (etc / "shadow").write_text("root:$6$planted\n")
     (tmp_path / "launcher.py").write_text("import os; os.system('id')\n")
     skeleton = Skeleton.prepare(tmp_path)
+    assert skeleton.etc_dir == etc  # same content wanted, so same name, rebuilt
     assert passwd.read_text() == SYNTHETIC_ETC["passwd"]
     assert passwd.stat().st_mode & 0o777 == 0o644
-    for name in SYNTHETIC_ETC:
-        assert (skeleton.etc_dir / name).stat().st_mode & 0o022 == 0
+    assert not (etc / "shadow").exists()
     assert skeleton.launcher.read_bytes() == Path(launcher.__file__).read_bytes()
+
+
+def test_etc_holds_the_allowlisted_host_files_as_a_bind_would_show_them(tmp_path: Path) -> None:
+    etc = Skeleton.prepare(tmp_path).etc_dir
+    names = {p.relative_to(etc).parts[0] for p in etc.iterdir()}
+    allowed = {p.removeprefix("/etc/").split("/")[0] for p in ETC_ALLOWLIST} | set(SYNTHETIC_ETC)
+    assert names <= allowed  # nothing else of the host's /etc
+    for host in map(Path, ETC_ALLOWLIST):
+        copy = etc / host.relative_to("/etc")
+        if host.is_file():  # a top-level symlink (e.g. localtime) is followed, as a bind does
+            assert not copy.is_symlink()
+            assert copy.read_bytes() == host.read_bytes()
+        elif host.is_dir():
+            for entry in host.iterdir():
+                if entry.is_symlink():
+                    assert os.readlink(copy / entry.name) == os.readlink(entry)
+        else:
+            assert not copy.exists()
+    for name, text in SYNTHETIC_ETC.items():
+        assert (etc / name).read_text() == text  # never the host's passwd, hosts...
+
+
+def test_a_changed_host_file_makes_a_new_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = Skeleton.prepare(tmp_path).etc_dir
+    monkeypatch.setitem(SYNTHETIC_ETC, "hostname", "renamed\n")
+    second = Skeleton.prepare(tmp_path).etc_dir
+    assert second != first
+    assert (second / "hostname").read_text() == "renamed\n"
+    assert (first / "hostname").read_text() == "sandbox\n"  # a running job's /etc is untouched
