@@ -6,7 +6,8 @@ call checks its result, so a broken path cannot look fast. Figures go into docs/
 never into assertions. The LangChain middleware is also measured over the sidecar (real uvicorn on
 loopback, agent key), against the same gate. The OpenAI Agents SDK adapter is measured as whole
 ``Runner.run`` calls (the SDK's scripted model asks for one tool call, then answers), protected
-in process and over the sidecar, against the same run of the unprotected agent. The MCP gateway
+in process and over the sidecar, against the same run of the unprotected agent, the three timed
+round-robin. The MCP gateway
 is measured per ``tools/call`` against calling the same stdio downstream directly.
 """
 
@@ -106,6 +107,23 @@ def agent_runs(calls: Any, gate: Any = None, session: SessionHandle | None = Non
     if gate is not None and session is not None:
         agent = protect(agent, gate, session)
     return AgentRuns(agent, model, calls)
+
+
+def interleaved(calls: dict[str, Callable[[], object]], runs: int = RUNS) -> list[str]:
+    """Time the calls round-robin, so a busy machine slows each alike; ratios to the first."""
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(runs):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            samples[name].append(time.perf_counter() - start)
+    (first, base_samples), *rest = samples.items()
+    base_line, base = describe(first, base_samples)
+    lines = [base_line]
+    for name, times in rest:
+        line, median = describe(name, times)
+        lines.append(f"{line}   x{median / base:,.2f} {first}, +{(median - base) * 1e3:.2f} ms")
+    return lines
 
 
 def timed(call: Callable[[], object], runs: int = RUNS) -> list[float]:
@@ -249,14 +267,20 @@ def main() -> int:
                     ("langchain tool (no gate)", lc_direct),
                     ("langchain middleware", lc_gated),
                     ("langchain mw (sidecar)", lc_sidecar),
-                    ("openai-agents run (no gate)", agent_runs(calls)),
-                    ("openai-agents protected", agent_runs(calls, transport, session)),
-                    ("openai-agents (sidecar)", agent_runs(calls, over_http, session)),
                 ):
                     line, median = describe(name, timed(call))
                     lines.append(
                         f"{line}   x{median / base:,.0f} direct, +{(median - base) * 1e3:.2f} ms"
                     )
+                lines.extend(
+                    interleaved(
+                        {
+                            "openai-agents run (no gate)": agent_runs(calls),
+                            "openai-agents protected": agent_runs(calls, transport, session),
+                            "openai-agents (sidecar)": agent_runs(calls, over_http, session),
+                        }
+                    )
+                )
         finally:
             runtime.close()
         lines.extend(mcp_lines(Path(tmp)))
