@@ -32,7 +32,8 @@ SYNTHETIC_ETC = {
 SANDBOX_UID = 1000
 BRIDGE_PORT = 3128
 EGRESS_SOCKET_INSIDE = "/run/egress.sock"
-LAUNCHER_INSIDE = "/run/clearance-launcher.py"
+LAUNCHER_INSIDE = "/run/clearance-launcher"
+LAUNCHER_MODULE = "clearance_launcher"
 PATH = "/usr/local/bin:/usr/bin:/bin"
 SANDBOX_TMP = "/tmp"  # noqa: S108 - the private tmpfs inside the sandbox, not the host /tmp
 
@@ -41,6 +42,7 @@ SANDBOX_TMP = "/tmp"  # noqa: S108 - the private tmpfs inside the sandbox, not t
 class LaunchSpec:
     """One job, ready to start. ``in_dir``/``out_dir`` are the paths the *job* sees.
 
+    ``launcher`` is the directory holding the launcher module and its bytecode.
     ``etc_dir`` is the job's whole ``/etc`` (see :mod:`clearance.sandbox.skeleton`); it is
     shared by every job of a work directory and always mounted read-only.
     """
@@ -84,6 +86,16 @@ class LaunchSpec:
                 env[name] = env[name.lower()] = proxy
         return env
 
-    def launcher_command(self, mode: str, config: str, launcher: str) -> list[str]:
-        """``python3 -I -S -B launcher MODE CONFIG -- COMMAND``: the launcher then execs it."""
-        return [self.python, "-I", "-S", "-B", launcher, mode, config, "--", *self.command]
+    def launcher_command(self, mode: str, config: str, launcher_dir: str) -> list[str]:
+        """``python3 -I -S -B -c BOOT MODE CONFIG -- COMMAND``: the launcher then execs it.
+
+        The launcher is imported as a module from ``launcher_dir`` rather than run as a script,
+        because only an imported module's compiled bytecode is reused: the skeleton compiles
+        it once, and each job skips compiling it again (Python checks that the bytecode is for
+        this interpreter and this source, and compiles in memory if not).
+        """
+        boot = (
+            f"import sys; sys.path.insert(0, {launcher_dir!r}); "
+            f"from {LAUNCHER_MODULE} import main; sys.exit(main(sys.argv[1:]))"
+        )
+        return [self.python, "-I", "-S", "-B", "-c", boot, mode, config, "--", *self.command]

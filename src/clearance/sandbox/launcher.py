@@ -1,7 +1,8 @@
 """The in-sandbox launcher: standard library only, run by the host's system ``python3 -I -S``.
 
-The gate copies this file into the job's work directory and starts it as the first program of a
-job when the backend needs work done *inside* the new namespaces:
+The gate copies this file, with its compiled bytecode, into the work directory (as module
+``clearance_launcher``, see :mod:`clearance.sandbox.skeleton`) and starts it as the first
+program of a job when the backend needs work done *inside* the new namespaces:
 
 * ``bwrap`` mode: only starts the egress bridge (below), then ``execve``s the job.
 * ``unshare`` mode (fallback without bubblewrap): builds the synthetic root with mounts, calls
@@ -90,6 +91,9 @@ _LL_RULE_NET_PORT = 2
 
 # Device nodes a job may use; bound from the host into a private /dev.
 _DEVICES = ("null", "zero", "full", "random", "urandom")
+
+
+_MODES = ("bwrap", "unshare", "landlock")
 
 
 class LauncherError(Exception):
@@ -370,6 +374,8 @@ def fork_bridge(listener: socket.socket, proxy_path: str) -> None:
 
 def run(mode: str, cfg: dict[str, Any], command: list[str]) -> None:
     """Confine this process according to ``mode`` and ``cfg``, then exec ``command``."""
+    if mode not in _MODES:  # never exec a command whose confinement is unknown
+        raise LauncherError(f"unknown mode {mode!r}, expected one of {', '.join(_MODES)}")
     if mode == "unshare":
         build_root(cfg)
         drop_capabilities()

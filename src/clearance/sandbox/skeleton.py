@@ -11,8 +11,10 @@ change them:
   symlinks inside a directory stay symlinks. The directory is named by the digest of its
   content, so a change on the host makes a new one at the next :meth:`Skeleton.prepare`, and an
   existing one is used only after its content, owner and modes have been checked;
-* the launcher lives in the work directory; every file is owned by the gate, not writable by
-  group or others (a per-job uid cannot change it on the host), and mounted read-only;
+* the launcher lives in the work directory as a module with its bytecode compiled once (jobs
+  that need it skip compiling it at every start); every file is owned by the gate, not
+  writable by group or others (a per-job uid cannot change it on the host), and mounted
+  read-only;
 * each seccomp program lives in a **sealed** memfd (no write, grow, shrink or new seals), and
   every job gets its own read-only file description of it (:meth:`Skeleton.open_filter`), so
   jobs share neither the bytes' writability nor a file offset.
@@ -27,7 +29,9 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.util
 import os
+import py_compile
 import shutil
 import stat
 import threading
@@ -35,7 +39,7 @@ import weakref
 from pathlib import Path
 
 from clearance.errors import SandboxError
-from clearance.sandbox.launch import ETC_ALLOWLIST, SYNTHETIC_ETC
+from clearance.sandbox.launch import ETC_ALLOWLIST, LAUNCHER_MODULE, SYNTHETIC_ETC
 from clearance.sandbox.seccomp import build_filter
 
 _SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
@@ -176,6 +180,27 @@ def _sealed_memfd(name: str, content: bytes) -> int:
     return fd
 
 
+def _prepare_launcher(directory: Path) -> Path:
+    """Copy the launcher module into ``directory`` and compile it for this interpreter's tag.
+
+    A sandbox interpreter of another version finds no bytecode under its own tag and compiles
+    the source in memory, so the copy is always correct, only slower there.
+    """
+    directory.mkdir(mode=0o755, exist_ok=True)
+    directory.chmod(0o755)
+    source = directory / f"{LAUNCHER_MODULE}.py"
+    _write_if_changed(source, Path(__file__).with_name("launcher.py").read_bytes())
+    cached = Path(importlib.util.cache_from_source(str(source)))
+    cached.parent.mkdir(mode=0o755, exist_ok=True)
+    cached.parent.chmod(0o755)
+    try:
+        py_compile.compile(str(source), cfile=str(cached), doraise=True)
+    except py_compile.PyCompileError as exc:
+        raise SandboxError(f"cannot compile the sandbox launcher: {exc.msg}") from exc
+    cached.chmod(0o644)
+    return directory
+
+
 class Skeleton:
     """The shared read-only parts of one work directory. Create with :meth:`prepare`."""
 
@@ -193,9 +218,7 @@ class Skeleton:
             SandboxError: the ``/etc`` directory could not be made to hold what it must.
         """
         etc_dir = _prepare_etc(work_dir / "skeleton")
-        launcher = work_dir / "launcher.py"
-        _write_if_changed(launcher, Path(__file__).with_name("launcher.py").read_bytes())
-        return cls(etc_dir, launcher)
+        return cls(etc_dir, _prepare_launcher(work_dir / "launcher"))
 
     def open_filter(self, families: tuple[int, ...]) -> int:
         """A new read-only descriptor, at offset 0, of the sealed program for ``families``.

@@ -39,7 +39,7 @@ def test_unknown_architecture_fails_closed(monkeypatch: pytest.MonkeyPatch) -> N
 def spec(egress: Path | None) -> LaunchSpec:
     return LaunchSpec(
         job_dir=Path("/srv/jobs/j1"), etc_dir=Path("/srv/etc"), command=("/bin/true",), limits=SandboxLimits(),
-        seccomp_fd=3, launcher=Path("/srv/launcher.py"), python="/usr/bin/python3",
+        seccomp_fd=3, launcher=Path("/srv/launcher"), python="/usr/bin/python3",
         in_dir="/job/in", out_dir="/job/out", egress_socket=egress,
     )  # fmt: skip
 
@@ -63,5 +63,8 @@ def test_bwrap_with_egress_starts_the_bridge_and_sets_the_proxy() -> None:
     assert ("--bind", "/srv/jobs/j1/egress.sock") in itertools.pairwise(argv)
     assert "HTTPS_PROXY" in argv
     tail = argv[argv.index("--") + 1 :]
-    assert tail[:5] == ["/usr/bin/python3", "-I", "-S", "-B", "/run/clearance-launcher.py"]
+    assert tail[:5] == ["/usr/bin/python3", "-I", "-S", "-B", "-c"]
+    assert "sys.path.insert(0, '/run/clearance-launcher')" in tail[5]
+    assert ("/srv/launcher", "/run/clearance-launcher") in itertools.pairwise(argv)
+    assert tail[6] == "bwrap"
     assert tail[-2:] == ["--", "/bin/true"]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from clearance.sandbox import launcher
-from clearance.sandbox.launch import ETC_ALLOWLIST, SYNTHETIC_ETC
+from clearance.sandbox.launch import ETC_ALLOWLIST, SYNTHETIC_ETC, LaunchSpec
+from clearance.sandbox.limits import SandboxLimits
 from clearance.sandbox.seccomp import NETWORK_FAMILIES, UNIX_ONLY, build_filter
 from clearance.sandbox.skeleton import Skeleton
 
@@ -55,13 +59,14 @@ def test_prepare_rebuilds_a_tampered_etc_and_launcher(tmp_path: Path) -> None:
     passwd.write_text("root::0:0::/:/bin/sh\n")
     passwd.chmod(0o666)
     (etc / "shadow").write_text("root:$6$planted\n")
-    (tmp_path / "launcher.py").write_text("import os; os.system('id')\n")
+    (tmp_path / "launcher" / "clearance_launcher.py").write_text("import os; os.system('id')\n")
     skeleton = Skeleton.prepare(tmp_path)
     assert skeleton.etc_dir == etc  # same content wanted, so same name, rebuilt
     assert passwd.read_text() == SYNTHETIC_ETC["passwd"]
     assert passwd.stat().st_mode & 0o777 == 0o644
     assert not (etc / "shadow").exists()
-    assert skeleton.launcher.read_bytes() == Path(launcher.__file__).read_bytes()
+    module = skeleton.launcher / "clearance_launcher.py"
+    assert module.read_bytes() == Path(launcher.__file__).read_bytes()
 
 
 def test_etc_holds_the_allowlisted_host_files_as_a_bind_would_show_them(tmp_path: Path) -> None:
@@ -93,3 +98,19 @@ def test_a_changed_host_file_makes_a_new_directory(
     assert second != first
     assert (second / "hostname").read_text() == "renamed\n"
     assert (first / "hostname").read_text() == "sandbox\n"  # a running job's /etc is untouched
+
+
+def test_the_launcher_runs_from_its_compiled_bytecode(tmp_path: Path) -> None:
+    skeleton = Skeleton.prepare(tmp_path)
+    spec = LaunchSpec(
+        job_dir=tmp_path, etc_dir=skeleton.etc_dir, command=("/bin/true",), limits=SandboxLimits(),
+        seccomp_fd=-1, launcher=skeleton.launcher, python=sys.executable, in_dir="/job/in",
+        out_dir="/job/out", egress_socket=None,
+    )  # fmt: skip
+    argv = spec.launcher_command("check", "{}", str(skeleton.launcher))
+    argv.insert(1, "-v")  # the import system says where each module's code came from
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 125  # "check" is no mode: the launcher refuses, as it must
+    assert "clearance sandbox launcher: unknown mode 'check'" in done.stderr
+    cached = importlib.util.cache_from_source(str(skeleton.launcher / "clearance_launcher.py"))
+    assert f"code object from '{cached}'" in done.stderr
