@@ -21,6 +21,41 @@ import pytest
 
 WORKER = Path(__file__).with_name("_worker.py")
 
+#: The policy of the gate-replica tests: reads are permitted, vendor payments need approval.
+POLICY = """\
+version: "1"
+name: replicas
+default: deny
+tools:
+  read_account:
+    tier: read-only
+    params:
+      account_id: {type: string, required: true}
+  pay_vendor:
+    tier: write-limited
+    params:
+      amount: {type: number, required: true, min: 0.01, max: 1000000}
+      vendor: {type: string, required: true}
+tasks:
+  payments: {tools: [read_account, pay_vendor]}
+environments:
+  staging: {}
+  production: {}
+approvals:
+  timeout: 15m
+  groups:
+    payments: [alice, bob]
+  default_group: payments
+rules:
+  - id: reads
+    tools: [read_account]
+    outcome: permit
+  - id: vendor-payments
+    tools: [pay_vendor]
+    outcome: approval
+    reason: vendor payments need a human
+"""
+
 
 class Replica:
     """One worker process (``_worker.py``) and the JSON lines it printed."""
@@ -92,3 +127,29 @@ def spawn() -> Iterator[Any]:
     yield start
     for replica in started:
         replica.kill()
+
+
+@pytest.fixture
+def deployment(pg_database_url: str, tmp_path: Path) -> tuple[Path, str, str]:
+    """A data directory (keys, policy) whose store is this test's own database."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    data_dir = tmp_path / "gate"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "clearance",
+            "init",
+            "--data-dir",
+            str(data_dir),
+            "--store",
+            pg_database_url,
+            "--policy",
+            str(policy),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    vkey = (data_dir / "keys" / "audit.pub").read_text().strip()
+    return data_dir, pg_database_url, vkey

@@ -32,39 +32,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 WORKER = Path(__file__).with_name("_gate_worker.py")
 REPLICAS = ("gate-a", "gate-b", "gate-c")
-POLICY = """\
-version: "1"
-name: replicas
-default: deny
-tools:
-  read_account:
-    tier: read-only
-    params:
-      account_id: {type: string, required: true}
-  pay_vendor:
-    tier: write-limited
-    params:
-      amount: {type: number, required: true, min: 0.01, max: 1000000}
-      vendor: {type: string, required: true}
-tasks:
-  payments: {tools: [read_account, pay_vendor]}
-environments:
-  staging: {}
-  production: {}
-approvals:
-  timeout: 15m
-  groups:
-    payments: [alice, bob]
-  default_group: payments
-rules:
-  - id: reads
-    tools: [read_account]
-    outcome: permit
-  - id: vendor-payments
-    tools: [pay_vendor]
-    outcome: approval
-    reason: vendor payments need a human
-"""
 
 
 class GateProcess:
@@ -120,32 +87,6 @@ class GateProcess:
             self.proc.kill()
         assert self.proc.stderr is not None
         return self.proc.stderr.read()[-3000:]
-
-
-@pytest.fixture
-def deployment(pg_database_url: str, tmp_path: Path) -> tuple[Path, str, str]:
-    """A data directory (keys, policy) whose store is this test's own database."""
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY)
-    data_dir = tmp_path / "gate"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "clearance",
-            "init",
-            "--data-dir",
-            str(data_dir),
-            "--store",
-            pg_database_url,
-            "--policy",
-            str(policy),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    vkey = (data_dir / "keys" / "audit.pub").read_text().strip()
-    return data_dir, pg_database_url, vkey
 
 
 @pytest.fixture
