@@ -1,6 +1,6 @@
 """Sandbox overhead: a trivial Python job through the sandbox vs the same job as a plain subprocess.
 
-Run: ``python bench/sandbox.py [--runs 40]``. Both series run interleaved in one process, so load
+Run: ``python bench/sandbox.py [--runs 40] [--backend unshare]``. Both series run interleaved in one process, so load
 from other work on the machine hits both alike; compare the ratio, not absolute numbers. Every
 timed call checks its output. Then two worker threads run jobs back to back for a few seconds to
 measure throughput. Finished jobs are torn down by the sandbox's background reaper; the last
@@ -67,8 +67,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--backend", choices=("auto", "bwrap", "unshare"), default="auto")
     args = parser.parse_args()
-    box = Sandbox()
+    box = Sandbox(args.backend)
     limits = SandboxLimits(wall_seconds=10)
     sandboxed(box, limits)  # select the backend and warm caches outside the timing
     plain()

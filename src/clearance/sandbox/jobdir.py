@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import fcntl
 import os
 import shutil
@@ -29,7 +28,9 @@ from pathlib import Path
 from clearance.errors import SandboxError
 from clearance.sandbox.job import check_relative_path
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+# The interpreter is linked against libc, so its own symbols hold every libc function used
+# here; ctypes.util.find_library would run `ldconfig -p` in a subprocess to find it.
+_libc = ctypes.CDLL(None, use_errno=True)
 _MS_NOSUID = 2
 _MS_NODEV = 4
 _MNT_DETACH = 2

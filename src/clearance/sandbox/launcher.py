@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import json
 import os
 import socket
@@ -34,7 +33,9 @@ import sys
 import threading
 from typing import Any
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+# The interpreter is linked against libc, so its own symbols hold every libc function used
+# here; ctypes.util.find_library would run `ldconfig -p` in a subprocess to find it.
+_libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 _libc.prctl.argtypes = [ctypes.c_int, *[ctypes.c_ulong] * 4]  # pointers must not be truncated
 _libc.mount.argtypes = [
