@@ -100,13 +100,19 @@ class Round:
 def start_worker(
     data_dir: Path, *options: str, env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    """Start ``_crash_worker.py`` on ``data_dir``; return it and its ready line once it is up."""
-    proc = subprocess.Popen(
-        [PYTHON, str(WORKER), str(data_dir), "--threads", "4", *options],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
+    """Start ``_crash_worker.py`` on ``data_dir``; return it and its ready line once it is up.
+
+    The worker's log (tracebacks of the failures a fault causes) goes to ``worker.log`` beside
+    ``data_dir``.
+    """
+    with (data_dir.parent / "worker.log").open("ab") as log:
+        proc = subprocess.Popen(
+            [PYTHON, str(WORKER), str(data_dir), "--threads", "4", *options],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+        )
     assert proc.stdout is not None
     ready: list[bytes] = []
     reader = threading.Thread(target=lambda: ready.append(proc.stdout.readline()))  # type: ignore[union-attr]

@@ -75,7 +75,7 @@ class Checkpoint:
             )
         try:
             root = base64.b64decode(root_text, validate=True)
-        except binascii.Error as exc:
+        except (ValueError, binascii.Error) as exc:  # ValueError: non-ASCII text
             raise CheckpointError("checkpoint root is not standard base64") from exc
         if len(root) != HASH_SIZE:
             raise CheckpointError(f"checkpoint root is {len(root)} bytes, not 32")

@@ -133,7 +133,7 @@ class NoteSignature:
         check_key_name(name)
         try:
             raw = base64.b64decode(b64, validate=True)
-        except binascii.Error as exc:
+        except (ValueError, binascii.Error) as exc:  # ValueError: non-ASCII text
             raise NoteError(f"signature by `{name}` is not valid base64") from exc
         if len(raw) < 5:
             raise NoteError(f"signature by `{name}` is too short")

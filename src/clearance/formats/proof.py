@@ -125,7 +125,7 @@ def _decimal(text: str, what: str) -> int:
 def _b64(text: str, what: str) -> bytes:
     try:
         return base64.b64decode(text, validate=True)
-    except binascii.Error as exc:
+    except (ValueError, binascii.Error) as exc:  # ValueError: non-ASCII text
         raise ProofFileError(f"`{what}` is not standard base64") from exc
 
 
