@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 from tests.reliability.kit import (
+    EXAMPLE_POLICY,
     PYTHON,
     Round,
     check_round,
@@ -44,6 +45,7 @@ from clearance.errors import KeyFileError, PolicyError, StoreError
 from clearance.gate.clock import FixedClock
 from clearance.model.decision import Outcome
 from clearance.model.request import Request
+from clearance.policy import load_policy
 from clearance.store import open_store
 
 SLOW_FSYNC_C = r"""
@@ -203,21 +205,13 @@ def test_stored_policy_replaced_by_garbage_mid_run(tmp_path: Path) -> None:
         open_runtime(data_dir)
 
 
-def test_policy_file_turned_garbage_is_a_clear_error_never_a_decision(tmp_path: Path) -> None:
-    data_dir = tmp_path / "cli"
-    init_data_dir(data_dir)
-    garbage = tmp_path / "policy.yaml"
-    garbage.write_bytes(b"version: '1'\nrules: [ {id: x, outcome: permit\n\x00\xff")
-    result = subprocess.run(
-        [PYTHON, "-m", "clearance", "policy", "lint", str(garbage)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    assert "policy.yaml" in result.stdout + result.stderr
+def test_policy_file_turned_garbage_is_a_clear_error_never_a_bundle(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_bytes(EXAMPLE_POLICY.read_bytes())
+    assert load_policy(policy).source_name == "policy.yaml"
+    policy.write_bytes(b"version: '1'\nrules: [ {id: x, outcome: permit\n\x00\xff")
+    with pytest.raises(PolicyError, match=r"policy\.yaml"):
+        load_policy(policy)
 
 
 @pytest.mark.parametrize("fault", ["garbage", "missing", "directory"])
