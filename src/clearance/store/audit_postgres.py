@@ -30,10 +30,18 @@ Reads (proofs, export, pruning) use the store's pool and may run on any thread.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from clearance.errors import ConflictError, StoreError, StoreUnavailableError
-from clearance.store.postgres import DedicatedConnection, PgCursor, PostgresStore
+from clearance.store.postgres import (
+    DedicatedConnection,
+    PgCursor,
+    PostgresStore,
+    _first_line,
+    _to_pyformat,
+    redact_url,
+)
 
 HeadTuple = tuple[int, bytes | None, bytes, int]
 EntryTuple = tuple[int, bytes, bytes | None, bytes | None, bytes | None]
@@ -322,3 +330,39 @@ def _opt(value: object) -> bytes | None:
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
     raise StoreError("an audit column holds an unexpected type")
+
+
+class SnapshotReader:
+    """All audit shards of a PostgreSQL store in one read-only ``REPEATABLE READ`` transaction.
+
+    What ``clearance audit verify --db postgresql://...`` hands the verifier (its ``Reader``): every
+    shard and every anchor is read as of one instant while the replicas keep appending, so a
+    shard's head never appears ahead of its entries. Queries use ``sqlite3``'s ``?`` placeholders.
+    Failures raise ``error(message)``, the verifier's own error type, with the password of the
+    URL hidden.
+    """
+
+    def __init__(self, url: str, *, error: Callable[[str], Exception]) -> None:
+        import psycopg
+
+        self._error = error
+        self._url = redact_url(url)
+        try:
+            self._conn = psycopg.connect(url, connect_timeout=5)
+            self._conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            self._conn.read_only = True
+        except psycopg.Error as exc:
+            raise error(f"cannot connect to {self._url}: {_first_line(exc)}") from exc
+
+    def execute(self, sql: str, params: Sequence[Any] = (), /) -> Any:
+        """Run a query in the snapshot; the result iterates over rows and has ``fetchone``."""
+        import psycopg
+
+        try:
+            return self._conn.execute(_to_pyformat(sql), tuple(params))
+        except psycopg.Error as exc:
+            raise self._error(f"cannot read {self._url}: {_first_line(exc)}") from exc
+
+    def close(self) -> None:
+        """End the transaction and the connection."""
+        self._conn.close()

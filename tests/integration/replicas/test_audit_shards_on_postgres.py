@@ -1,7 +1,8 @@
 """Verifying every audit shard of a PostgreSQL store, with anchors, while replicas append.
 
 Two ``AuditLog`` appenders, each on its own ``PostgresStore`` (as two replica processes would
-hold), write to one fresh database; the standalone verifier reads it with ``--db URL``.
+hold), write to one fresh database; the verifier reads it with ``--db URL`` through the snapshot
+reader ``clearance audit verify`` supplies.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from clearance.audit.sign import AuditKey
 from clearance.audit.testing import DEPLOYMENT, decision_fields, decision_payload
 from clearance.audit.verify.errors import ExitCode
 from clearance.audit.verify.verify import main, verify_log
+from clearance.cli.commands.audit import postgres_reader
 from clearance.formats.note import VerifierKey
 from clearance.gate.clock import SystemClock
 
@@ -62,13 +64,17 @@ def test_every_shard_and_its_anchors_verify_from_the_database_url(
     logs: dict[str, AuditLog], pg_database_url: str
 ) -> None:
     fill(logs)
-    report = verify_log(pg_database_url, TRUSTED)
+    report = verify_log(pg_database_url, TRUSTED, open_db=postgres_reader)
     assert report.exit_code == ExitCode.VERIFIED, lines(report)
     anchored = {f.source for f in report.findings if "anchors of this shard" in f.message}
     assert anchored == {A, B}
     assert report.entries_checked == logs[A].size + logs[B].size
     # the command line, as an auditor runs it
-    assert main(["log", "--db", pg_database_url, "--key", KEY.vkey]) == 0
+    assert main(["log", "--db", pg_database_url, "--key", KEY.vkey], open_db=postgres_reader) == 0
+    # the standalone verifier carries no database driver: it says where to go instead
+    alone = verify_log(pg_database_url, TRUSTED)
+    assert alone.exit_code == ExitCode.UNUSABLE
+    assert any("clearance audit verify --db URL" in line for line in lines(alone))
 
 
 def test_a_shard_deleted_from_the_database_is_reported(
@@ -77,15 +83,15 @@ def test_a_shard_deleted_from_the_database_is_reported(
     import psycopg
 
     fill(logs)
-    state = verify_log(pg_database_url, TRUSTED).state
+    state = verify_log(pg_database_url, TRUSTED, open_db=postgres_reader).state
     with psycopg.connect(pg_database_url, autocommit=True) as conn:
         for table in ("audit_payload", "audit_checkpoint", "audit_entry", "audit_shard"):
             conn.execute(f"DELETE FROM {table} WHERE origin = %s", (B,))
-    report = verify_log(pg_database_url, TRUSTED)
+    report = verify_log(pg_database_url, TRUSTED, open_db=postgres_reader)
     assert report.exit_code == ExitCode.TAMPERED
     assert any("not in the store" in line and B in line for line in lines(report))
     # with the saved state, the vanished shard is named as such too
-    again = verify_log(pg_database_url, TRUSTED, state=state)
+    again = verify_log(pg_database_url, TRUSTED, state=state, open_db=postgres_reader)
     assert any("gone from the store" in line for line in lines(again))
 
 
@@ -106,7 +112,7 @@ def test_verifying_while_replicas_append_sees_one_consistent_snapshot(
         w.start()
     try:
         for _ in range(5):
-            report = verify_log(pg_database_url, TRUSTED)
+            report = verify_log(pg_database_url, TRUSTED, open_db=postgres_reader)
             assert report.exit_code == ExitCode.VERIFIED, lines(report)
     finally:
         stop.set()
@@ -115,7 +121,9 @@ def test_verifying_while_replicas_append_sees_one_consistent_snapshot(
 
 
 def test_an_unreachable_database_is_unusable_input_and_hides_the_password() -> None:
-    report = verify_log("postgresql://auditor:hunter2@127.0.0.1:1/clearance", TRUSTED)
+    report = verify_log(
+        "postgresql://auditor:hunter2@127.0.0.1:1/clearance", TRUSTED, open_db=postgres_reader
+    )
     assert report.exit_code == ExitCode.UNUSABLE
     assert not any("hunter2" in line for line in lines(report))
     assert any("auditor:***@127.0.0.1:1" in line for line in lines(report))

@@ -2,10 +2,11 @@
 
 Every check names the evidence and, where there is one, the entry index, and says what a failure
 means. Results are ``Report`` objects (findings plus an exit code); nothing here returns a bare
-``False``. Reads are read-only: the SQLite store is opened with ``mode=ro``; a PostgreSQL store
-(``--db postgresql://...``, the shards of several replicas) is read in one read-only
-``REPEATABLE READ`` transaction, so every shard and every anchor is seen at one instant while the
-replicas keep appending. ``psycopg`` is imported only for such a URL.
+``False``. Reads are read-only and see one snapshot: the SQLite store is opened with ``mode=ro``
+inside one transaction. A PostgreSQL store (``--db postgresql://...``, the shards of several
+replicas) is read through a ``Reader`` the caller supplies (``open_db``): this package needs no
+database driver, so ``clearance audit verify`` passes one (a read-only ``REPEATABLE READ``
+transaction), while the standalone verifier reads SQLite files only.
 
 Cross-shard anchors (AUDIT.md 3.11): each ``anchor`` entry names other shards' checkpoints
 ``(log, size, root)``. After every shard is replayed, each anchored shard must still be in the
@@ -28,7 +29,7 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -91,8 +92,11 @@ def _blob(value: object) -> bytes | None:
     return str(value).encode()
 
 
-class _Reader(Protocol):
-    """A read-only database connection with ``sqlite3``'s ``execute`` and ``?`` placeholders."""
+class Reader(Protocol):
+    """A read-only database connection with ``sqlite3``'s ``execute`` and ``?`` placeholders.
+
+    Implementations raise ``ReadError`` when the database cannot be read.
+    """
 
     def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any:
         """Run a query; the result iterates over rows and has ``fetchone``."""
@@ -103,8 +107,8 @@ class _Reader(Protocol):
         ...
 
 
-class _ReadError(Exception):
-    """A database driver other than ``sqlite3`` failed to read (its error, named)."""
+class ReadError(Exception):
+    """A store could not be opened or read (the message says which and why)."""
 
 
 def _log_keys(keys: Sequence[VerifierKey]) -> list[VerifierKey]:
@@ -339,7 +343,7 @@ class _ShardVerifier:
 
     def __init__(
         self,
-        conn: _Reader,
+        conn: Reader,
         origin: str,
         keys: Sequence[VerifierKey],
         report: Report,
@@ -608,9 +612,7 @@ class _Anchor:
     root: bytes
 
 
-def _check_anchors(
-    conn: _Reader, anchors: list[_Anchor], origins: set[str], report: Report
-) -> None:
+def _check_anchors(conn: Reader, anchors: list[_Anchor], origins: set[str], report: Report) -> None:
     """Each anchored shard is present and its leaves hash to the anchored root at that size.
 
     One pass over each anchored shard's leaf hashes (in index order) checks all its claims.
@@ -671,35 +673,6 @@ def is_postgres_url(target: str | os.PathLike[str]) -> bool:
     return str(target).startswith(("postgresql://", "postgres://"))
 
 
-class _PostgresReader:
-    """One read-only ``REPEATABLE READ`` transaction on a PostgreSQL store (a consistent snapshot)."""
-
-    def __init__(self, url: str) -> None:
-        import psycopg  # only for --db postgresql://...: the verifier needs no driver otherwise
-
-        self._errors: tuple[type[Exception], ...] = (psycopg.Error,)
-        try:
-            self._conn = psycopg.connect(url, connect_timeout=5)
-            self._conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-            self._conn.read_only = True
-        except psycopg.Error as exc:
-            raise _ReadError(_first_line(exc)) from exc
-
-    def execute(self, sql: str, params: Sequence[Any] = (), /) -> Any:
-        try:
-            return self._conn.execute(sql.replace("?", "%s"), params)
-        except self._errors as exc:
-            raise _ReadError(_first_line(exc)) from exc
-
-    def close(self) -> None:
-        self._conn.close()
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def open_store_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
     """Open a clearance SQLite store read-only: the audit file, or a data directory holding it.
 
@@ -716,10 +689,15 @@ def open_store_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
     return conn
 
 
-def _open_reader(target: str | os.PathLike[str]) -> _Reader:
-    if is_postgres_url(target):
-        return _PostgresReader(str(target))
-    return open_store_readonly(target)
+def _open_reader(target: str | os.PathLike[str], open_db: Callable[[str], Reader] | None) -> Reader:
+    if not is_postgres_url(target):
+        return open_store_readonly(target)
+    if open_db is None:
+        raise ReadError(
+            "this verifier reads SQLite stores; verify a PostgreSQL store with "
+            "`clearance audit verify --db URL` (it brings the database driver)"
+        )
+    return open_db(str(target))
 
 
 def verify_log(
@@ -729,18 +707,19 @@ def verify_log(
     state: dict[str, Any] | None = None,
     full: bool = False,
     origin_prefix: str | None = None,
+    open_db: Callable[[str], Reader] | None = None,
 ) -> Report:
     """Verify every shard of a store and their anchors of each other.
 
-    ``path`` is a SQLite file, a data directory or a PostgreSQL URL; ``report.state`` is the state
-    to save if nothing failed.
+    ``path`` is a SQLite file, a data directory, or a PostgreSQL URL opened with ``open_db``;
+    ``report.state`` is the state to save if nothing failed.
     """
     report = Report()
     source = _redact_url(str(path))
     try:
-        conn = _open_reader(path)
+        conn = _open_reader(path, open_db)
         origins = [r[0] for r in conn.execute("SELECT origin FROM audit_shard ORDER BY origin")]
-    except (OSError, sqlite3.Error, _ReadError) as exc:
+    except (OSError, sqlite3.Error, ReadError) as exc:
         report.add(Severity.UNUSABLE, f"cannot read the audit store: {exc}", source)
         return report
     shards_state = dict((state or {}).get("shards", {}))
@@ -764,7 +743,7 @@ def verify_log(
             if new is not None:
                 shards_state[origin] = new
         _check_anchors(conn, anchors, set(origins), report)
-    except (sqlite3.Error, _ReadError, ValueError, binascii.Error, ProofError) as exc:
+    except (sqlite3.Error, ReadError, ValueError, binascii.Error, ProofError) as exc:
         report.add(Severity.UNUSABLE, f"cannot read the audit store: {exc}", source)
     finally:
         conn.close()
@@ -865,7 +844,7 @@ def _read(path: str | None) -> bytes | None:
     return None if path is None else Path(path).read_bytes()
 
 
-def run(args: argparse.Namespace) -> Report:
+def run(args: argparse.Namespace, open_db: Callable[[str], Reader] | None = None) -> Report:
     """Execute a parsed command line and return its report (I/O errors become findings)."""
     try:
         keys = load_keys(args.key, args.keys)
@@ -878,14 +857,16 @@ def run(args: argparse.Namespace) -> Report:
         report.add(Severity.UNUSABLE, "no trusted key given (use --key VKEY or --keys FILE)")
         return report
     try:
-        return _dispatch(args, keys)
+        return _dispatch(args, keys, open_db)
     except (OSError, ValueError) as exc:
         report = Report()
         report.add(Severity.UNUSABLE, f"cannot read the input: {exc}")
         return report
 
 
-def _dispatch(args: argparse.Namespace, keys: list[VerifierKey]) -> Report:
+def _dispatch(
+    args: argparse.Namespace, keys: list[VerifierKey], open_db: Callable[[str], Reader] | None
+) -> Report:
     if args.command == "receipt":
         return verify_receipt_bundle(
             Path(args.receipt).read_bytes(),
@@ -916,14 +897,26 @@ def _dispatch(args: argparse.Namespace, keys: list[VerifierKey]) -> Report:
         return report
     state_path = Path(args.state) if args.state else None
     state = load_state(state_path) if state_path else None
-    report = verify_log(target, keys, state=state, full=args.full, origin_prefix=args.origin_prefix)
+    report = verify_log(
+        target,
+        keys,
+        state=state,
+        full=args.full,
+        origin_prefix=args.origin_prefix,
+        open_db=open_db,
+    )
     if state_path is not None and report.state is not None:
         save_state(state_path, report.state)
     return report
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit code (0, 1, 2 or 3)."""
+def main(
+    argv: Sequence[str] | None = None, *, open_db: Callable[[str], Reader] | None = None
+) -> int:
+    """Command-line entry point; returns the exit code (0, 1, 2 or 3).
+
+    ``open_db`` opens ``--db postgresql://...`` stores (``clearance audit verify`` supplies it).
+    """
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not any(a in (*COMMANDS, "-h", "--help") for a in args_list):
         args_list = ["log", *args_list]  # `clearance-verify <store> --key K` means `log`
@@ -931,7 +924,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(args_list)
     except SystemExit as exc:
         return int(exc.code or 0) and int(ExitCode.UNUSABLE)
-    report = run(args)
+    report = run(args, open_db)
     code = report.exit_code
     if args.json:
         sys.stdout.write(
@@ -959,6 +952,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 __all__ = [
+    "ReadError",
+    "Reader",
     "Report",
     "main",
     "verify_consistency_file",

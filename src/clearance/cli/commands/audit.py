@@ -28,6 +28,7 @@ import typer
 from clearance.errors import ConfigError
 
 if TYPE_CHECKING:
+    from clearance.audit.verify.verify import Reader
     from clearance.store.audit_sqlite import SQLiteAuditStorage
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
@@ -69,7 +70,20 @@ def verify(ctx: typer.Context) -> None:
     """
     from clearance.audit.verify.verify import main
 
-    raise typer.Exit(main(ctx.args))
+    raise typer.Exit(main(ctx.args, open_db=postgres_reader))
+
+
+def postgres_reader(url: str) -> Reader:
+    """The verifier's view of a PostgreSQL store: one read-only snapshot of every shard."""
+    from clearance.audit.verify.verify import ReadError
+
+    try:
+        from clearance.store.audit_postgres import SnapshotReader
+    except ImportError as exc:
+        raise ReadError(
+            "reading a PostgreSQL store needs psycopg: pip install 'clearance[postgres]'"
+        ) from exc
+    return SnapshotReader(url, error=ReadError)
 
 
 class ExportFormat(StrEnum):
