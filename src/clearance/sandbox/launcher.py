@@ -22,7 +22,6 @@ The gate imports :func:`landlock_abi` from it for ``doctor``.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import json
 import os
@@ -31,7 +30,11 @@ import stat
 import struct
 import sys
 import threading
-from typing import Any
+
+# Every import here is paid at each job start; typing and contextlib are left out for that reason.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # The interpreter is linked against libc, so its own symbols hold every libc function used
 # here; ctypes.util.find_library would run `ldconfig -p` in a subprocess to find it.
@@ -329,8 +332,10 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
         pass
     finally:
         for s, how in ((dst, socket.SHUT_WR), (src, socket.SHUT_RD)):
-            with contextlib.suppress(OSError):
+            try:  # noqa: SIM105 - contextlib would cost an import at every job start
                 s.shutdown(how)
+            except OSError:
+                pass
 
 
 def _serve_bridge(listener: socket.socket, proxy_path: str) -> None:
