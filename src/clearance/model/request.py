@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import Any
 
 from pydantic import ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from clearance.formats.canonical import (
     NotCanonicalError,
@@ -51,7 +52,8 @@ class Request(Value):
         try:
             _ = self.digest
         except NotCanonicalError as exc:
-            raise ValueError(str(exc)) from None
+            # A stable error type (``not_canonical``) whose message is ours, with no prefix.
+            raise PydanticCustomError("not_canonical", "{message}", {"message": str(exc)}) from None
         return self
 
     def recordable(self) -> Request:
