@@ -123,7 +123,7 @@ def test_disk_filling_up_mid_run_answers_silence_never_an_unlogged_permit(tmp_pa
 
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler for the fsync shim")
-def test_slow_fsync_slows_decisions_but_loses_nothing(tmp_path: Path) -> None:
+def test_slow_fsync_keeps_deciding_and_loses_nothing(tmp_path: Path) -> None:
     shim_c = tmp_path / "slow_fsync.c"
     shim_c.write_text(SLOW_FSYNC_C)
     shim = tmp_path / "libslowfsync.so"
