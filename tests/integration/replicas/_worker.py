@@ -4,7 +4,8 @@ Each mode prints JSON lines on stdout, which the test reads. Processes start the
 at the wall-clock instant ``--start`` so that their requests really race.
 
 * ``idempotency``: record one decision per key 0..N-1 (starting at ``--offset``) under the same
-  idempotency keys as the other replicas; print ``{"key", "won", "winner"}`` per key.
+  idempotency keys as the other replicas; print ``{"key", "won", "winner"}`` per key. With
+  ``--start-file`` it prints ``{"ready"}`` and starts at the instant the test writes there.
 * ``watch``: subscribe to ``--channel``; on every notice re-read the kv flag; print ``{"ready"}``
   once listening and ``{"seen", "at"}`` when the flag appears.
 * ``load``: print ``{"ready"}`` once connected, record decisions for ``--seconds``, then print one
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -48,8 +50,20 @@ def decision(decision_id: str, n: int) -> DecisionRecord:
     )
 
 
+def wait_for_start_file(path: str) -> None:
+    """Print ``{"ready"}``, then start at the instant the test writes into ``path``."""
+    emit(ready=True)
+    while not os.path.exists(path):
+        time.sleep(0.01)
+    with open(path) as f:
+        wait_until(float(f.read()))
+
+
 def run_idempotency(store: PostgresStore, args: argparse.Namespace) -> None:
-    wait_until(args.start)
+    if args.start_file:
+        wait_for_start_file(args.start_file)
+    else:
+        wait_until(args.start)
     # Each replica starts at its own offset (--offset) and wraps around: every replica wins the
     # keys near its start, and they collide where their ranges meet.
     for step in range(args.keys):
@@ -138,6 +152,7 @@ def main() -> None:
     parser.add_argument("url")
     parser.add_argument("--name", default="p")
     parser.add_argument("--start", type=float, default=0.0)
+    parser.add_argument("--start-file", default="")
     parser.add_argument("--keys", type=int, default=50)
     parser.add_argument("--offset", type=int, default=0)
     parser.add_argument("--seconds", type=float, default=5.0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,11 +48,11 @@ def db_rows(url: str, sql: str) -> list[tuple[Any, ...]]:
 
 
 def test_one_idempotency_key_yields_one_decision_across_replicas(
-    pg_database_url: str, spawn: Any
+    pg_database_url: str, spawn: Any, tmp_path: Path
 ) -> None:
     open_session(pg_database_url)
     keys = 60
-    start = time.time() + 2.0  # time for three interpreters to start
+    start_file = tmp_path / "start"
     replicas = [
         spawn(
             "idempotency",
@@ -60,13 +61,17 @@ def test_one_idempotency_key_yields_one_decision_across_replicas(
             f"r{i}",
             "--keys",
             str(keys),
-            "--start",
-            str(start),
+            "--start-file",
+            str(start_file),
             "--offset",
             str(i * keys // REPLICAS),
         )
         for i in range(REPLICAS)
     ]
+    for replica in replicas:  # however slowly the interpreters start, they start together
+        assert replica.readline(timeout=60) == {"ready": True}
+    (tmp_path / "start.tmp").write_text(str(time.time() + 0.3))
+    (tmp_path / "start.tmp").replace(start_file)
     results = [r.finish() for r in replicas]
     for key in range(keys):
         answers = [next(line for line in lines if line["key"] == key) for lines in results]
