@@ -344,22 +344,30 @@ class Sandbox:
         """Once per instance: check the work directory, reap a crashed gate's leftovers, mount
         the jobs tmpfs (root only) and prepare the shared read-only parts."""
         with self._prepare_lock:
-            if self._skeleton is not None:
-                return self._skeleton
-            self.work_dir.mkdir(mode=0o711, exist_ok=True)
-            if self.is_root:
-                self._check_work_dir()
-                (self.work_dir / "uids").mkdir(mode=0o711, exist_ok=True)
-                self._uids = _UidPool(self.work_dir / "uids", self._uid_base, self._uid_count)
-            jobs = self.work_dir / "jobs"
-            jobs.mkdir(mode=0o711, exist_ok=True)
-            layout, _ = self._cgroup_layout()
-            for job_id in JobDir.reap_stale(jobs):  # left by a gate that crashed
-                if layout is not None:
-                    JobCgroup.existing(layout, job_id).remove()
-            prepare_jobs_root(jobs, in_memory=self.is_root)
-            self._skeleton = Skeleton.prepare(self.work_dir)
+            if self._skeleton is None:
+                try:
+                    self._skeleton = self._prepare_once()
+                except OSError as exc:
+                    raise SandboxError(
+                        f"cannot prepare the sandbox work directory {self.work_dir}: {exc}",
+                        hint="the gate needs to create files and mounts there; pass work_dir=",
+                    ) from exc
             return self._skeleton
+
+    def _prepare_once(self) -> Skeleton:
+        self.work_dir.mkdir(mode=0o711, exist_ok=True)
+        if self.is_root:
+            self._check_work_dir()
+            (self.work_dir / "uids").mkdir(mode=0o711, exist_ok=True)
+            self._uids = _UidPool(self.work_dir / "uids", self._uid_base, self._uid_count)
+        jobs = self.work_dir / "jobs"
+        jobs.mkdir(mode=0o711, exist_ok=True)
+        layout, _ = self._cgroup_layout()
+        for job_id in JobDir.reap_stale(jobs):  # left by a gate that crashed
+            if layout is not None:
+                JobCgroup.existing(layout, job_id).remove()
+        prepare_jobs_root(jobs, in_memory=self.is_root)
+        return Skeleton.prepare(self.work_dir)
 
     def _check_work_dir(self) -> None:
         """Job uids must reach the work directory, and nobody but the gate may change it."""

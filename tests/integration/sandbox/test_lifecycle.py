@@ -200,3 +200,14 @@ print(json.dumps(out))
     assert b"EXPOSED" not in result.stdout
     assert result.output_files == {"ok": b"ok"}
     assert result.backend == backend
+
+
+def test_an_unusable_work_directory_refuses_the_job_with_the_reason(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    marker = tmp_path / "ran"
+    box = Sandbox(work_dir=blocker / "work")
+    with pytest.raises(SandboxError, match="cannot prepare the sandbox work directory") as info:
+        box.run(Job(kind="argv", argv=("/usr/bin/touch", str(marker))))
+    assert "not-a-directory/work" in str(info.value)
+    assert not marker.exists()
