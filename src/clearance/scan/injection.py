@@ -39,7 +39,7 @@ import base64
 import binascii
 import codecs
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 from clearance.scan._match import Rule, lowercase, run, words_of
@@ -387,7 +387,6 @@ _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 _INVISIBLE_RUN = re.compile(f"[{INVISIBLE}]+")
 _WORD = re.compile(r"\w")
 _TAG_MIN = 4
-_HTML_COMMENT = re.compile(r"<!--(.*?)-->", re.DOTALL)
 _HIDDEN_CSS = _rule(
     "hidden-css",
     0.2,
@@ -397,16 +396,26 @@ _HIDDEN_CSS = _rule(
     r"overflow\s*:\s*hidden|(?:left|top)\s*:\s*-\d{4,}px)",
     words=("display", "visibility", "font", "opacity", "color", "height", "width", "left", "top"),
 )
-_HIDDEN_ELEMENT = re.compile(
+# The patterns below stop at an opening tag, a link's opening part, a query parameter's name: what
+# follows (a closing tag, the closing parenthesis, a marker before the next "&") is found with
+# str.find or one search whose result is reused, so no crafted input makes the work quadratic.
+_HIDDEN_OPEN_TAG = re.compile(
     r"<(\w+)[^>]*style\s*=\s*[\"'][^\"']*(?:display\s*:\s*none|visibility\s*:\s*hidden|"
-    r"font-size\s*:\s*0|opacity\s*:\s*0|color\s*:\s*(?:#fff(?:fff)?|white))[^\"']*[\"'][^>]*>(.*?)</\1>",
-    re.IGNORECASE | re.DOTALL,
+    r"font-size\s*:\s*0|opacity\s*:\s*0|color\s*:\s*(?:#fff(?:fff)?|white))[^\"']*[\"'][^>]*>",
+    re.IGNORECASE,
 )
-_MD_IMAGE = re.compile(r"!\[[^\]\n]{0,200}\]\(\s*<?(https?://[^)\s>]+\?[^)\n>]*=[^)\n>]*)>?\s*\)")
-_EXFIL_QUERY = re.compile(
-    r"\{\{|\}\}|\[[A-Z_ ]{3,}\]|<[A-Za-z_ ]{3,}>|\$\{|%7B|(?:^|[?&])(?:q|d|data|c|content|msg|"
-    r"message|secret|token|key|pw|password|history|conv|chat|email|info|leak|exfil|payload)="
-    r"[^&]*(?:INSERT|YOUR|USER|CONVERSATION|SUMMARY|HISTORY|SECRET|PASSWORD|TOKEN|DATA|\{|\[|<|\$)",
+_MD_IMAGE_OPEN = re.compile(r"!\[[^\]\n]{0,200}\]\(\s*<?(https?://)")
+_MD_IMAGE_STOP = re.compile(r"[)\n>]")
+_MD_IMAGE_CLOSE = re.compile(r">?\s*\)")
+_WHITESPACE = re.compile(r"\s")
+_EXFIL_TEMPLATE = re.compile(r"\{\{|\}\}|\[[A-Z_ ]{3,}\]|<[A-Za-z_ ]{3,}>|\$\{|%7B", re.IGNORECASE)
+_EXFIL_PARAM = re.compile(
+    r"(?:^|[?&])(?:q|d|data|c|content|msg|message|secret|token|key|pw|password|history|conv|chat|"
+    r"email|info|leak|exfil|payload)=",
+    re.IGNORECASE,
+)
+_EXFIL_MARKER = re.compile(
+    r"INSERT|YOUR|USER|CONVERSATION|SUMMARY|HISTORY|SECRET|PASSWORD|TOKEN|DATA|\{|\[|<|\$",
     re.IGNORECASE,
 )
 _BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/]{24,}={0,2}(?![A-Za-z0-9+/=_-])")
@@ -641,16 +650,13 @@ def _html_findings(
     text: str, low: str, words: frozenset[str], depth: int, rescan: _RescanFn
 ) -> list[Finding]:
     findings: list[Finding] = []
-    if "<!--" in text:
-        for match in _HTML_COMMENT.finditer(text):
-            findings.extend(
-                _rescanned("html-comment", match.group(1), match.span(), text, depth, rescan)
-            )
+    for start, end, inner in _html_comments(text):
+        findings.extend(_rescanned("html-comment", inner, (start, end), text, depth, rescan))
     if "style" not in words:
         return findings
-    for match in _HIDDEN_ELEMENT.finditer(text):
-        findings.append(make_finding(NAME, "hidden-css", 0.3, text, *match.span()))
-        findings.extend(_rescanned("hidden-css", match.group(2), match.span(), text, depth, rescan))
+    for start, end, inner in _hidden_elements(text):
+        findings.append(make_finding(NAME, "hidden-css", 0.3, text, start, end))
+        findings.extend(_rescanned("hidden-css", inner, (start, end), text, depth, rescan))
     if not findings:
         css = run(_HIDDEN_CSS, text, low, words)
         if css:
@@ -658,15 +664,108 @@ def _html_findings(
     return findings
 
 
+def _html_comments(text: str) -> Iterator[tuple[int, int, str]]:
+    """``<!-- ... -->`` spans and contents; an unclosed comment ends the search (nothing closes it)."""
+    start = text.find("<!--")
+    while start != -1:
+        close = text.find("-->", start + 4)
+        if close == -1:
+            return
+        yield start, close + 3, text[start + 4 : close]
+        start = text.find("<!--", close + 3)
+
+
+def _hidden_elements(text: str) -> Iterator[tuple[int, int, str]]:
+    """Elements whose inline style hides them: spans and contents, leftmost first, not nested.
+
+    Each opening tag is matched once, from the first ``<`` after the last ``>`` before a ``style``
+    word; its closing tag is found with ``str.find``, and a search that found nothing is not
+    repeated for a later tag of the same name.
+    """
+    low = lowercase(text)
+    closing: dict[str, tuple[int, int]] = {}  # tag -> (searched from, found at or -1)
+    resume = 0
+    style = low.find("style")
+    while style != -1:
+        tag_start = low.find("<", low.rfind(">", resume, style) + 1, style)
+        if tag_start < resume:
+            tag_start = low.find("<", resume, style)
+        opened = _HIDDEN_OPEN_TAG.match(text, tag_start) if tag_start != -1 else None
+        if opened is None:
+            style = low.find("style", style + 5)
+            continue
+        name = f"</{opened.group(1).lower()}>"
+        searched, found = closing.get(name, (-1, -1))
+        if searched == -1 or searched > opened.end() or (found != -1 and found < opened.end()):
+            searched, found = opened.end(), low.find(name, opened.end())
+            closing[name] = (searched, found)
+        if found == -1:
+            style = low.find("style", opened.end())
+            continue
+        yield tag_start, found + len(name), text[opened.end() : found]
+        resume = found + len(name)
+        style = low.find("style", resume)
+
+
 def _markdown_image_findings(text: str) -> list[Finding]:
+    """Markdown images whose URL has a query: a rendered image sends its query to the host.
+
+    The URL runs to the first ``)``, newline or ``>``; that stop (and whether the link closes
+    there) is looked up once and reused by every image that starts before it.
+    """
     findings: list[Finding] = []
-    for match in _MD_IMAGE.finditer(text):
-        query = match.group(1).split("?", 1)[1]
-        score = 0.85 if _EXFIL_QUERY.search(query) else 0.35
+    stop: re.Match[str] | None = None
+    closed: re.Match[str] | None = None
+    taken = 0
+    for opened in _MD_IMAGE_OPEN.finditer(text):
+        if opened.start() < taken:
+            continue
+        if stop is None or stop.start() < opened.end():
+            stop = _MD_IMAGE_STOP.search(text, opened.end())
+            if stop is None:
+                break
+            closed = _MD_IMAGE_CLOSE.match(text, stop.start())
+        url = text[opened.start(1) : stop.start()]
+        scheme_end = len(opened.group(1))
+        question = url.find("?", scheme_end)
+        if (
+            closed is None
+            or question <= scheme_end
+            or _WHITESPACE.search(url, scheme_end, question)
+            or "=" not in url[question + 1 :]
+        ):
+            continue
+        score = 0.85 if _exfiltrating(url[question + 1 :]) else 0.35
         findings.append(
-            make_finding(NAME, "markdown-image-exfiltration", score, text, *match.span())
+            make_finding(
+                NAME, "markdown-image-exfiltration", score, text, opened.start(), closed.end()
+            )
         )
+        taken = closed.end()
     return findings
+
+
+def _exfiltrating(query: str) -> bool:
+    """True when a query carries a template placeholder or a data parameter with a marker.
+
+    The marker must come before the parameter's ``&``; the next marker and the next ``&`` are
+    searched once and reused while they lie ahead, so a query of many parameters stays linear.
+    """
+    if _EXFIL_TEMPLATE.search(query):
+        return True
+    marker: re.Match[str] | None = None
+    amp = -2
+    for param in _EXFIL_PARAM.finditer(query):
+        value = param.end()
+        if marker is None or marker.start() < value:
+            marker = _EXFIL_MARKER.search(query, value)
+            if marker is None:
+                return False
+        if amp != -1 and amp < value:
+            amp = query.find("&", value)
+        if amp == -1 or marker.start() < amp:
+            return True
+    return False
 
 
 def _decode_base64(candidate: str) -> str | None:
