@@ -49,14 +49,22 @@ Tree = dict[str, tuple[str, bytes]]
 
 
 def _copy_host(tree: Tree, rel: str, source: str) -> None:
-    """Add ``source`` as a bind mount would show it; sockets, fifos and devices are left out."""
+    """Add ``source`` as a bind mount would show it to a job; sockets, fifos, devices and what
+    other users may not read are left out."""
     try:
         info = os.stat(source)  # follows a top-level symlink, as a bind mount does
     except OSError:
         return  # absent on this host, like bwrap's --ro-bind-try
+    # INVARIANT: a job's uid is "other" to every host file, so it could read through a bind
+    # only what others may read; the copies (0644) must not widen that.
+    if not info.st_mode & 0o004 or (stat.S_ISDIR(info.st_mode) and not info.st_mode & 0o001):
+        return
     if stat.S_ISREG(info.st_mode):
-        with open(source, "rb") as fh:
-            tree[rel] = ("file", fh.read())
+        try:
+            with open(source, "rb") as fh:
+                tree[rel] = ("file", fh.read())
+        except PermissionError:
+            return  # unreadable by the gate's uid: a job could not have read it through a bind
     elif stat.S_ISDIR(info.st_mode):
         tree[rel] = ("dir", b"")
         for child in os.scandir(source):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from clearance.sandbox import launcher
+from clearance.sandbox import skeleton as skeleton_module
 from clearance.sandbox.launch import ETC_ALLOWLIST, SYNTHETIC_ETC, LaunchSpec
 from clearance.sandbox.limits import SandboxLimits
 from clearance.sandbox.seccomp import NETWORK_FAMILIES, UNIX_ONLY, build_filter
@@ -114,3 +115,21 @@ def test_the_launcher_runs_from_its_compiled_bytecode(tmp_path: Path) -> None:
     assert "clearance sandbox launcher: unknown mode 'check'" in done.stderr
     cached = importlib.util.cache_from_source(str(skeleton.launcher / "clearance_launcher.py"))
     assert f"code object from '{cached}'" in done.stderr
+
+
+def test_host_files_other_users_cannot_read_are_not_copied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = tmp_path / "host-certs"
+    (host / "closed").mkdir(parents=True)
+    (host / "public.pem").write_text("public")
+    (host / "private.key").write_text("root only")
+    (host / "private.key").chmod(0o600)
+    (host / "closed" / "inner.pem").write_text("behind a closed directory")
+    (host / "closed").chmod(0o700)
+    monkeypatch.setattr(skeleton_module, "ETC_ALLOWLIST", (str(host),))
+    tree = skeleton_module.etc_tree()
+    name = str(host).removeprefix("/etc/")
+    assert tree[f"{name}/public.pem"] == ("file", b"public")
+    assert f"{name}/private.key" not in tree  # a job's uid could not read it on the host
+    assert not [rel for rel in tree if "closed" in rel]
