@@ -7,7 +7,8 @@ must contain; the text's words are collected once (:func:`words_of`), literals a
 ``str.find`` (memchr speed), and the pattern only runs in a small window around each occurrence.
 
 # INVARIANT: a rule's triggers must occur in every match of its pattern, within ``back``
-# characters after the match start; otherwise the rule silently misses matches. Each rule's
+# characters after the match start (at the match start when ``back`` is 0, where the pattern is
+# tried only at trigger positions); otherwise the rule silently misses matches. Each rule's
 # tests include a positive example, which fails if a trigger is forgotten.
 """
 
@@ -47,6 +48,7 @@ class Rule:
     group: int = 0
     lower: bool = True
     triggers: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
+    locator: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # One literal-alternation regex per first character: the regex engine skips to that
@@ -58,6 +60,23 @@ class Rule:
             groups.setdefault(literal[0], []).append(literal)
         triggers = tuple(re.compile("|".join(map(re.escape, group))) for group in groups.values())
         object.__setattr__(self, "triggers", triggers)
+        object.__setattr__(self, "locator", _locator(self.pattern, self.back))
+
+
+_GLOBAL_FLAGS = re.compile(r"^\(\?[aiLmsux]+\)")
+
+
+def _locator(pattern: re.Pattern[str], back: int) -> re.Pattern[str]:
+    """``pattern`` after a lazy skip of at most ``back`` characters, the pattern as group 1.
+
+    Matched at ``trigger - back``, it finds in one call the leftmost match starting at most
+    ``back`` characters before the trigger, where ``finditer`` over a window would also try
+    every position after the trigger (the cost of text dense with words such as "system").
+    """
+    source = pattern.pattern
+    flags = _GLOBAL_FLAGS.match(source)
+    prefix = flags.group() if flags else ""
+    return re.compile(f"{prefix}(?s:.){{0,{back}}}?({source[len(prefix) :]})", pattern.flags)
 
 
 def lowercase(text: str) -> str:
@@ -106,23 +125,69 @@ def run(rule: Rule, text: str, low: str, words: Container[str]) -> list[re.Match
     if not starts:
         return []
     starts.sort()
-    size = len(haystack)
-    found: dict[tuple[int, int], re.Match[str]] = {}
-    scanned_to = -1
+    if rule.back == 0:
+        return _anchored(rule, haystack, starts)
+    return _located(rule, haystack, starts)
+
+
+def _full(rule: Rule, haystack: str, start: int) -> re.Match[str] | None:
+    """The match at ``start`` within the rule's window, matched again unbounded if the window
+    cut it (the bound keeps a pattern's backtracking within the window)."""
+    high = min(len(haystack), start + rule.back + rule.window)
+    match = rule.pattern.match(haystack, start, high)
+    if match is not None and match.end() == high < len(haystack):
+        return rule.pattern.match(haystack, start) or match
+    return match
+
+
+def _located(rule: Rule, haystack: str, starts: list[int]) -> list[re.Match[str]]:
+    """Matches of a rule with ``back > 0``: each starts at most ``back`` before a trigger.
+
+    # INVARIANT: no match starts before ``tried`` other than those already collected; whether a
+    # match starts at a position does not depend on which trigger led there, so no position is
+    # tried twice and dense triggers cost no more than the text's length.
+    """
+    matches: list[re.Match[str]] = []
+    tried = 0
     for pos in starts:
-        low_bound = max(0, pos - rule.back, scanned_to)
-        high_bound = min(size, pos + rule.window)
-        if low_bound >= high_bound:
+        low_bound = max(pos - rule.back, tried)
+        high = min(len(haystack), pos + rule.window)
+        while low_bound <= pos:
+            located = rule.locator.match(haystack, low_bound, high)
+            if located is None:
+                tried = low_bound + rule.back + 1
+                break
+            start = located.start(1)
+            if start > pos:
+                tried = start
+                break
+            match = _full(rule, haystack, start)
+            if match is None:  # pragma: no cover - the locator matched this very pattern
+                break
+            matches.append(match)
+            low_bound = tried = max(match.end(), start + 1)
+    return matches
+
+
+def _anchored(rule: Rule, haystack: str, starts: list[int]) -> list[re.Match[str]]:
+    """Matches of a rule with ``back == 0``: by the invariant they start at a trigger.
+
+    Trying the pattern only there, instead of at every position of a window, is what keeps a
+    text dense with trigger words ("ignore", "system") cheap. Matches do not overlap, as with
+    ``finditer``.
+    """
+    matches: list[re.Match[str]] = []
+    taken = -1
+    tried = -1
+    for pos in starts:
+        if pos < taken or pos == tried:
             continue
-        for match in rule.pattern.finditer(haystack, low_bound, high_bound):
-            full: re.Match[str] | None = match
-            if match.end() == high_bound < size:
-                # The window may have cut the match short: match again without an end bound.
-                full = rule.pattern.match(haystack, match.start())
-            if full is not None:
-                found.setdefault(full.span(), full)
-        scanned_to = high_bound
-    return [found[span] for span in sorted(found)]
+        tried = pos
+        match = _full(rule, haystack, pos)
+        if match is not None:
+            matches.append(match)
+            taken = max(match.end(), pos + 1)
+    return matches
 
 
 class Alphabet:
