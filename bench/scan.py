@@ -67,7 +67,7 @@ _NEAR_MISSES = (
     "Tasks task-20240305-alpha and sk-ip-list-update are done; AKIA is an acronym here.\n",
     "Reset your password via the portal (never share it). Call us on 555 0100 ext 12.\n",
     "The API key rotation policy says keys expire after 90 days; see docs/api/keys.md.\n",
-    "New task: review the release notes. From now the meeting is at 10:30 in room DE44.\n",
+    "The new task list for the release is ready; from now the meeting is in room DE44.\n",
     'Config: {"name": "alpha", "retries": 3, "timeout_s": 30} with hash 9f86d081884c7d65.\n',
 )
 
