@@ -14,10 +14,16 @@ from tests.reliability.kit import soak_requested
 HERE = Path(__file__).parent
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+SOAK_TIMEOUT_S = 4 * 3600
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    soaking = soak_requested(bool(config.getoption("--soak")))
     for item in items:
         if HERE in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.reliability)
+            if soaking:  # the per-test timeout is sized for the bounded mode
+                item.add_marker(pytest.mark.timeout(SOAK_TIMEOUT_S))
 
 
 @pytest.fixture(scope="session")
