@@ -354,7 +354,7 @@ class PiiScanner:
     def scan(self, text: str) -> list[Finding]:
         """Return PII findings for ``text``, ordered by start offset; overlapping spans keep the first rule."""
         findings: list[Finding] = []
-        taken: list[tuple[int, int]] = []
+        taken = _Spans()
         low = lowercase(text)
         words = Substrings(low)
         windows = _Windows(text)
@@ -367,12 +367,12 @@ class PiiScanner:
                 start, end = (
                     windows.span(match, rule.group) if rule.digits else match.span(rule.group)
                 )
-                if any(s < end and start < e for s, e in taken):
+                if taken.overlaps(start, end):
                     continue
                 value = rule.validate(match.group(rule.group))
                 if value is None:
                     continue
-                taken.append((start, end))
+                taken.add(start, end)
                 if value in _KNOWN_EXAMPLES or (
                     rule.kind == "email" and _EXAMPLE_DOMAINS.search(value)
                 ):
@@ -385,6 +385,33 @@ class PiiScanner:
                     findings.append(make_finding(NAME, rule.kind, rule.score, text, start, end))
         findings.sort(key=lambda f: (f.start, f.end, f.kind))
         return findings
+
+
+class _Spans:
+    """Pairwise disjoint spans, sorted: an overlap test costs a bisection, not a pass.
+
+    A text full of personal data (a CSV export) has thousands of findings; testing each new
+    match against all of them made the scan quadratic.
+    """
+
+    __slots__ = ("_ends", "_starts")
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+
+    def overlaps(self, start: int, end: int) -> bool:
+        """True when ``[start, end)`` shares a position with a span already added."""
+        # INVARIANT: the spans are disjoint, so the last one starting before ``end`` is also the
+        # one ending last among them.
+        index = bisect.bisect_left(self._starts, end) - 1
+        return index >= 0 and self._ends[index] > start
+
+    def add(self, start: int, end: int) -> None:
+        """Add a span that :meth:`overlaps` said is free."""
+        index = bisect.bisect_left(self._starts, start)
+        self._starts.insert(index, start)
+        self._ends.insert(index, end)
 
 
 class _Windows:
