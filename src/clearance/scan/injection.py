@@ -378,9 +378,9 @@ _NATIVE_RULES: tuple[Rule, ...] = (
 _MENTION_CONTEXT = re.compile(
     r"(?:prompt\s+injection|injection\s+attack|such\s+as|for\s+example|e\.g\.|phrases?\s+like|"
     r"attackers?|adversar|jailbreak\s+prompts?|red[- ]team|detect(?:s|ion|or)?|classifier|"
-    r"security\s+researchers?|researchers?|the\s+string|the\s+phrase|warns?|beware)",
-    re.IGNORECASE,
+    r"security\s+researchers?|researchers?|the\s+string|the\s+phrase|warns?|beware)"
 )
+"""Searched in lowercased text only (case-insensitive matching is several times slower)."""
 
 _TAG_RUN = re.compile("[\U000e0020-\U000e007e]{4,}")  # four is _TAG_MIN
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
@@ -541,8 +541,7 @@ def _quoted(text: str, start: int, end: int) -> bool:
 def _mention_factor(text: str, start: int, end: int) -> float:
     """Lower the score of a phrase that is quoted or sits in a discussion *about* injections."""
     quoted = _quoted(text, start, end)
-    window = text[max(0, start - 120) : min(len(text), end + 120)]
-    discussed = _MENTION_CONTEXT.search(window) is not None
+    discussed = _MENTION_CONTEXT.search(text, max(0, start - 120), end + 120) is not None
     if quoted and discussed:
         return _QUOTED_FACTOR * _DISCUSSED_FACTOR
     if quoted:
