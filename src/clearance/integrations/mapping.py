@@ -21,6 +21,7 @@ import orjson
 from pydantic import ValidationError
 
 from clearance.errors import ConfigError, RequestError
+from clearance.formats.canonical import NotCanonicalError, canonical_bytes
 from clearance.integrations.errors import ApprovalPending, Denied, GateUnavailable
 from clearance.model.decision import Decision, Obligation, Outcome
 from clearance.model.request import Request
@@ -78,12 +79,14 @@ def build_request(
 ) -> Request:
     """The request for one call, identity from ``session``; args must be plain JSON.
 
-    The args are copied through JSON so the request cannot share mutable objects with the caller:
-    what the gate decided is what the digest binds.
+    The args are copied through their canonical JSON so the request cannot share mutable objects
+    with the caller: what the gate decided is what the digest binds. A value JSON cannot carry
+    exactly (NaN, an infinity, an integer beyond 2**53, a lone surrogate, a non-JSON object) is
+    refused here, never silently turned into something else.
     """
     try:
-        plain = orjson.loads(orjson.dumps(dict(args)))
-    except TypeError as exc:
+        plain = orjson.loads(canonical_bytes(dict(args)))
+    except NotCanonicalError as exc:
         raise RequestError(
             f"the arguments of `{tool}` are not JSON: {exc}",
             hint="gated tools take JSON values (strings, numbers, booleans, lists, objects)",
