@@ -3,25 +3,15 @@ and the audit log verifies offline."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mcp" / "run.py"
+from tests.examples_kit import load_example
 
 
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    spec = importlib.util.spec_from_file_location("mcp_example", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module.run(tmp_path_factory.mktemp("mcp-example") / "data")
+    return load_example("mcp").run(tmp_path_factory.mktemp("mcp-example") / "data")
 
 
 def test_tools_are_namespaced_and_the_denied_call_never_reaches_the_bank(outcome: Any) -> None:

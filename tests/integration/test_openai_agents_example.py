@@ -4,25 +4,15 @@ verifies offline."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "openai-agents" / "run.py"
+from tests import examples_kit
 
 
 def load_example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("openai_agents_example", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return examples_kit.load_example("openai-agents")
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,6 @@ protocol (``ClaudeSDKClient`` over a scripted transport that plays the Claude Co
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any, cast
 
@@ -24,6 +21,7 @@ from claude_agent_sdk import (
     PermissionResultDeny,
     ToolPermissionContext,
 )
+from tests import examples_kit
 from tests.integration.integrations.hook_kit import (
     claude_pre,
     hook_dir,
@@ -50,7 +48,6 @@ from clearance.integrations.transport import InProcessTransport
 
 __all__ = ["hook_dir", "hook_runtime", "hook_session"]
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "claude-agent-sdk" / "run.py"
 NO_SIGNAL: HookContext = {"signal": None}
 
 
@@ -265,13 +262,7 @@ def test_hook_matchers_block_on_failure_and_outlast_the_approval_wait(
 
 # --- through the SDK's own control protocol ---------------------------------------------------
 def load_example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("claude_sdk_example", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return examples_kit.load_example("claude-agent-sdk")
 
 
 def test_the_sdk_plumbing_carries_the_gates_answers(
