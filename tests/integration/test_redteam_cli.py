@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from clearance.cli.commands.redteam import attack, redteam_target
 from clearance.cli.main import app
-from clearance.gate.redteam import STATEFUL, Report, Target, run_redteam
+from clearance.gate.redteam import STATEFUL, GateTarget, Report, run_redteam
 from clearance.model import Outcome, Request, SessionFacts, Verdict
 from clearance.model.decision import Decision
 from clearance.policy import load_policy
@@ -197,13 +197,13 @@ def test_a_permit_when_true_on_transfer_funds_changes_no_financeapp_decision() -
 
 
 @contextmanager
-def _gate(tmp_path: Path) -> Iterator[tuple[Target, Bundle]]:
+def _gate(tmp_path: Path) -> Iterator[tuple[GateTarget, Bundle]]:
     bundle = load_policy(FINANCEAPP)
     with redteam_target(bundle, tmp_path / "data") as target:
         yield target, bundle
 
 
-def _stateful_only(target: Target, bundle: Bundle) -> Report:
+def _stateful_only(target: GateTarget, bundle: Bundle) -> Report:
     suite = dataclasses.replace(generate(bundle.compiled), cases=())
     return run_redteam(target, suite)
 

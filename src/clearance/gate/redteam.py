@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 from xml.etree import ElementTree as ET
 
 from pydantic import ValidationError
@@ -57,6 +57,7 @@ from clearance.errors import ClearanceError
 from clearance.gate.gate import Gate
 from clearance.model.decision import Decision, Outcome, Verdict
 from clearance.model.request import Request
+from clearance.model.result import ActionResult
 from clearance.model.session import Environment, Session, SessionFacts
 from clearance.policy.evaluate import evaluate
 from clearance.policy.redteam import (
@@ -69,6 +70,7 @@ from clearance.policy.redteam import (
     tool_uses,
     value_pool,
 )
+from clearance.scan.provenance import UNTRUSTED_PREFIX
 
 APPROVAL = "approval"
 TOKEN_REPLAY = "token-replay"  # noqa: S105 - a category name, not a secret
@@ -79,19 +81,142 @@ STATEFUL: tuple[str, ...] = (APPROVAL, TOKEN_REPLAY, ARGS_SWAP, IDEMPOTENCY, HAL
 
 REJECTED = "REJECTED"
 SKIPPED = "SKIPPED"
+IN_PROCESS = "in-process"
+HALT_REASON = "clearance redteam"
 _ADMIN = ControlOperator("redteam-admin", frozenset({"admin"}))
 _PRINCIPAL = "redteam-principal"
 
 Progress = Callable[[int, str], None]
 
 
+class RequestRefusedError(ClearanceError):
+    """The target refused to decide a request it could not take (too large, malformed on the
+    wire): nothing was dispatched, and the case is reported as ``REJECTED``."""
+
+    code = "redteam_request_refused"
+
+
+class HaltLeftError(ClearanceError):
+    """A halt the red team engaged could not be lifted: the scope is still stopped."""
+
+    code = "redteam_halt_left"
+    exit_code = 2
+
+
+class Target(Protocol):
+    """The gate under attack: the operations the attacks act through, in process or over HTTP.
+
+    Every operation goes through the gate's own front door (the one its agents, orchestrators and
+    operators use), so a target holds no shortcut around what it attacks. A target that cannot do
+    something (an API that halts only agents, say) says so in ``can_halt``; the steps that need it
+    are reported as skipped, never as passes.
+    """
+
+    @property
+    def digest(self) -> str:
+        """The digest of the policy the gate decides with ("" when it has none)."""
+
+    def open_session(self, agent_id: str, task: str, environment: str, principal: str) -> Session:
+        """Open a session as the trusted orchestrator (registering ``agent_id`` when needed)."""
+
+    def decide(self, request: Request) -> Decision:
+        """The gate's decision on ``request``, made as the agent ``request.agent_id``.
+
+        Raises ``RequestRefusedError`` when the gate refused to take the request at all.
+        """
+
+    def report(self, result: ActionResult, agent_id: str) -> None:
+        """Report what a call's dispatch produced, as the agent that made it."""
+
+    def approve(self, decision: Decision, request: Request) -> str | None:
+        """Approve ``decision``'s approval request with as many distinct operators as it needs,
+        then claim the execution token as the requesting agent; None when either is refused."""
+
+    def can_halt(self, scope: Scope) -> bool:
+        """True when this target can halt and resume ``scope``."""
+
+    def halt(self, scope: Scope) -> None:
+        """Engage the kill switch on ``scope`` as an operator."""
+
+    def resume(self, scope: Scope) -> None:
+        """Lift the kill switch from ``scope`` as an operator."""
+
+
 @dataclass(frozen=True)
-class Target:
-    """The gate under attack and the services the stateful attacks act through."""
+class GateTarget:
+    """The in-process target: a composed gate and the services the stateful attacks act through.
+
+    Approvals are granted by red-team operators who belong to every approver group of the policy,
+    as many distinct ones as the request needs; halts and resumes are made by a red-team admin.
+    """
 
     gate: Gate
     approvals: ApprovalService
     killswitch: KillSwitch
+
+    @property
+    def digest(self) -> str:
+        """The active bundle's digest."""
+        bundle = self.gate.bundle
+        return bundle.digest if bundle is not None else ""
+
+    def open_session(self, agent_id: str, task: str, environment: str, principal: str) -> Session:
+        """``Gate.open_session``: in process the caller is the trusted opener."""
+        return self.gate.open_session(
+            agent_id=agent_id, task=task, environment=environment, principal=principal
+        )
+
+    def decide(self, request: Request) -> Decision:
+        """``Gate.decide``."""
+        return self.gate.decide(request)
+
+    def report(self, result: ActionResult, agent_id: str) -> None:
+        """``Gate.report``: the observers (session taint among them) see the result."""
+        self.gate.report(result, agent_id=agent_id)
+
+    def approve(self, decision: Decision, request: Request) -> str | None:
+        """Approve with as many distinct red-team approvers as it takes; claim the token."""
+        approval_id, intent = decision.approval_id, decision.intent
+        if approval_id is None or intent is None:
+            return None
+        bundle = self.gate.bundle
+        groups = frozenset(bundle.compiled.approvals.groups) if bundle is not None else frozenset()
+        for i in range(1, 4):
+            operator = Operator(
+                f"redteam-approver-{i}", roles=frozenset({"approver"}), groups=groups
+            )
+            try:
+                view = self.approvals.approve(approval_id, operator, self.gate.clock.now())
+            except ClearanceError:
+                return None
+            if view.state is State.APPROVED:
+                break
+        try:
+            status = self.approvals.status(
+                approval_id,
+                intent=intent,
+                agent_id=request.agent_id,
+                session_id=request.session_id,
+                now=self.gate.clock.now(),
+            )
+        except ClearanceError:
+            return None
+        return status.token
+
+    def can_halt(self, scope: Scope) -> bool:
+        """Every scope: the kill switch itself is at hand."""
+        del scope
+        return True
+
+    def halt(self, scope: Scope) -> None:
+        """``KillSwitch.halt`` as the red-team admin."""
+        self.killswitch.halt(scope, operator=_ADMIN, reason=HALT_REASON, now=self.gate.clock.now())
+
+    def resume(self, scope: Scope) -> None:
+        """``KillSwitch.resume`` as the red-team admin."""
+        self.killswitch.resume(
+            scope, operator=_ADMIN, reason=HALT_REASON, now=self.gate.clock.now()
+        )
 
 
 @dataclass(frozen=True)
@@ -140,6 +265,8 @@ class Report:
     run_s: float
     results: list[Result]
     unreached_rules: tuple[str, ...] = ()
+    target: str = IN_PROCESS
+    agent_prefix: str = "redteam"
 
     @property
     def violations(self) -> list[Result]:
@@ -190,6 +317,8 @@ class Report:
                 "source": self.source,
                 "shadow": self.shadow,
             },
+            "target": self.target,
+            "agent_prefix": self.agent_prefix,
             "passed": self.passed,
             "generated": self.generated,
             "run": len(self.results),
@@ -349,12 +478,13 @@ class _Scenario:
 class RedTeam:
     """Runs a suite and the stateful attacks against ``target``; see the module docstring."""
 
-    def __init__(self, target: Target, suite: Suite) -> None:
+    def __init__(self, target: Target, suite: Suite, *, agent_prefix: str = "redteam") -> None:
         self.target = target
         self.suite = suite
-        self.gate = target.gate
         self.compiled = suite.policy
+        self.agent_prefix = agent_prefix
         self._agents = 0
+        self._halted: list[Scope] = []
         uses = tool_uses(self.compiled)
         self._pools = {
             tool: {
@@ -363,11 +493,6 @@ class RedTeam:
             }
             for tool, spec in self.compiled.tools.items()
         }
-        groups = frozenset(self.compiled.approvals.groups)
-        self._approvers = [
-            Operator(f"redteam-approver-{i}", roles=frozenset({"approver"}), groups=groups)
-            for i in range(1, 4)
-        ]
         self._scenarios = self._plan()
 
     # -- plan ------------------------------------------------------------------------------
@@ -413,7 +538,37 @@ class RedTeam:
 
     # -- run -------------------------------------------------------------------------------
     def run(self, progress: Progress | None = None) -> list[Result]:
-        """Decide every case, then run every stateful attack; report progress per result."""
+        """Decide every case, then run every stateful attack; report progress per result.
+
+        Every halt the run engaged is lifted before this returns or raises (an interrupted run
+        included): against a shared gate a leftover halt would stop its real agents.
+        """
+        try:
+            return self._run(progress)
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Resume every scope this run halted and has not resumed yet.
+
+        Raises the first resume failure after trying them all, naming what is still halted.
+        """
+        failed: list[tuple[Scope, Exception]] = []
+        while self._halted:
+            scope = self._halted.pop()
+            try:
+                self.target.resume(scope)
+            except Exception as exc:  # noqa: BLE001 - try every scope, report them together
+                failed.append((scope, exc))
+        if failed:
+            names = ", ".join(f"`{scope.key}`" for scope, _ in failed)
+            raise HaltLeftError(
+                f"the red team could not resume {names}: {failed[0][1]}",
+                hint="resume them by hand: `clearance resume SCOPE --reason ...` on the gate's "
+                "host, or from the dashboard",
+            ) from failed[0][1]
+
+    def _run(self, progress: Progress | None) -> list[Result]:
         results: list[Result] = []
         for case in self.suite.cases:
             results.append(self._case(case))
@@ -431,12 +586,30 @@ class RedTeam:
     # -- helpers ---------------------------------------------------------------------------
     def _agent(self) -> str:
         self._agents += 1
-        return f"redteam-{self._agents:05d}"
+        return f"{self.agent_prefix}-{self._agents:05d}"
 
     def _session(self, agent: str, task: str, env: str) -> Session:
-        return self.gate.open_session(
-            agent_id=agent, task=task, environment=env, principal=_PRINCIPAL
-        )
+        return self.target.open_session(agent, task, env, _PRINCIPAL)
+
+    def _taint(self, session: Session, sources: Sequence[str]) -> None:
+        """Taint ``session`` the way an agent's session gets tainted: by a reported result.
+
+        The call names a tool the policy does not know (``untrusted:redteam`` -> ``redteam``), so
+        the gate answers SILENCE and its session taint records the reported output under
+        ``untrusted:<tool>``, the source the generator predicted the case with.
+        """
+        for source in sources:
+            tool = source.removeprefix(UNTRUSTED_PREFIX)
+            probe = self._request(session, tool, {})
+            decision = self.target.decide(probe)
+            self.target.report(
+                ActionResult(
+                    decision_id=decision.decision_id,
+                    success=True,
+                    output="content from outside the organisation (clearance redteam)",
+                ),
+                session.agent_id,
+            )
 
     def _request(
         self, session: Session, tool: str, args: Mapping[str, Any], **fields: Any
@@ -501,9 +674,7 @@ class RedTeam:
         agent = self._agent()
         session = self._session(agent, case.task, case.environment)
         if case.taint:
-            self.gate.store.add_taint(
-                session.session_id, list(case.taint), self.gate.clock.now().isoformat()
-            )
+            self._taint(session, case.taint)
         common: dict[str, Any] = {
             "id": case.id,
             "category": case.category,
@@ -520,32 +691,24 @@ class RedTeam:
             request = self._request(session, case.tool, case.args, **case.request)
         except ValidationError as exc:
             return _unparsed(case, exc)
-        return self._judge(decision=self.gate.decide(request), **common)
+        try:
+            decision = self.target.decide(request)
+        except RequestRefusedError as exc:
+            where = (case.task, case.environment, case.tool)
+            return _rejected(
+                case.id,
+                case.category,
+                case.title,
+                where,
+                case.args,
+                case.expect,
+                f"the gate refused the request: {exc.message}",
+                case.request,
+            )
+        return self._judge(decision=decision, **common)
 
     def _approve(self, decision: Decision, request: Request) -> str | None:
-        """Approve with as many distinct red-team approvers as it takes; claim the token."""
-        approval_id, intent = decision.approval_id, decision.intent
-        if approval_id is None or intent is None:
-            return None
-        approvals = self.target.approvals
-        for operator in self._approvers:
-            try:
-                view = approvals.approve(approval_id, operator, self.gate.clock.now())
-            except ClearanceError:
-                return None
-            if view.state is State.APPROVED:
-                break
-        try:
-            status = approvals.status(
-                approval_id,
-                intent=intent,
-                agent_id=request.agent_id,
-                session_id=request.session_id,
-                now=self.gate.clock.now(),
-            )
-        except ClearanceError:
-            return None
-        return status.token
+        return self.target.approve(decision, request)
 
     def _own(
         self, w: Witness, tool: str, args: Mapping[str, Any], fields: Mapping[str, Any]
@@ -733,14 +896,13 @@ class RedTeam:
 
     # -- halts -----------------------------------------------------------------------------
     def _halt(self, scope: Scope) -> None:
-        self.target.killswitch.halt(
-            scope, operator=_ADMIN, reason="clearance redteam", now=self.gate.clock.now()
-        )
+        # Recorded before the call: a halt whose answer was lost may still be in force.
+        self._halted.append(scope)
+        self.target.halt(scope)
 
     def _resume(self, scope: Scope) -> None:
-        self.target.killswitch.resume(
-            scope, operator=_ADMIN, reason="clearance redteam", now=self.gate.clock.now()
-        )
+        self.target.resume(scope)
+        self._halted.remove(scope)
 
     def _halt_agent(self, w: Witness) -> list[Result]:
         steps = self._steps(HALT, w, f"agent-{w.verdict.rule}")
@@ -795,6 +957,13 @@ class RedTeam:
         return out
 
     def _halt_scope(self, scope: Scope, members: Sequence[Witness]) -> list[Result]:
+        if not self.target.can_halt(scope):
+            steps = self._steps(HALT, members[0], scope.key)
+            return steps.skip(
+                len(members) + 1,
+                f"this target cannot halt `{scope.key}` (its API halts only "
+                "an agent or everything)",
+            )
         results: list[Result] = []
         self._halt(scope)
         for w in members:
@@ -835,20 +1004,44 @@ def _redeem_once() -> Expectation:
 def _unparsed(case: Case, exc: ValidationError) -> Result:
     first = exc.errors(include_url=False)[0]
     where = ".".join(str(p) for p in first["loc"])
+    return _rejected(
+        case.id,
+        case.category,
+        case.title,
+        (case.task, case.environment, case.tool),
+        case.args,
+        case.expect,
+        f"the request does not parse: `{where}`: {first['msg']}",
+        case.request,
+    )
+
+
+def _rejected(
+    id: str,
+    category: str,
+    title: str,
+    where: tuple[str, str, str],
+    args: Mapping[str, Any],
+    expect: Expectation,
+    reason: str,
+    request: Mapping[str, Any],
+) -> Result:
+    """A request that never reached a decision (``where`` is task, environment, tool)."""
+    task, environment, tool = where
     return Result(
-        id=case.id,
-        category=case.category,
-        title=case.title,
-        task=case.task,
-        environment=case.environment,
-        tool=case.tool,
-        args=case.args,
-        expect=case.expect,
+        id=id,
+        category=category,
+        title=title,
+        task=task,
+        environment=environment,
+        tool=tool,
+        args=args,
+        expect=expect,
         outcome=REJECTED,
         rule="request-invalid",
-        reason=f"the request does not parse: `{where}`: {first['msg']}",
+        reason=reason,
         violation=False,
-        request=dict(case.request),
+        request=dict(request),
     )
 
 
@@ -872,8 +1065,8 @@ class _Steps:
         *,
         args: Mapping[str, Any] | None = None,
         tool: str | None = None,
-    ) -> Decision:
-        decision = self.team.gate.decide(request)
+    ) -> Decision | None:
+        """Decide ``request`` and judge it; None when the target refused to take it."""
         fields = {
             k: v
             for k, v in request.model_dump(
@@ -883,6 +1076,23 @@ class _Steps:
         }
         if request.approval_token is not None:
             fields["approval_token"] = "<token>"  # noqa: S105 - a placeholder for the report
+        try:
+            decision = self.team.target.decide(request)
+        except RequestRefusedError as exc:
+            where = (self.w.task, self.w.environment, tool or self.w.tool)
+            self.results.append(
+                _rejected(
+                    f"{self.prefix}/{step}",
+                    self.category,
+                    f"`{tool or self.w.tool}` {title}",
+                    where,
+                    args if args is not None else self.w.args,
+                    expect,
+                    f"the gate refused the request: {exc.message}",
+                    fields,
+                )
+            )
+            return None
         self.results.append(
             self.team._judge(
                 id=f"{self.prefix}/{step}",
@@ -928,20 +1138,25 @@ def run_redteam(
     generation_s: float = 0.0,
     progress: Progress | None = None,
     on_start: Callable[[int], None] | None = None,
+    agent_prefix: str = "redteam",
+    where: str = IN_PROCESS,
 ) -> Report:
-    """Run ``suite`` and the stateful attacks against ``target``; time it; build the report."""
-    team = RedTeam(target, suite)
+    """Run ``suite`` and the stateful attacks against ``target``; time it; build the report.
+
+    ``agent_prefix`` names the run's agents (``<prefix>-00001``...): against a gate that outlives
+    the run, give every run its own. ``where`` names the target in the report.
+    """
+    team = RedTeam(target, suite, agent_prefix=agent_prefix)
     if on_start is not None:
         on_start(team.size)
     started = time.perf_counter()
     results = team.run(progress)
     elapsed = time.perf_counter() - started
     compiled = suite.policy
-    bundle = target.gate.bundle
     return Report(
         policy=compiled.name,
         version=compiled.version,
-        digest=bundle.digest if bundle is not None else "",
+        digest=target.digest,
         source=compiled.source_name,
         shadow=compiled.shadow or any(t.shadow for t in compiled.tools.values()),
         generated=len(suite.cases),
@@ -949,6 +1164,8 @@ def run_redteam(
         run_s=elapsed,
         results=results,
         unreached_rules=suite.unreached_rules,
+        target=where,
+        agent_prefix=agent_prefix,
     )
 
 

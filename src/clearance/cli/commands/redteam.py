@@ -1,25 +1,33 @@
-"""``clearance redteam POLICY``: attack a policy in process and fail when anything forbidden passed.
+"""``clearance redteam POLICY``: attack a policy and fail when anything forbidden passed.
 
-The policy is loaded and compiled, the attack suite generated from it
-(``clearance.policy.redteam``), and every case decided by a real gate composed as ``clearance
-serve`` composes one (``open_runtime``: SQLite store, audit log, approvals, break-glass, decay,
-session taint, kill switch and breakers) in a temporary data directory deleted afterwards. The stateful attacks
-(``clearance.gate.redteam``) run on the same gate.
+The policy is loaded and compiled and the attack suite generated from it
+(``clearance.policy.redteam``). By default every case is decided by a real gate composed as
+``clearance serve`` composes one (``open_runtime``: SQLite store, audit log, approvals,
+break-glass, decay, session taint, kill switch and breakers) in a temporary data directory deleted
+afterwards; the stateful attacks (``clearance.gate.redteam``) run on the same gate.
 
-Exit codes: 0 when no case got a forbidden outcome, 1 when one did (the report lists each), the
-usual policy-error codes when the policy does not load. ``--json`` and ``--junit`` write the full
-report; the JUnit file has one failing test case per forbidden outcome, for CI test reporting.
+With ``--url`` the same suite attacks a running gate over its HTTP API
+(``clearance.integrations.redteam_http``), after checking that the gate's active policy is the
+file's (``/readyz`` names its digest; ``--unsafe-allow-digest-mismatch`` attacks another one and
+judges it by the file). The run authenticates with what it is given - orchestrator keys for every
+environment the suite opens sessions in, an admin operator to register its agents and mint their
+keys and to halt and resume, approvers of every approver group - never with anything from a data
+directory, and checks all of it before the first attack. Every halt it engaged is lifted and every
+key it minted revoked before it exits, an interrupted run included; its agents, sessions,
+decisions, approval votes and halts stay in the gate's audit log, so point it at a staging gate.
 
-There is no ``--url`` mode: attacking a running gate over HTTP needs an orchestrator key to open
-sessions in every task and environment, an operator login to approve and to halt, and one agent
-key per attack to keep the per-agent breakers from hiding cases - a deployment's credentials the
-command should not hold. Run it in CI against the policy file instead.
+Exit codes: 0 when no case got a forbidden outcome, 1 when one did (the report lists each), 2 when
+the run could not be made (a policy that does not load, missing or wrong credentials, a digest
+mismatch, a gate that stopped answering). ``--json`` and ``--junit`` write the full report; the
+JUnit file has one failing test case per forbidden outcome, for CI test reporting.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import secrets
 import tempfile
 import time
 from collections.abc import Iterator
@@ -34,17 +42,27 @@ from rich.table import Table
 
 from clearance.cli.runtime import create_keys, open_runtime, store_url_for
 from clearance.gate.config import GateConfig
-from clearance.gate.redteam import Report, Result, Target, run_redteam
+from clearance.gate.redteam import IN_PROCESS, GateTarget, Report, Result, Target, run_redteam
+from clearance.integrations.redteam_http import (
+    DEFAULT_TIMEOUT_S,
+    OPERATORS_ENV,
+    ORCHESTRATOR_KEYS_ENV,
+    PASSWORD_ENV_PREFIX,
+    Credentials,
+    HttpTarget,
+    RedTeamSetupError,
+    active_digest,
+)
 from clearance.policy.bundle import Bundle
 from clearance.policy.load import load_policy
-from clearance.policy.redteam import generate
+from clearance.policy.redteam import Suite, generate
 from clearance.store import open_store
 
 _out = Console(highlight=False, soft_wrap=True)
 
 
 @contextmanager
-def redteam_target(bundle: Bundle, data_dir: Path) -> Iterator[Target]:
+def redteam_target(bundle: Bundle, data_dir: Path) -> Iterator[GateTarget]:
     """A gate on a fresh data directory with ``bundle`` active, composed by ``open_runtime``.
 
     That is the composition every command and ``clearance serve`` use: store, audit log,
@@ -55,7 +73,7 @@ def redteam_target(bundle: Bundle, data_dir: Path) -> Iterator[Target]:
     runtime = open_runtime(data_dir, require_policy=False)
     try:
         runtime.gate.activate(bundle, by="clearance redteam")
-        yield Target(
+        yield GateTarget(
             gate=runtime.gate,
             approvals=runtime.approvals,
             killswitch=runtime.control.killswitch,
@@ -80,43 +98,104 @@ def _quiet() -> Iterator[None]:
 def attack(bundle: Bundle, *, show_progress: bool = True) -> Report:
     """Generate the suite for ``bundle``, run it on a throw-away gate, return the report."""
     with _quiet():
-        return _attack(bundle, show_progress=show_progress)
+        suite, generation_s = _generate(bundle)
+        with (
+            tempfile.TemporaryDirectory(prefix="clearance-redteam-") as tmp,
+            redteam_target(bundle, Path(tmp)) as target,
+        ):
+            return _run(target, suite, generation_s, show_progress=show_progress)
 
 
-def _attack(bundle: Bundle, *, show_progress: bool) -> Report:
+def attack_url(
+    bundle: Bundle,
+    url: str,
+    credentials: Credentials,
+    *,
+    unsafe_allow_digest_mismatch: bool = False,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    show_progress: bool = True,
+) -> Report:
+    """Attack the gate served at ``url`` with ``bundle``'s suite, judged by ``bundle``.
+
+    Refuses (``RedTeamSetupError``) when the gate decides with another policy, unless
+    ``unsafe_allow_digest_mismatch``; checks every credential before the first attack.
+    """
+    active = active_digest(url, timeout=timeout)
+    if active != bundle.digest and not unsafe_allow_digest_mismatch:
+        raise RedTeamSetupError(
+            f"the gate at {url} decides with policy {active}, not with {bundle.source_name} "
+            f"({bundle.digest})",
+            hint="attack it with the file it runs (the digest covers the policy's meaning, its "
+            "file name and its rules' lines), activate this one on the gate first, or pass "
+            "--unsafe-allow-digest-mismatch to judge the gate by this file anyway",
+        )
+    suite, generation_s = _generate(bundle)
+    run_id = secrets.token_hex(4)
+    with HttpTarget(url, credentials, timeout=timeout) as target:
+        target.connect(suite, active)
+        return _run(
+            target,
+            suite,
+            generation_s,
+            show_progress=show_progress,
+            agent_prefix=f"redteam-{run_id}",
+            where=url,
+        )
+
+
+def _generate(bundle: Bundle) -> tuple[Suite, float]:
     started = time.perf_counter()
     suite = generate(bundle.compiled)
-    generation_s = time.perf_counter() - started
-    with (
-        tempfile.TemporaryDirectory(prefix="clearance-redteam-") as tmp,
-        redteam_target(bundle, Path(tmp)) as target,
-    ):
-        if not show_progress:
-            return run_redteam(target, suite, generation_s=generation_s)
-        with Progress(
-            TextColumn("[bold]red team[/]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        ) as bar:
-            task = bar.add_task("", total=None)
+    return suite, time.perf_counter() - started
 
-            def start(total: int) -> None:
-                bar.update(task, total=total)
 
-            def advance(count: int, category: str) -> None:
-                bar.update(task, advance=count, description=category)
+def _run(
+    target: Target,
+    suite: Suite,
+    generation_s: float,
+    *,
+    show_progress: bool,
+    agent_prefix: str = "redteam",
+    where: str = IN_PROCESS,
+) -> Report:
+    """Run the suite on ``target``, with a progress bar on stderr when asked."""
+    if not show_progress:
+        return run_redteam(
+            target, suite, generation_s=generation_s, agent_prefix=agent_prefix, where=where
+        )
+    with Progress(
+        TextColumn("[bold]red team[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=None)
 
-            return run_redteam(
-                target, suite, generation_s=generation_s, progress=advance, on_start=start
-            )
+        def start(total: int) -> None:
+            bar.update(task, total=total)
+
+        def advance(count: int, category: str) -> None:
+            bar.update(task, advance=count, description=category)
+
+        return run_redteam(
+            target,
+            suite,
+            generation_s=generation_s,
+            progress=advance,
+            on_start=start,
+            agent_prefix=agent_prefix,
+            where=where,
+        )
 
 
 def _print(report: Report, limit: int) -> None:
-    table = Table(title=f"red team: {report.policy} {report.version}", title_justify="left")
+    title = f"red team: {report.policy} {report.version}"
+    if report.target != IN_PROCESS:
+        title += f" at {report.target} ({report.digest})"
+    table = Table(title=title, title_justify="left")
     table.add_column("category")
     table.add_column("cases", justify="right")
     table.add_column("forbidden outcomes", justify="right")
@@ -159,6 +238,22 @@ def _print(report: Report, limit: int) -> None:
     _out.print(f"{verdict}; {len(report.deviations)} deviations from the policy's own answer")
 
 
+def _print_trail(report: Report, bundle: Bundle) -> None:
+    """What a ``--url`` run left on the gate, and which policy it judged."""
+    if report.digest != bundle.digest:
+        _out.print(
+            f"note: the gate runs {report.digest}; its answers were judged by "
+            f"{bundle.source_name} ({bundle.digest})",
+            markup=False,
+        )
+    _out.print(
+        f"the run's agents ({report.agent_prefix}-NNNNN), sessions, decisions, approval votes "
+        f"and halts are in the audit log of {report.target}; its halts are lifted and its agent "
+        "keys revoked",
+        markup=False,
+    )
+
+
 def _print_violation(result: Result) -> None:
     _out.print(
         f"[red]FORBIDDEN[/] {result.id}: {result.title}",
@@ -185,17 +280,76 @@ def redteam(
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show a progress bar (stderr).")
     ] = True,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            metavar="URL",
+            help="Attack the gate served at URL over HTTP instead (a staging gate: the run "
+            "stays in its audit log).",
+        ),
+    ] = None,
+    orchestrator_keys: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--orchestrator-key",
+            metavar="ENV=KEY",
+            envvar=ORCHESTRATOR_KEYS_ENV,
+            help="--url: an orchestrator key and its environment; one for every environment "
+            "the attacks use (development, staging, production as the policy needs).",
+        ),
+    ] = None,
+    operators: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--operator",
+            metavar="NAME",
+            envvar=OPERATORS_ENV,
+            help="--url: an operator to log in as (an admin, and approvers of every approver "
+            f"group); its password in {PASSWORD_ENV_PREFIX}<NAME>.",
+        ),
+    ] = None,
+    unsafe_allow_digest_mismatch: Annotated[
+        bool,
+        typer.Option(
+            "--unsafe-allow-digest-mismatch",
+            help="--url: attack the gate even when it runs another policy, judging it by POLICY.",
+        ),
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="--url: seconds to wait for each answer.", min=1)
+    ] = DEFAULT_TIMEOUT_S,
 ) -> None:
-    """Attack POLICY in process; exit 1 if any case got an outcome the policy forbids.
+    """Attack POLICY; exit 1 if any case got an outcome the policy forbids.
 
     The attacks come from the policy itself: tools outside each task, every
     parameter bound, confusables, URL and path tricks, destructive tools,
     authority claims, tainted sessions; then missing, replayed and swapped
     approval tokens, halts and reused idempotency keys, all against a real
-    gate on a temporary store. See docs/redteam.md.
+    gate on a temporary store.
+
+    With --url they attack a running gate over HTTP, once its active policy
+    is POLICY (same digest). The run needs orchestrator keys, an admin and
+    approvers (see the options) and leaves its agents, sessions, approvals
+    and halt/resume trail in that gate's audit log: use a staging gate. It
+    resumes every halt and revokes every key it created, even when
+    interrupted. Exit 2 when the run could not be made. See docs/redteam.md.
     """
     bundle = load_policy(policy)
-    report = attack(bundle, show_progress=progress)
+    if url is None:
+        report = attack(bundle, show_progress=progress)
+    else:
+        credentials = Credentials.from_options(orchestrator_keys or (), operators or (), os.environ)
+        report = attack_url(
+            bundle,
+            url,
+            credentials,
+            unsafe_allow_digest_mismatch=unsafe_allow_digest_mismatch,
+            timeout=timeout,
+            show_progress=progress,
+        )
+    if url is not None:
+        _print_trail(report, bundle)
     if json_file is not None:
         json_file.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
     if junit_file is not None:
