@@ -13,6 +13,9 @@ on any other path::
     else:
         return admitted                      # the refusal, as the client's tool result
 
+Resource reads and prompt gets are decided the same way (:meth:`Admission.clear` with a
+:class:`Call` naming the surface, action and target; see :mod:`clearance.integrations.mcp_content`).
+
 Approvals take one of two roads:
 
 * **URL elicitation**, when the client declared elicitation in URL mode: the client is asked to
@@ -32,7 +35,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -106,10 +110,38 @@ def supports_url_elicitation(ctx: Any) -> bool:
     return elicitation is not None and elicitation.url is not None
 
 
-def _user_went_to_page(params: types.CallToolRequestParams) -> bool:
-    """Whether a retried call carries the client's "accept" of our URL elicitation."""
-    answer = (params.input_responses or {}).get(APPROVAL_INPUT_KEY)
-    return isinstance(answer, types.ElicitResult) and answer.action == "accept"
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One MCP request as the gate sees it: surface, verb, arguments and target.
+
+    ``params`` are the MCP request's own parameters: the approval token travels in their
+    ``_meta`` and a client's answer to our URL elicitation in their ``input_responses``; neither
+    ever changes what is decided.
+    """
+
+    tool: str
+    args: Mapping[str, Any]
+    params: types.RequestParams
+    action: str = "call"
+    target: str | None = None
+
+    @classmethod
+    def of_tool(cls, params: types.CallToolRequestParams) -> Call:
+        """The ``tools/call`` of ``params``: the namespaced tool name with its arguments."""
+        return cls(tool=params.name, args=params.arguments or {}, params=params)
+
+    @property
+    def token(self) -> str | None:
+        """The execution token the client sent in ``_meta``, if any."""
+        token = (self.params.meta or {}).get(TOKEN_META_KEY)
+        return token if isinstance(token, str) else None
+
+    @property
+    def user_went_to_page(self) -> bool:
+        """Whether a retried call carries the client's "accept" of our URL elicitation."""
+        responses = getattr(self.params, "input_responses", None) or {}
+        answer = responses.get(APPROVAL_INPUT_KEY)
+        return isinstance(answer, types.ElicitResult) and answer.action == "accept"
 
 
 class Admission:
@@ -140,22 +172,37 @@ class Admission:
         session: SessionHandle,
         params: types.CallToolRequestParams,
     ) -> Decision | Refusal:
-        """A PERMIT decision for exactly this call, or the tool result that replaces it."""
-        tool, args = params.name, params.arguments or {}
-        token = (params.meta or {}).get(TOKEN_META_KEY)
+        """A PERMIT decision for exactly this tool call, or the tool result that replaces it."""
         try:
-            request = build_request(
-                session, tool, args, approval_token=token if isinstance(token, str) else None
-            )
-            decision = await self._decide(ctx, request, params)
-            if isinstance(decision, types.InputRequiredResult):
-                return decision
-            if sandbox_obligation(decision) is not None:
-                raise SandboxRequired(tool, decision)
+            return await self.clear(ctx, session, Call.of_tool(params))
         except ToolRefused as exc:
             return error_result(refusal_text(exc))
         except RequestError as exc:
             return error_result(f"blocked: {exc}")
+
+    async def clear(
+        self, ctx: Any, session: SessionHandle, call: Call
+    ) -> Decision | types.InputRequiredResult:
+        """A PERMIT decision for exactly ``call``, or the input a modern client must give first.
+
+        Raises:
+            ToolRefused: the gate did not permit it (denied, pending, unavailable, or a sandbox
+                this gateway cannot provide).
+            RequestError: the call cannot be put to the gate (its arguments are not JSON).
+        """
+        request = build_request(
+            session,
+            call.tool,
+            call.args,
+            action=call.action,
+            target=call.target,
+            approval_token=call.token,
+        )
+        decision = await self._decide(ctx, request, call)
+        if isinstance(decision, types.InputRequiredResult):
+            return decision
+        if sandbox_obligation(decision) is not None:
+            raise SandboxRequired(call.tool, decision)
         return decision
 
     async def record(
@@ -166,14 +213,31 @@ class Admission:
         *,
         failure: str | None = None,
     ) -> None:
-        """Report what a permitted call did (``failure`` when it did not return a result)."""
+        """Report what a permitted tool call did (``failure`` when it did not return a result)."""
         if result is None:
-            error: str | None = failure or "the tool returned no result"
-            output: Any = None
+            await self.record_output(
+                session, decision, error=failure or "the tool returned no result"
+            )
         elif result.is_error:
-            error, output = text_of(result) or "the tool reported an error", None
+            error = text_of(result) or "the tool reported an error"
+            await self.record_output(session, decision, error=error)
         else:
-            error, output = None, result.structured_content or text_of(result)
+            output = result.structured_content or text_of(result)
+            await self.record_output(session, decision, output=output)
+
+    async def record_output(
+        self,
+        session: SessionHandle,
+        decision: Decision,
+        *,
+        output: Any = None,
+        error: str | None = None,
+    ) -> None:
+        """Report what a permitted request returned (``output``) or why it failed (``error``).
+
+        The output goes to the gate as any tool output does: recorded against the decision, and
+        scanned and tainting the session where the policy marks the surface an untrusted source.
+        """
         outcome = result_of(decision, success=error is None, output=output, error=error)
         await anyio.to_thread.run_sync(
             functools.partial(report, self.transport, outcome, agent_id=session.agent_id)
@@ -181,11 +245,11 @@ class Admission:
 
     # deciding -------------------------------------------------------------------------------
     async def _decide(
-        self, ctx: Any, request: Request, params: types.CallToolRequestParams
+        self, ctx: Any, request: Request, call: Call
     ) -> Decision | types.InputRequiredResult:
         held = self._pending.get(request.digest) if request.approval_token is None else None
         if held is not None:
-            wait_s = self.elicitation_wait_s if _user_went_to_page(params) else 0.0
+            wait_s = self.elicitation_wait_s if call.user_went_to_page else 0.0
             return await self._resume(request, held, wait_s=wait_s)
         elicit = supports_url_elicitation(ctx) and self.approval_url is not None
         try:

@@ -9,7 +9,8 @@ header::
 
     upstreams = load_upstreams(Path("mcp.json"))
     async with Downstreams(upstreams, on_change=notify).connected() as servers:
-        tools = servers.tools("bank")            # cached; refreshed on tools/list_changed
+        tools = servers.tools()["bank"]          # cached; refreshed on tools/list_changed
+        prompts = await servers.list_prompts("bank")      # live: prompts and resources
 
 Downstream servers are untrusted: their tool lists only describe what they offer, and a server
 that does not start stops the gateway rather than leaving a silent gap.
@@ -21,11 +22,11 @@ import json
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import anyio
 import anyio.abc
@@ -36,8 +37,8 @@ from mcp.client.session import IncomingMessage, MessageHandlerFnT
 from mcp.client.streamable_http import streamable_http_client
 
 from clearance.errors import ConfigError
+from clearance.integrations.mcp_names import SEPARATOR, Kind
 
-SEPARATOR = "__"
 DEFAULT_HTTP_TIMEOUT_S = 30.0
 HTTP_READ_TIMEOUT_S = 300.0
 _VARIABLE = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -45,7 +46,20 @@ _KNOWN_KEYS = frozenset({"type", "command", "args", "env", "cwd", "url", "header
 
 log = logging.getLogger("clearance.integrations.mcp")
 
-OnChange = Callable[[str], Awaitable[None]]
+Change = Literal["tools", "resources", "prompts"]
+OnChange = Callable[[str, Change], Coroutine[Any, Any, None]]
+OnUpdated = Callable[[str, str], Coroutine[Any, Any, None]]
+_CHANGES: dict[type[Any], Change] = {
+    types.ResourceListChangedNotification: "resources",
+    types.PromptListChangedNotification: "prompts",
+}
+_Page = TypeVar(
+    "_Page",
+    types.ListToolsResult,
+    types.ListResourcesResult,
+    types.ListResourceTemplatesResult,
+    types.ListPromptsResult,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,15 +188,25 @@ class Downstreams:
 
     The cache is what ``tools/list`` answers from; a downstream's
     ``notifications/tools/list_changed`` refreshes its entry and then calls ``on_change`` with the
-    server's name, so the gateway can tell its own clients.
+    server's name and ``"tools"``, so the gateway can tell its own clients. Resources and prompts
+    are listed live (a server need not announce their changes); their list-changed notices call
+    ``on_change`` with ``"resources"`` or ``"prompts"``, and ``notifications/resources/updated``
+    calls ``on_updated`` with the server and the URI as that server spells it.
     """
 
-    def __init__(self, upstreams: list[Upstream], *, on_change: OnChange | None = None) -> None:
+    def __init__(
+        self,
+        upstreams: list[Upstream],
+        *,
+        on_change: OnChange | None = None,
+        on_updated: OnUpdated | None = None,
+    ) -> None:
         names = [u.name for u in upstreams]
         if len(set(names)) != len(names):
             raise ConfigError("two downstream MCP servers share a name")
         self.upstreams = upstreams
         self.on_change = on_change
+        self.on_updated = on_updated
         self._clients: dict[str, Client] = {}
         self._tools: dict[str, list[types.Tool]] = {}
         self._tasks: anyio.abc.TaskGroup | None = None
@@ -194,6 +218,38 @@ class Downstreams:
     def tools(self) -> dict[str, list[types.Tool]]:
         """Every downstream's tools (raw names), by server name, as last listed."""
         return self._tools
+
+    def offering(self, kind: Kind) -> list[tuple[str, Client]]:
+        """The connected servers that declared ``kind`` (resources or prompts), with their clients."""
+        offering: list[tuple[str, Client]] = []
+        for name, client in self._clients.items():
+            capabilities = client.server_capabilities
+            declared = capabilities.resources if kind == "resources" else capabilities.prompts
+            if declared is not None:
+                offering.append((name, client))
+        return offering
+
+    async def list_resources(self, server: str) -> list[types.Resource]:
+        """``server``'s resources, every page, as it lists them now."""
+        client = self._clients[server]
+        pages = await _pages(
+            lambda cursor: client.list_resources(cursor=cursor, cache_mode="bypass")
+        )
+        return [r for page in pages for r in page.resources]
+
+    async def list_resource_templates(self, server: str) -> list[types.ResourceTemplate]:
+        """``server``'s resource templates, every page, as it lists them now."""
+        client = self._clients[server]
+        pages = await _pages(
+            lambda cursor: client.list_resource_templates(cursor=cursor, cache_mode="bypass")
+        )
+        return [t for page in pages for t in page.resource_templates]
+
+    async def list_prompts(self, server: str) -> list[types.Prompt]:
+        """``server``'s prompts, every page, as it lists them now."""
+        client = self._clients[server]
+        pages = await _pages(lambda cursor: client.list_prompts(cursor=cursor, cache_mode="bypass"))
+        return [p for page in pages for p in page.prompts]
 
     @asynccontextmanager
     async def connected(self) -> AsyncIterator[Downstreams]:
@@ -243,24 +299,23 @@ class Downstreams:
     async def refresh(self, server: str) -> None:
         """List ``server``'s tools again (every page) into the cache."""
         client = self._clients[server]
-        tools: list[types.Tool] = []
-        cursor: str | None = None
-        while True:
-            page = await client.list_tools(cursor=cursor, cache_mode="bypass")
-            tools.extend(page.tools)
-            cursor = page.next_cursor
-            if not cursor:
-                break
-        self._tools[server] = tools
+        pages = await _pages(lambda cursor: client.list_tools(cursor=cursor, cache_mode="bypass"))
+        self._tools[server] = [t for page in pages for t in page.tools]
 
     def _handler(self, server: str) -> MessageHandlerFnT:
         async def handle(message: IncomingMessage) -> None:
-            if isinstance(message, types.ToolListChangedNotification) and self._tasks:
-                self._tasks.start_soon(self._changed, server)
+            if self._tasks is None:
+                return
+            if isinstance(message, types.ToolListChangedNotification):
+                self._tasks.start_soon(self._tools_changed, server)
+            elif type(message) in _CHANGES and self.on_change is not None:
+                self._tasks.start_soon(self.on_change, server, _CHANGES[type(message)])
+            elif isinstance(message, types.ResourceUpdatedNotification) and self.on_updated:
+                self._tasks.start_soon(self.on_updated, server, message.params.uri)
 
         return handle
 
-    async def _changed(self, server: str) -> None:
+    async def _tools_changed(self, server: str) -> None:
         if server not in self._clients:
             return
         try:
@@ -269,4 +324,16 @@ class Downstreams:
             log.exception("could not re-list the tools of downstream `%s`", server)
             return
         if self.on_change is not None:
-            await self.on_change(server)
+            await self.on_change(server, "tools")
+
+
+async def _pages(fetch: Callable[[str | None], Awaitable[_Page]]) -> list[_Page]:
+    """Every page of a paginated listing, following ``next_cursor``."""
+    pages: list[_Page] = []
+    cursor: str | None = None
+    while True:
+        page = await fetch(cursor)
+        pages.append(page)
+        cursor = page.next_cursor
+        if not cursor:
+            return pages

@@ -8,6 +8,12 @@ exist. The clearance session a call belongs to is the ``Clearance-Session`` head
 gateway's default session, and it counts only when the key's agent owns it and the session is in
 the key's environment - the agent id itself always comes from the key.
 
+A front that asks a remote gate (``clearance mcp proxy --http ... --gate-url ...``) acts for the
+one agent key it was given: :class:`OneAgentKey` admits callers presenting exactly that key, and
+:class:`HTTPSessions` without a session lookup leaves the session's ownership and environment to
+the sidecar, which decides every call under that key (a session of another agent is a DENY
+``session`` there, a session of another environment a DENY ``key-scope``).
+
 The front listens on loopback unless told otherwise (``unsafe_allow_remote``), and checks the
 ``Host`` and ``Origin`` headers against the address it serves, so a web page cannot reach it by
 DNS rebinding::
@@ -21,6 +27,7 @@ DNS rebinding::
 from __future__ import annotations
 
 import functools
+import hmac
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +36,7 @@ from typing import Any
 import anyio.to_thread
 import uvicorn
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
-from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
@@ -82,10 +89,40 @@ class AgentKeyVerifier:
         )
 
 
-class HTTPSessions:
-    """Who calls over HTTP: the key's agent and a clearance session that agent owns."""
+class OneAgentKey:
+    """The token verifier of a front that acts for one agent key, checked by the remote gate.
 
-    def __init__(self, lookup: LookupSession, *, default_session_id: str | None = None) -> None:
+    Callers must present exactly ``key`` (compared in constant time); the gate behind the
+    sidecar authenticates the same key again on every decision, so a revoked key stops working
+    there at once.
+    """
+
+    def __init__(self, key: str, agent_id: str) -> None:
+        if not key or not agent_id:
+            raise ConfigError("a front for one agent key needs the key and its agent id")
+        self._key = key.encode("utf-8")
+        self.agent_id = agent_id
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        """An access token naming the agent, or None for any other bearer token."""
+        if not hmac.compare_digest(token.encode("utf-8"), self._key):
+            return None
+        return AccessToken(
+            token=token, client_id=self.agent_id, subject="gateway-key", scopes=[AGENT_SCOPE]
+        )
+
+
+class HTTPSessions:
+    """Who calls over HTTP: the key's agent and a clearance session that agent owns.
+
+    ``lookup`` reads sessions from the gate's store, so a session of another agent or
+    environment is refused before anything is decided. Without it (the gate is a remote
+    sidecar) the session is only named here; the sidecar refuses it in its decision.
+    """
+
+    def __init__(
+        self, lookup: LookupSession | None, *, default_session_id: str | None = None
+    ) -> None:
         self.lookup = lookup
         self.default_session_id = default_session_id
 
@@ -102,6 +139,8 @@ class HTTPSessions:
                 "no session named",
                 hint="send the session id the orchestrator opened as the `Clearance-Session` header",
             )
+        if self.lookup is None:
+            return SessionHandle(agent_id=token.client_id, session_id=session_id)
         session = self.lookup(session_id)
         environment = (token.claims or {}).get("environment")
         if session is None or session.closed or session.agent_id != token.client_id:
@@ -142,7 +181,7 @@ def transport_security(
 
 def http_app(
     gateway: Gateway,
-    verifier: AgentKeyVerifier,
+    verifier: TokenVerifier,
     *,
     host: str,
     port: int,

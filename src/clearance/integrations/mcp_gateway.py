@@ -5,8 +5,11 @@ see :mod:`clearance.integrations.mcp_downstream`) and offers their tools under n
 ``<server>__<tool>`` - the name the gate and the policy see. ``tools/list`` shows only the tools
 the caller's session grants; ``tools/call`` runs downstream only after a PERMIT for the exact
 arguments, and its outcome is reported to the gate (:mod:`clearance.integrations.mcp_admission`
-holds that logic, shared with the server middleware). When a downstream's tool list changes, each
-connected client whose granted view changed gets ``notifications/tools/list_changed``.
+holds that logic, shared with the server middleware). Resources and prompts are offered the same
+way, every ``resources/read`` and ``prompts/get`` decided first
+(:mod:`clearance.integrations.mcp_content`). When a downstream's tool list changes, each
+connected client whose granted view changed gets ``notifications/tools/list_changed``; a change
+of resources or prompts reaches each client that may see that server's.
 
 Who calls is never taken from the client: over stdio it is the session the launcher exported,
 over HTTP the agent key's agent and a session bound to it (:mod:`clearance.integrations.mcp_front`).
@@ -27,10 +30,17 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import mcp.types as types
-from mcp.server.lowlevel import Server
+from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.session import ServerSession
 from mcp.server.stdio import stdio_server
-from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    ListenHandler,
+    PromptsListChanged,
+    ResourcesListChanged,
+    ServerEvent,
+    ToolsListChanged,
+)
 
 from clearance.integrations.mapping import SessionHandle
 from clearance.integrations.mcp_admission import (
@@ -40,7 +50,9 @@ from clearance.integrations.mcp_admission import (
     caller,
     error_result,
 )
-from clearance.integrations.mcp_downstream import SEPARATOR, Downstreams, Upstream
+from clearance.integrations.mcp_content import Content
+from clearance.integrations.mcp_downstream import Change, Downstreams, Upstream
+from clearance.integrations.mcp_names import namespaced, split_name
 from clearance.integrations.transport import InProcessTransport
 from clearance.model.decision import Decision
 
@@ -49,6 +61,9 @@ log = logging.getLogger("clearance.integrations.mcp")
 INSTRUCTIONS = "Tools behind the clearance authorization gate."
 MCP_SESSION_HEADER = "mcp-session-id"
 MAX_REMEMBERED = 10_000
+NOTIFICATIONS = NotificationOptions(
+    prompts_changed=True, resources_changed=True, tools_changed=True
+)
 
 
 def session_grants(transport: InProcessTransport) -> Grants:
@@ -81,10 +96,15 @@ class Gateway:
         self.identify = identify
         self.grants = grants
         self.downstreams = Downstreams(upstreams, on_change=self._downstream_changed)
+        self.content = Content(
+            admission, identify, self.downstreams, grants=grants, remember=self._remember
+        )
+        self.downstreams.on_updated = self.content.updated
         self._bus = InMemorySubscriptionBus()
         # Handshake-era client connections (by MCP session id; one local connection over stdio),
-        # with the tool names each last saw, so a change is announced only where it shows.
-        self._seen: OrderedDict[str, tuple[ServerSession, SessionHandle, frozenset[str]]]
+        # with the tool names each last saw (None before its first tools/list), so a change is
+        # announced only where it shows.
+        self._seen: OrderedDict[str, tuple[ServerSession, SessionHandle, frozenset[str] | None]]
         self._seen = OrderedDict()
 
     # the MCP server -------------------------------------------------------------------------
@@ -103,13 +123,14 @@ class Gateway:
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
             on_subscriptions_listen=ListenHandler(self._bus),
+            **self.content.handlers(),
         )
 
     async def serve_stdio(self) -> None:
         """Serve the gateway on this process's stdin and stdout."""
         server = self.server()
         async with stdio_server() as (read, write):
-            await server.run(read, write, server.create_initialization_options())
+            await server.run(read, write, server.create_initialization_options(NOTIFICATIONS))
 
     # handlers -------------------------------------------------------------------------------
     def _visible(self, session: SessionHandle) -> list[types.Tool]:
@@ -117,7 +138,7 @@ class Gateway:
         tools: list[types.Tool] = []
         for server, offered in self.downstreams.tools().items():
             for tool in offered:
-                name = f"{server}{SEPARATOR}{tool.name}"
+                name = namespaced(server, tool.name)
                 if granted is None or name in granted:
                     tools.append(tool.model_copy(update={"name": name}))
         return tools
@@ -134,9 +155,14 @@ class Gateway:
             self._remember(ctx, session, frozenset(t.name for t in tools))
         return types.ListToolsResult(tools=tools)
 
-    def _remember(self, ctx: Any, session: SessionHandle, names: frozenset[str]) -> None:
+    def _remember(
+        self, ctx: Any, session: SessionHandle, names: frozenset[str] | None = None
+    ) -> None:
+        """Keep a connection to notify; ``names`` are the tools it was shown, if it listed them."""
         request = getattr(ctx, "request", None)
         connection = request.headers.get(MCP_SESSION_HEADER, "") if request is not None else ""
+        if names is None and connection in self._seen:
+            names = self._seen[connection][2]
         self._seen[connection] = (ctx.session, session, names)
         self._seen.move_to_end(connection)
         while len(self._seen) > MAX_REMEMBERED:
@@ -148,13 +174,20 @@ class Gateway:
         session = caller(self.identify, ctx)
         if isinstance(session, types.CallToolResult):
             return session
+        server, raw = split_name(params.name)
+        if not server:
+            # Not `<server>__<tool>`: perhaps a prompt or resource surface (`bank:resources`)
+            # named as a tool. It is nothing this gateway calls, so nothing is put to the gate.
+            return error_result(
+                f"`{params.name[:200]}` is not a tool of this gateway; "
+                "use a name `tools/list` returns (<server>__<tool>)"
+            )
         args = dict(params.arguments or {})
         admitted = await self.admission.admit(ctx, session, params)
         if not isinstance(admitted, Decision):
             return admitted
-        server, _, raw = params.name.partition(SEPARATOR)
         client = self.downstreams.client(server)
-        if client is None or not raw:
+        if client is None:
             missing = f"no downstream server offers `{params.name}`"
             await self.admission.record(session, admitted, None, failure=missing)
             return error_result(missing)
@@ -168,17 +201,30 @@ class Gateway:
         return result
 
     # list changes ---------------------------------------------------------------------------
-    async def _downstream_changed(self, server: str) -> None:
-        """Tell each client whose granted view changed; modern clients get a listen event."""
-        log.info("downstream `%s` changed its tools", server)
+    async def _downstream_changed(self, server: str, change: Change) -> None:
+        """Tell each client whose view changed; modern clients get a listen event."""
+        log.info("downstream `%s` changed its %s", server, change)
         for connection, (client, session, before) in list(self._seen.items()):
-            now = frozenset(t.name for t in self._visible(session))
-            if now == before:
-                continue
-            self._seen[connection] = (client, session, now)
             try:
-                await client.send_tool_list_changed()
+                if change == "tools":
+                    now = frozenset(t.name for t in self._visible(session))
+                    if before is None or now == before:
+                        continue
+                    self._seen[connection] = (client, session, now)
+                    await client.send_tool_list_changed()
+                elif self.content.sees(session, server, change):
+                    if change == "resources":
+                        await client.send_resource_list_changed()
+                    else:
+                        await client.send_prompt_list_changed()
             except Exception:  # a client that went away must not stop the others' notices
-                log.info("a client left before hearing of the tool list change", exc_info=True)
+                log.info("a client left before hearing of the %s change", change, exc_info=True)
                 self._seen.pop(connection, None)
-        await self._bus.publish(ToolsListChanged())
+        await self._bus.publish(_EVENTS[change])
+
+
+_EVENTS: dict[Change, ServerEvent] = {
+    "tools": ToolsListChanged(),
+    "resources": ResourcesListChanged(),
+    "prompts": PromptsListChanged(),
+}

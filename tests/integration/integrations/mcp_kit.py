@@ -58,10 +58,32 @@ tools:
     tier: write-limited
     params:
       note: {type: string}
+  bank__add_notice:
+    tier: write-limited
+    params:
+      name: {type: string, required: true}
+  bank__touch:
+    tier: read-only
+    params:
+      uri: {type: string, required: true}
+  "bank:resources":
+    tier: read-only
+    untrusted_source: true
+    params:
+      uri: {type: string, required: true, max_length: 512}
+  "bank:prompts":
+    tier: read-only
+    params:
+      name: {type: string, required: true}
+      arguments: {type: object}
+  "vault:resources":
+    tier: read-only
+    params:
+      uri: {type: string, required: true}
 tasks:
   payments:
     tools: [bank__read_account, bank__transfer_funds, bank__delete_records, bank__add_tool,
-            bank__close_branch]
+            bank__close_branch, bank__add_notice, bank__touch, "bank:resources", "bank:prompts"]
 environments:
   staging: {}
   production: {}
@@ -90,9 +112,29 @@ rules:
     outcome: deny
     reason: the agent never deletes records
   - id: branch-admin
-    tools: [bank__add_tool, bank__close_branch]
+    tools: [bank__add_tool, bank__close_branch, bank__add_notice, bank__touch]
     outcome: permit
     reason: branch administration
+  - id: customer-resources
+    tools: ["bank:resources"]
+    when: request.target.startsWith("bank://accounts/") || request.target.startsWith("bank://notices/")
+    outcome: permit
+    reason: statements and notices are for customers
+  - id: staff-only
+    tools: ["bank:resources"]
+    when: request.target.startsWith("bank://branch/")
+    outcome: deny
+    reason: branch files are for staff
+  - id: customer-prompts
+    tools: ["bank:prompts"]
+    when: args.name == "summarize" || args.name.startsWith("explain_")
+    outcome: permit
+    reason: summaries are harmless
+  - id: no-sweeping
+    tools: ["bank:prompts"]
+    when: args.name == "wire_everything"
+    outcome: approval
+    reason: a prompt that moves every balance needs a human
 """
 
 SERVER_SCRIPT = Path(__file__).with_name("mcp_bank_server.py")

@@ -72,9 +72,11 @@ def test_tools_are_namespaced_and_filtered_by_the_sessions_grants(
 
     names = run(gateway(mcp_runtime, mcp_session, mcp_json), script)
     assert names == [
+        "bank__add_notice",
         "bank__add_tool",
         "bank__delete_records",
         "bank__read_account",
+        "bank__touch",
         "bank__transfer_funds",
     ]
 

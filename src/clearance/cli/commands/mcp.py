@@ -6,7 +6,10 @@ themselves. Over stdio (the default) the session is the one the launcher opened 
 process, or with ``--gate-url`` the sidecar's, reached with the agent key in
 ``CLEARANCE_AGENT_KEY``. With ``--http 127.0.0.1:8788`` the gateway serves streamable HTTP at
 ``/mcp``; each client authenticates with an agent key (``Authorization: Bearer clr_agent_...``)
-and names its session in the ``Clearance-Session`` header (or uses ``--session``).
+and names its session in the ``Clearance-Session`` header (or uses ``--session``). Beside the
+gate (``--data-dir``) any agent key of its store is accepted; with ``--gate-url`` the front acts
+for the one agent whose key and id are in ``CLEARANCE_AGENT_KEY`` and ``CLEARANCE_AGENT_ID``, and
+callers present that key.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ import json
 import os
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import anyio
 import typer
+from mcp.server.auth.provider import TokenVerifier
 
 from clearance.cli.commands.hook import AGENT_KEY_ENV, GATE_URL_ENV
 from clearance.cli.runtime import DEFAULT_DATA_DIR, Runtime, open_runtime
@@ -32,12 +37,18 @@ from clearance.integrations.mapping import (
     approval_link,
 )
 from clearance.integrations.mcp_admission import Admission, Grants, fixed_session
-from clearance.integrations.mcp_downstream import load_upstreams, parse_upstreams, read_servers
+from clearance.integrations.mcp_downstream import (
+    Upstream,
+    load_upstreams,
+    parse_upstreams,
+    read_servers,
+)
 from clearance.integrations.mcp_front import (
     AgentIdentity,
     AgentKeyVerifier,
     HTTPSessions,
     LookupSession,
+    OneAgentKey,
     check_bind,
     http_app,
     serve_http,
@@ -107,7 +118,8 @@ def proxy(
         typer.Option(
             "--gate-url",
             envvar=GATE_URL_ENV,
-            help=f"stdio: ask the sidecar at this URL (agent key in `{AGENT_KEY_ENV}`).",
+            help=f"Ask the sidecar at this URL (agent key in `{AGENT_KEY_ENV}`; with --http also "
+            f"its agent id in `{AGENT_ENV}`).",
         ),
     ] = None,
     http: Annotated[
@@ -116,7 +128,10 @@ def proxy(
     ] = None,
     session: Annotated[
         str | None,
-        typer.Option(help="HTTP: the session of a caller that sends no Clearance-Session."),
+        typer.Option(
+            help="HTTP: the session of a caller that sends no Clearance-Session "
+            f"(with --gate-url, default `{SESSION_ENV}`)."
+        ),
     ] = None,
     unsafe_allow_remote: Annotated[
         bool, typer.Option(help="HTTP: allow listening beyond loopback (put TLS in front).")
@@ -133,13 +148,15 @@ def proxy(
         typer.Option(help="Seconds a call waits after the client opened the approval page."),
     ] = 300.0,
     dashboard_url: Annotated[
-        str | None, typer.Option(help="Base URL of the dashboard, for approval links.")
+        str | None,
+        typer.Option(help="Base URL of the dashboard, for approval links (default: --gate-url)."),
     ] = None,
 ) -> None:
-    """Serve the gateway; every tools/call is decided by the gate first."""
+    """Serve the gateway; every tools/call, resources/read and prompts/get is decided first."""
     servers = load_upstreams(upstreams)
+    dashboard = dashboard_url or gate_url
     approvals = ApprovalOptions(
-        approval_url=approval_link(dashboard_url) if dashboard_url else None,
+        approval_url=approval_link(dashboard) if dashboard else None,
         approval_wait_s=approval_wait,
         elicitation_wait_s=elicitation_wait,
     )
@@ -150,28 +167,84 @@ def proxy(
             gateway = Gateway(admission, fixed_session(handle), servers, grants=grants)
             _run(gateway.serve_stdio)
         return
-    if gate_url:
-        raise ConfigError(
-            "the HTTP front checks agent keys in the data directory's store, not over the sidecar",
-            hint="run `clearance mcp proxy --http` beside the gate, with `--data-dir`/`--store`",
-        )
     host, port = parse_address(http)
-    names = tuple(public_name or ())
-    check_bind(host, unsafe_allow_remote=unsafe_allow_remote, public_names=names)
+    front = HTTPFront(host, port, tuple(public_name or ()), unsafe_allow_remote=unsafe_allow_remote)
+    check_bind(host, unsafe_allow_remote=unsafe_allow_remote, public_names=front.public_names)
+    if gate_url:
+        _serve_http_via_sidecar(front, gate_url, servers, approvals, session)
+    else:
+        _serve_http_in_process(front, data_dir, store, servers, approvals, session)
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPFront:
+    """Where the streamable-HTTP front listens and the host names it answers to."""
+
+    host: str
+    port: int
+    public_names: tuple[str, ...]
+    unsafe_allow_remote: bool
+
+    def serve(self, gateway: Gateway, verifier: TokenVerifier) -> None:
+        """Serve ``gateway`` until interrupted."""
+        app = http_app(
+            gateway, verifier, host=self.host, port=self.port, public_names=self.public_names
+        )
+        _run(
+            lambda: serve_http(
+                app,
+                self.host,
+                self.port,
+                unsafe_allow_remote=self.unsafe_allow_remote,
+                public_names=self.public_names,
+            )
+        )
+
+
+def _serve_http_in_process(
+    front: HTTPFront,
+    data_dir: Path,
+    store: str | None,
+    servers: list[Upstream],
+    approvals: ApprovalOptions,
+    session: str | None,
+) -> None:
+    """The HTTP front beside the gate: any agent key of the store, sessions checked locally."""
     runtime = open_runtime(data_dir, store_url=store)
     try:
         transport = InProcessTransport(runtime.gate, approvals=runtime.approvals)
         identify = HTTPSessions(session_lookup(runtime), default_session_id=session)
         admission = Admission(transport, **approvals)
         gateway = Gateway(admission, identify, servers, grants=session_grants(transport))
-        front = http_app(gateway, key_checker(runtime), host=host, port=port, public_names=names)
-        _run(
-            lambda: serve_http(
-                front, host, port, unsafe_allow_remote=unsafe_allow_remote, public_names=names
-            )
-        )
+        front.serve(gateway, key_checker(runtime))
     finally:
         runtime.close()
+
+
+def _serve_http_via_sidecar(
+    front: HTTPFront,
+    gate_url: str,
+    servers: list[Upstream],
+    approvals: ApprovalOptions,
+    session: str | None,
+) -> None:
+    """The HTTP front of one agent, asking the sidecar at ``gate_url`` with that agent's key.
+
+    Callers present the same key; the sidecar checks it, the session's owner and environment on
+    every decision. The sidecar API does not expose grants, so listings are not filtered.
+    """
+    key = _agent_key()
+    agent_id = os.environ.get(AGENT_ENV, "")
+    if not agent_id:
+        raise ConfigError(
+            f"`--http` with `--gate-url` needs the agent id of the key in `{AGENT_ENV}`",
+            hint="the agent the key was issued for (`clearance users agent-key AGENT`)",
+        )
+    default_session = session or os.environ.get(SESSION_ENV) or None
+    with SidecarTransport.connect(gate_url, api_key=key) as sidecar:
+        identify = HTTPSessions(None, default_session_id=default_session)
+        gateway = Gateway(Admission(sidecar, **approvals), identify, servers)
+        front.serve(gateway, OneAgentKey(key, agent_id))
 
 
 def _run(main: Callable[[], Awaitable[None]]) -> None:
@@ -209,13 +282,7 @@ def _stdio_gate(
     start their own gateway; the sidecar API does not expose grants, so nothing is hidden.
     """
     if gate_url:
-        key = os.environ.get(AGENT_KEY_ENV, "")
-        if not key:
-            raise ConfigError(
-                f"`--gate-url` needs the agent key in `{AGENT_KEY_ENV}`",
-                hint="create one with `clearance users agent-key` and put it in the client's env",
-            )
-        with SidecarTransport.connect(gate_url, api_key=key) as sidecar:
+        with SidecarTransport.connect(gate_url, api_key=_agent_key()) as sidecar:
             yield sidecar, None
         return
     runtime = open_runtime(data_dir, store_url=store)
@@ -224,6 +291,17 @@ def _stdio_gate(
         yield transport, session_grants(transport)
     finally:
         runtime.close()
+
+
+def _agent_key() -> str:
+    """The agent key a gateway asking the sidecar uses, from the environment."""
+    key = os.environ.get(AGENT_KEY_ENV, "")
+    if not key:
+        raise ConfigError(
+            f"`--gate-url` needs the agent key in `{AGENT_KEY_ENV}`",
+            hint="create one with `clearance users agent-key` and put it in the client's env",
+        )
+    return key
 
 
 class _Unexpanded(dict[str, str]):
