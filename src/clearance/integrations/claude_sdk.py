@@ -54,7 +54,8 @@ from claude_agent_sdk import (
 )
 from claude_agent_sdk.types import HookEvent
 
-from clearance.integrations.hooks import ToolCallAnswer, ToolEventGate, pre_tool_output
+from clearance.gate.toolevents import ToolCallAnswer, pre_tool_output
+from clearance.integrations.hooks import ToolEventGate
 from clearance.integrations.mapping import ApprovalLink, SessionHandle
 from clearance.integrations.transport import Transport
 

@@ -14,7 +14,11 @@ SILENCE / unreachable  exit 2, reason on stderr                         exit 2
 
 The dialect-free part - decide, wait for an approval, record the outcome - is
 :class:`ToolEventGate`; :class:`HookAdapter` spells its answers in a dialect, and the Claude Agent
-SDK adapter (``clearance.integrations.claude_sdk``) uses the same core in process.
+SDK adapter (``clearance.integrations.claude_sdk``) uses the same core in process. Parsing the
+events, building the request, wording refusals, spelling each dialect's answer and the outcome
+records are ``clearance.gate.toolevents``, shared with the sidecar's HTTP hook endpoint
+(``POST /v1/hooks/{dialect}``), which Claude Code can call directly with an ``http`` hook
+(:func:`claude_http_settings`).
 
 APPROVAL is never answered with the client's own ``ask``: the person at that prompt is the
 principal whose agent made the call, and clearance forbids self-approval. The hook waits (up to
@@ -36,31 +40,42 @@ import json
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any
 
 from clearance.errors import RequestError
-from clearance.integrations.errors import GateUnavailable, SandboxRequired, ToolRefused
+from clearance.gate.toolevents import (
+    AGENT_KEY_ENV,
+    BLOCK_EXIT,
+    HOOK_ROUTE,
+    SESSION_HEADER,
+    TIMEOUT_PARAM,
+    Dialect,
+    EventKind,
+    ToolCall,
+    ToolCallAnswer,
+    blocked_text,
+    decision_output,
+    denied_text,
+    event_kind,
+    outcome_of,
+    parse_payload,
+    pending_text,
+)
+from clearance.integrations.errors import (
+    ApprovalPending,
+    GateUnavailable,
+    SandboxRequired,
+    ToolRefused,
+)
 from clearance.integrations.mapping import (
+    SESSION_ENV,
     ApprovalLink,
     SessionHandle,
-    build_request,
-    refusal_text,
-    result_of,
     sandbox_obligation,
 )
 from clearance.integrations.transport import Transport, authorize, decide, report
 from clearance.model.decision import Decision, Outcome
 from clearance.model.request import Request
-
-Dialect = Literal["claude-code", "codex", "gemini"]
-DIALECTS: tuple[Dialect, ...] = ("claude-code", "codex", "gemini")
-
-BLOCK_EXIT = 2
-_PRE_EVENTS = {"PreToolUse", "BeforeTool"}
-_POST_EVENTS = {"PostToolUse", "AfterTool"}
-_FAILURE_EVENTS = {"PostToolUseFailure"}
-_PATH_KEYS = ("file_path", "notebook_path", "absolute_path", "path")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,47 +87,20 @@ class HookReply:
     stderr: str = ""
 
 
-def target_for(tool_input: Mapping[str, Any]) -> str | None:
-    """The resource a call touches: the path of a file tool, the host of a fetch, a command's program.
-
-    Derived from the tool input so policy can match on it; the input itself is still in ``args``.
-    """
-    for key in _PATH_KEYS:
-        value = tool_input.get(key)
-        if isinstance(value, str) and value:
-            return value
-    url = tool_input.get("url")
-    if isinstance(url, str) and url:
-        return urlsplit(url).hostname or None
-    command = tool_input.get("command")
-    if isinstance(command, str) and command.strip():
-        try:
-            words = shlex.split(command)
-        except ValueError:
-            words = command.split()
-        return words[0] if words else None
-    return None
-
-
 def block(reason: str) -> HookReply:
     """Exit 2 with the reason on stderr: every dialect treats it as a blocked call."""
     return HookReply(exit_code=BLOCK_EXIT, stderr=reason.replace("\n", " ") + "\n")
 
 
-@dataclass(frozen=True, slots=True)
-class ToolCallAnswer:
-    """The gate's answer to one pre-tool event, before any dialect spells it.
-
-    ``allow``: the call may run with exactly ``args`` (the arguments that were decided). ``deny``:
-    a rule, an operator or an unanswered approval refused it; ``reason`` names the rule and why,
-    for the model. ``block``: the gate did not decide (SILENCE, unreachable, unreadable input);
-    callers block outright.
-    """
-
-    kind: Literal["allow", "deny", "block"]
-    reason: str
-    args: dict[str, Any] | None = None
-    decision: Decision | None = None
+def answer_of_refusal(error: ToolRefused) -> ToolCallAnswer:
+    """The answer a refused call gets, worded as every hook transport words it."""
+    if isinstance(error, GateUnavailable):
+        return ToolCallAnswer("block", blocked_text(error.rule, error.reason))
+    if isinstance(error, ApprovalPending):
+        text = pending_text(error.approval_id, error.url, error.expires_at,
+                            rule=error.rule, reason=error.reason)  # fmt: skip
+        return ToolCallAnswer("deny", text)
+    return ToolCallAnswer("deny", denied_text(error.rule, error.reason))
 
 
 class ToolEventGate:
@@ -120,7 +108,9 @@ class ToolEventGate:
 
     Shared by the command hooks (:class:`HookAdapter`) and the in-process Claude Agent SDK
     callbacks (``clearance.integrations.claude_sdk``), so both decide, wait for approvals and
-    record outcomes the same way. Calls block while an approval is waited on.
+    record outcomes the same way; the events, requests, wording and outcome records are
+    ``clearance.gate.toolevents``'s, which the sidecar's HTTP hook endpoint uses as well. Calls
+    block while an approval is waited on.
     """
 
     def __init__(
@@ -153,10 +143,8 @@ class ToolEventGate:
             )
             if sandbox_obligation(decision) is not None:
                 raise SandboxRequired(request.tool, decision)
-        except GateUnavailable as exc:
-            return ToolCallAnswer("block", f"clearance: {refusal_text(exc)}")
         except ToolRefused as exc:
-            return ToolCallAnswer("deny", refusal_text(exc))
+            return answer_of_refusal(exc)
         except RequestError as exc:
             return ToolCallAnswer("block", f"clearance: {exc}")
         return ToolCallAnswer(
@@ -165,20 +153,8 @@ class ToolEventGate:
 
     def request_of(self, payload: Mapping[str, Any]) -> Request:
         """The gate request of a tool event; the call id becomes its idempotency key."""
-        tool = payload.get("tool_name")
-        tool_input = payload.get("tool_input")
-        if not isinstance(tool, str) or not tool:
-            raise RequestError("the hook input has no `tool_name`")
-        if not isinstance(tool_input, dict):
-            raise RequestError(f"the hook input for `{tool}` has no `tool_input` object")
-        call_id = payload.get("tool_use_id")
-        return build_request(
-            self.session,
-            tool,
-            tool_input,
-            target=target_for(tool_input),
-            idempotency_key=f"hook:{call_id}" if isinstance(call_id, str) and call_id else None,
-        )
+        call = ToolCall.from_event(payload)
+        return call.request(agent_id=self.session.agent_id, session_id=self.session.session_id)
 
     def post_tool(
         self, payload: Mapping[str, Any], *, failed: bool, decision: Decision | None = None
@@ -195,11 +171,7 @@ class ToolEventGate:
                 return f"clearance: outcome not recorded: {exc}"
         if decision is None:
             return None
-        if failed:
-            error = payload.get("error")
-            result = result_of(decision, success=False, error=str(error or "the tool failed"))
-        else:
-            result = result_of(decision, success=True, output=payload.get("tool_response"))
+        result = outcome_of(payload, decision.decision_id, failed=failed)
         if not report(self.transport, result, agent_id=self.session.agent_id):
             return "clearance: outcome not recorded"
         return None
@@ -239,48 +211,24 @@ class HookAdapter:
     def handle_text(self, text: str) -> HookReply:
         """The reply to the raw stdin of a hook; input that is not a JSON object blocks."""
         try:
-            payload = json.loads(text)
-        except json.JSONDecodeError as exc:
-            return block(f"clearance: the hook input is not JSON ({exc.msg})")
-        if not isinstance(payload, dict):
-            return block("clearance: the hook input is not a JSON object")
+            payload = parse_payload(text)
+        except RequestError as exc:
+            return block(f"clearance: {exc.message}")
         return self.handle(payload)
 
     def handle(self, payload: Mapping[str, Any]) -> HookReply:
         """The reply to one parsed hook event."""
-        event = payload.get("hook_event_name")
-        if event in _PRE_EVENTS:
+        kind = event_kind(payload)
+        if kind is EventKind.PRE_TOOL:
             answer = self.gate.pre_tool(payload)
             if answer.kind == "block":
                 return block(answer.reason)
-            return self._deny(answer.reason) if answer.kind == "deny" else self._allow()
-        if event in _POST_EVENTS or event in _FAILURE_EVENTS:
-            problem = self.gate.post_tool(payload, failed=event in _FAILURE_EVENTS)
+            output = decision_output(self.dialect, answer, explicit_allow=self.explicit_allow)
+            return HookReply(stdout="" if output is None else json.dumps(output))
+        if kind in (EventKind.POST_TOOL, EventKind.TOOL_FAILED):
+            problem = self.gate.post_tool(payload, failed=kind is EventKind.TOOL_FAILED)
             return HookReply() if problem is None else HookReply(exit_code=1, stderr=problem + "\n")
         return HookReply()
-
-    def _allow(self) -> HookReply:
-        if self.dialect == "gemini":
-            return HookReply(stdout=json.dumps({"decision": "allow"}))
-        if not self.explicit_allow:
-            return HookReply()
-        return HookReply(stdout=json.dumps(pre_tool_output("allow", "permitted by clearance")))
-
-    def _deny(self, reason: str) -> HookReply:
-        if self.dialect == "gemini":
-            return HookReply(stdout=json.dumps({"decision": "deny", "reason": reason}))
-        return HookReply(stdout=json.dumps(pre_tool_output("deny", reason)))
-
-
-def pre_tool_output(decision: Literal["allow", "deny"], reason: str) -> dict[str, Any]:
-    """Claude Code's ``hookSpecificOutput`` for a PreToolUse answer (never ``ask``)."""
-    return {
-        "hookSpecificOutput": {
-            "hookEventName": "PreToolUse",
-            "permissionDecision": decision,
-            "permissionDecisionReason": reason,
-        }
-    }
 
 
 # installation ---------------------------------------------------------------------------------
@@ -309,9 +257,50 @@ def claude_settings(gate_args: list[str], *, timeout_s: int) -> dict[str, Any]:
     }
 
 
-def claude_managed_settings(gate_args: list[str], *, timeout_s: int) -> dict[str, Any]:
-    """The managed-settings block: only managed hooks run, so a user cannot remove the gate."""
-    return {"allowManagedHooksOnly": True, **claude_settings(gate_args, timeout_s=timeout_s)}
+def claude_http_settings(gate_url: str, *, timeout_s: int) -> dict[str, Any]:
+    """The ``hooks`` block calling the sidecar's HTTP hook endpoint instead of a command.
+
+    No process per tool call. The agent key and the session id come from the agent's
+    environment through header expansion (only the names in ``allowedEnvVars`` expand), so
+    neither is written into the settings file. ``?timeout=`` tells the sidecar how long Claude
+    Code waits, so it stops waiting for an approval in time to deny explicitly; ``onFailure:
+    "block"`` makes an unreachable sidecar or a non-2xx answer block the call.
+    """
+    base = f"{gate_url.rstrip('/')}{HOOK_ROUTE}/claude-code"
+    headers = {"Authorization": f"Bearer ${AGENT_KEY_ENV}", SESSION_HEADER: f"${SESSION_ENV}"}
+    env = [AGENT_KEY_ENV, SESSION_ENV]
+
+    def http_hook(timeout: int, on_failure: str) -> dict[str, Any]:
+        return {"type": "http", "url": f"{base}?{TIMEOUT_PARAM}={timeout}", "headers": headers,
+                "allowedEnvVars": env, "timeout": timeout, "onFailure": on_failure}  # fmt: skip
+
+    post = http_hook(30, "continue")
+    return {
+        "hooks": {
+            "PreToolUse": [{"matcher": "*", "hooks": [http_hook(timeout_s, "block")]}],
+            "PostToolUse": [{"matcher": "*", "hooks": [post]}],
+            "PostToolUseFailure": [{"matcher": "*", "hooks": [post]}],
+        }
+    }
+
+
+def claude_managed_settings(
+    gate_args: list[str], *, timeout_s: int, http_url: str | None = None
+) -> dict[str, Any]:
+    """The managed-settings block: only managed hooks run, so a user cannot remove the gate.
+
+    With ``http_url`` the hooks are the HTTP variant, and the block also allow-lists the
+    sidecar's hook URLs and the two environment variables their headers expand (managed
+    settings restrict both when set).
+    """
+    if http_url is None:
+        return {"allowManagedHooksOnly": True, **claude_settings(gate_args, timeout_s=timeout_s)}
+    return {
+        "allowManagedHooksOnly": True,
+        "allowedHttpHookUrls": [f"{http_url.rstrip('/')}{HOOK_ROUTE}/*"],
+        "httpHookAllowedEnvVars": [AGENT_KEY_ENV, SESSION_ENV],
+        **claude_http_settings(http_url, timeout_s=timeout_s),
+    }
 
 
 def gemini_settings(gate_args: list[str], *, timeout_s: int) -> dict[str, Any]:
@@ -362,5 +351,7 @@ def _is_clearance_group(group: Any) -> bool:
             continue
         argv = [hook.get("command", ""), *hook.get("args", [])]
         if argv[0] == "clearance" or str(argv[0]).startswith("clearance hook"):
+            return True
+        if f"{HOOK_ROUTE}/" in str(hook.get("url", "")):
             return True
     return False

@@ -34,11 +34,11 @@ from typer.testing import CliRunner
 from clearance.cli.commands.hook import app as hook_app
 from clearance.cli.runtime import Runtime, open_runtime
 from clearance.gate.clock import SystemClock
+from clearance.gate.toolevents import target_for
 from clearance.integrations.hooks import (
     HookAdapter,
     claude_settings,
     merge_settings,
-    target_for,
 )
 from clearance.integrations.mapping import SessionHandle, approval_link
 from clearance.integrations.transport import InProcessTransport

@@ -17,6 +17,10 @@ Two ways to the gate:
 * ``--data-dir`` alone: the hook opens the gate in its own process. Its audit shard is the data
   directory's, so only one process may write it at a time: fine for one agent making one call at a
   time, while a concurrent second writer makes the later call SILENCE (blocked, never allowed).
+
+``clearance hook install --http --gate-url URL`` writes the third way, for Claude Code only: an
+``http`` hook that posts each event to the sidecar's ``/v1/hooks/claude-code`` with the agent key
+and the session id expanded from the agent's environment, ``onFailure: "block"`` on PreToolUse.
 """
 
 from __future__ import annotations
@@ -34,13 +38,12 @@ import typer
 
 from clearance.cli.runtime import DEFAULT_DATA_DIR, open_runtime
 from clearance.errors import ConfigError
+from clearance.gate.toolevents import AGENT_KEY_ENV, BLOCK_EXIT, DIALECTS, Dialect
 from clearance.integrations.hooks import (
-    BLOCK_EXIT,
-    DIALECTS,
-    Dialect,
     HookAdapter,
     HookReply,
     block,
+    claude_http_settings,
     claude_managed_settings,
     claude_settings,
     codex_toml,
@@ -50,6 +53,8 @@ from clearance.integrations.hooks import (
 from clearance.integrations.mapping import SessionHandle, approval_link
 from clearance.integrations.sidecar import SidecarTransport
 from clearance.integrations.transport import InProcessTransport, Transport
+
+__all__ = ["AGENT_KEY_ENV", "GATE_URL_ENV", "app"]  # the environment names `clearance mcp` shares
 
 app = typer.Typer(help="Gate coding agents (Claude Code, Codex, Gemini CLI) through their hooks.")
 
@@ -66,7 +71,6 @@ Dashboard = Annotated[
     typer.Option("--dashboard-url", help="Base URL of the dashboard, for approval links."),
 ]
 GATE_URL_ENV = "CLEARANCE_GATE_URL"
-AGENT_KEY_ENV = "CLEARANCE_AGENT_KEY"
 GateURL = Annotated[
     str | None,
     typer.Option(
@@ -182,6 +186,14 @@ def install(
         typer.Option("--gate-url", help="Have the hooks ask the sidecar at this URL."),
     ] = None,
     approval_wait: ApprovalWait = 300.0,
+    http: Annotated[
+        bool,
+        typer.Option(
+            "--http",
+            help="Claude Code calls the sidecar's /v1/hooks endpoint itself (an `http` hook, "
+            "no process per call); needs --gate-url.",
+        ),
+    ] = False,
     write: Annotated[
         Path | None,
         typer.Option(help="Merge the hooks into this settings.json instead of printing."),
@@ -193,6 +205,11 @@ def install(
     """Print (or write) the settings that route every tool call of a coding agent through the gate."""
     if client not in DIALECTS:
         raise ConfigError(f"unknown client `{client}`", hint="use claude-code, codex or gemini")
+    if http and (client != "claude-code" or not gate_url):
+        raise ConfigError(
+            "`--http` installs a Claude Code http hook and needs the sidecar's `--gate-url`",
+            hint="Codex and Gemini CLI run command hooks only; drop `--http` for them",
+        )
     where = ["--gate-url", gate_url] if gate_url else ["--data-dir", str(data_dir.resolve())]
     gate_args = [*where, "--approval-wait", f"{approval_wait:g}"]
     timeout_s = int(approval_wait) + 30
@@ -203,18 +220,27 @@ def install(
             )
         sys.stdout.write(codex_toml(gate_args, timeout_s=timeout_s))
         return
+    http_url = gate_url if http else None
     if client == "gemini":
         if managed:
             raise ConfigError("`--managed` is a Claude Code setting")
         snippet = gemini_settings(gate_args, timeout_s=timeout_s)
     elif managed:
-        snippet = claude_managed_settings(gate_args, timeout_s=timeout_s)
+        snippet = claude_managed_settings(gate_args, timeout_s=timeout_s, http_url=http_url)
+    elif http_url is not None:
+        snippet = claude_http_settings(http_url, timeout_s=timeout_s)
     else:
         snippet = claude_settings(gate_args, timeout_s=timeout_s)
     if write is None:
         sys.stdout.write(json.dumps(snippet, indent=2) + "\n")
         return
-    existing = json.loads(write.read_text("utf-8")) if write.exists() else {}
+    try:
+        existing = json.loads(write.read_text("utf-8")) if write.exists() else {}
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"`{write}` is not valid JSON (line {exc.lineno}: {exc.msg})",
+            hint="fix the file first; nothing was written",
+        ) from exc
     if not isinstance(existing, dict):
         raise ConfigError(f"`{write}` is not a JSON object")
     write.parent.mkdir(parents=True, exist_ok=True)
