@@ -1,6 +1,8 @@
-"""The downstream MCP server of the example: a toy bank over stdio that logs every call it gets.
+"""The downstream MCP server of the example: a toy bank over stdio that logs every request it gets.
 
-Its ledger (``BANK_LEDGER``) is how the example proves that a denied call never reached it.
+Its ledger (``BANK_LEDGER``) is how the example proves that a denied call or read never reached
+it. Besides tools it offers resources: account statements (``bank://statements/{account_id}``) and
+a staff-only file (``bank://branch/vault-codes``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,20 @@ def delete_records(table: str) -> str:
     """Delete a table's records."""
     _record({"tool": "delete_records", "table": table})
     return "deleted"
+
+
+@bank.resource("bank://statements/{account_id}", description="An account's statement.")
+def statement(account_id: str) -> str:
+    """The statement of one account."""
+    _record({"resource": f"bank://statements/{account_id}"})
+    return f"Statement of {account_id}: opening 100.00, closing 120.00."
+
+
+@bank.resource("bank://branch/vault-codes", description="Staff only.")
+def vault_codes() -> str:
+    """What no agent should read."""
+    _record({"resource": "bank://branch/vault-codes"})
+    return "vault code 4711"
 
 
 if __name__ == "__main__":

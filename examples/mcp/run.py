@@ -8,7 +8,10 @@ which fronts a toy bank MCP server. Run it with ``python examples/mcp/run.py``.
 3. It asks for a $5,000 transfer: a tool error with the approval id. An operator approves in
    clearance (here through the approval service, as the dashboard would); the client retries the
    identical call and it runs once.
-4. The audit shard is verified offline with only the public key.
+4. It reads a statement through the gateway (``clearance://bank/bank://statements/acc-1``:
+   PERMIT, the bank answers) and tries the bank's staff-only file: refused with rule
+   ``staff-only``, and the bank's ledger shows it never read it.
+5. The audit shard is verified offline with only the public key.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp import Client, StdioServerParameters
+from mcp.shared.exceptions import MCPError
 
 from clearance.approvals import Operator
 from clearance.cli.runtime import create_keys, key_paths, open_runtime, store_url_for
@@ -44,6 +48,8 @@ class Outcome:
     tools: list[str] = field(default_factory=list)
     results: list[tuple[str, bool, str]] = field(default_factory=list)
     ledger: list[dict[str, Any]] = field(default_factory=list)
+    reads: list[tuple[str, bool, str]] = field(default_factory=list)
+    resources_read: list[str] = field(default_factory=list)
     verified: bool = False
 
 
@@ -97,6 +103,20 @@ async def _client(front: StdioServerParameters, data_dir: Path, out: Outcome) ->
         await asyncio.to_thread(_approve, data_dir, found.group(1))
         done = await client.call_tool("bank__transfer_funds", transfer)  # the identical call
         out.results.append(("bank__transfer_funds", bool(done.is_error), _text(done)))
+        for uri in (
+            "clearance://bank/bank://statements/acc-1",
+            "clearance://bank/bank://branch/vault-codes",
+        ):
+            out.reads.append(await _read(client, uri))
+
+
+async def _read(client: Client, uri: str) -> tuple[str, bool, str]:
+    """``(uri, refused, text)`` of one resource read through the gateway."""
+    try:
+        result = await client.read_resource(uri)
+    except MCPError as refused:  # a refused read is a JSON-RPC error naming the rule
+        return uri, True, refused.message
+    return uri, False, " ".join(getattr(c, "text", "") for c in result.contents)
 
 
 def run(data_dir: Path) -> Outcome:
@@ -139,7 +159,9 @@ def run(data_dir: Path) -> Outcome:
     out = Outcome()
     asyncio.run(_client(front, data_dir, out))
     if ledger.exists():
-        out.ledger = [json.loads(line) for line in ledger.read_text("utf-8").splitlines()]
+        entries = [json.loads(line) for line in ledger.read_text("utf-8").splitlines()]
+        out.ledger = [e for e in entries if "tool" in e]
+        out.resources_read = [e["resource"] for e in entries if "resource" in e]
     vkey = key_paths(data_dir)[2].read_text("utf-8").strip()
     check = subprocess.run(
         [
@@ -166,6 +188,9 @@ def main() -> None:
     for name, is_error, text in out.results:
         print(f"{'ERROR' if is_error else 'ok   '} {name}: {text}")
     print("calls the bank received:", [e["tool"] for e in out.ledger])
+    for uri, refused, text in out.reads:
+        print(f"{'ERROR' if refused else 'ok   '} read {uri}: {text}")
+    print("resources the bank served:", out.resources_read)
     print("audit log verified offline:", out.verified)
 
 
