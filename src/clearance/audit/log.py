@@ -1,4 +1,4 @@
-"""The append-only audit shard: one appender thread, group commit, audit-or-refuse.
+"""The append-only audit shard: one writer at a time, group commit, audit-or-refuse.
 
 Example::
 
@@ -8,17 +8,20 @@ Example::
 
 How it works and what it guarantees:
 
-* Callers mask and serialise their payload in their own thread, then enqueue and block on a lock
-  until the batch holding their entry is committed. The single appender thread takes whatever is
-  queued (no timer: an idle log commits a lone entry at once; a busy one shares each commit among
-  every waiting caller), assigns ``index`` and ``prev``, computes leaf hashes and the compact range,
-  and stores the batch in one durable transaction.
+* Callers mask and serialise their payload in their own thread, then join the queue of writers.
+  The caller at the head of the queue leads: it takes everything queued (no timer: an idle log
+  commits a lone entry at once, in the caller's own thread; a busy one shares each commit among
+  every waiting caller), assigns ``index`` and ``prev``, computes leaf hashes and the compact
+  range, and stores the batch in one durable transaction. It then hands the lead to the next
+  queued caller, before waking the callers of its batch, so the next commit starts as early as
+  possible. Only the leader touches the shard head: one writer at a time, as with a dedicated
+  appender thread, without two thread switches per commit.
 * ``append`` returns only after that transaction committed. If the commit fails every waiter of
   the batch gets ``AuditWriteError`` and the in-memory head is rolled back, so nothing that was
   acknowledged can be lost and nothing unacknowledged is counted. The gate answers SILENCE.
 * A checkpoint is signed inside the batch transaction when the tree grew and 1 s passed or 1,024
-  entries were added since the last one; an idle appender wakes when that second is up.
-  ``checkpoint_now`` forces one (used before serving a proof).
+  entries were added since the last one; when the log falls idle, a timer thread joins the queue
+  as a writer when that second is up. ``checkpoint_now`` forces one (used before serving a proof).
 * The appender is the only signer of its shard, so two roots for one size are never published.
 * **Cross-shard anchors** (AUDIT.md 3.11). When several shards share one database (replicas on
   PostgreSQL), the appender appends an ``anchor`` entry at most every ``anchor_interval`` (one
@@ -35,10 +38,11 @@ How it works and what it guarantees:
 from __future__ import annotations
 
 import logging
+import math
 import os
-import queue
 import re
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -49,7 +53,7 @@ import orjson
 from clearance.audit.sign import AuditKey
 from clearance.audit.storage import AuditStorage, CheckpointRow, ShardHead, StoredEntry
 from clearance.errors import AuditWriteError, StoreError
-from clearance.formats.canonical import canonical_bytes
+from clearance.formats.canonical import canonical_bytes, es_number
 from clearance.formats.checkpoint import Checkpoint, CheckpointError, verify_checkpoint
 from clearance.formats.entry import (
     MAX_HEADER_BYTES,
@@ -103,17 +107,25 @@ def _orjson_safe(value: Any) -> bool:
 
     That holds for ASCII member names (byte order equals UTF-16 order), strings (orjson escapes
     exactly JSON's minimal set, with lowercase hex, like RFC 8785), integers in the IEEE-754 exact
-    range, booleans and null. Floats are excluded: orjson writes ``1e30`` where RFC 8785 wants
-    ``1e+30``. ``tests/unit/audit/test_log.py`` checks the equivalence on every control character.
+    range, booleans and null. A float is admitted only when orjson's text for it equals the
+    ECMAScript form RFC 8785 prescribes (``120.5`` is, ``1e30`` is not: RFC 8785 wants ``1e+30``);
+    orjson writes a float the same way wherever it sits, so the check on the value alone decides.
+    ``tests/unit/audit/test_log.py`` checks the equivalence on every control character.
     """
-    if value is None or value is True or value is False or type(value) is str:
+    t = type(value)
+    if value is None or t is str or t is bool:
         return True
-    if type(value) is int:
-        return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
-    if type(value) is dict:
-        return all(type(k) is str and k.isascii() and _orjson_safe(v) for k, v in value.items())
-    if type(value) is list:
-        return all(_orjson_safe(v) for v in value)
+    if t is int:
+        return bool(-_MAX_SAFE_INT <= value <= _MAX_SAFE_INT)
+    if t is dict:
+        for k, v in value.items():
+            if type(k) is not str or not k.isascii() or not _orjson_safe(v):
+                return False
+        return True
+    if t is list:
+        return all(map(_orjson_safe, value))
+    if t is float:
+        return math.isfinite(value) and orjson.dumps(value) == es_number(value).encode()
     return False
 
 
@@ -129,15 +141,23 @@ def _keep_default(kind: str, fields: Mapping[str, Any]) -> tuple[str, int]:  # n
 
 
 class _Pending:
-    """One queued entry (or a checkpoint request when ``kind`` is None) and its waiter lock."""
+    """One queued entry (or, when ``kind`` is None, a checkpoint request) and its waiter's lock.
+
+    The lock is held from creation and released exactly once per wake-up: when the leader is
+    done with it (``done``; then ``result`` or ``error`` says how it went), or when its caller is
+    handed the lead (``lead``).
+    """
 
     __slots__ = (
         "body",
         "commit",
+        "done",
         "error",
         "fast",
         "fields",
+        "force",
         "kind",
+        "lead",
         "lock",
         "result",
         "retention",
@@ -148,25 +168,28 @@ class _Pending:
         self,
         kind: str | None,
         fields: dict[str, Any],
-        body: bytes | None,
-        salt: bytes,
-        commit: bytes,
-        retention: tuple[str, int] | None,
+        *,
+        fast: bool = True,
+        body: bytes | None = None,
+        salt: bytes = b"",
+        commit: bytes = b"",
+        retention: tuple[str, int] | None = None,
+        force: bool = False,
     ) -> None:
         self.kind = kind
         self.fields = fields
+        self.fast = fast
         self.body = body
         self.salt = salt
         self.commit = commit
         self.retention = retention
-        self.fast = _orjson_safe(fields)
+        self.force = force
+        self.lead = False
+        self.done = False
         self.result: AppendedEntry | None = None
         self.error: Exception | None = None
         self.lock = threading.Lock()
         self.lock.acquire()
-
-
-_STOP = object()
 
 
 class AuditLog:
@@ -198,8 +221,14 @@ class AuditLog:
         self._redactor = redactor
         self._retention_for = retention_for
         self._random = random_bytes
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # INVARIANT: ``_writers`` and ``_leading`` change only under ``_mutex``; the shard head
+        # (size, head, compact range, checkpoint and anchor state) only in the leader's thread.
+        self._mutex = threading.Lock()
+        self._writers: deque[_Pending] = deque()
+        self._leading = False
         self._closed = False
+        self._wake = threading.Event()  # the head changed while the timer had nothing due
+        self._timer_due = False
         now = clock_now()
         try:
             head = ShardHead._make(
@@ -226,16 +255,16 @@ class AuditLog:
         # peer origin -> compact range of its leaves up to the last checkpoint found consistent
         self._peers: dict[str, CompactRange] = {}
         self._in_use = False  # entries other than anchors since the last anchor
-        self._thread = threading.Thread(
-            target=self._run, name=f"audit-appender:{origin}", daemon=True
-        )
-        self._thread.start()
         if self._size == 0:
             self.append(
                 "genesis",
                 {"vkey": key.vkey, "replica": parts[0], "period": parts[1], "previous": None},
                 None,
             )
+        self._timer = threading.Thread(
+            target=self._run_timer, name=f"audit-timer:{origin}", daemon=True
+        )
+        self._timer.start()
 
     # -- callers -------------------------------------------------------------------------------
 
@@ -249,17 +278,23 @@ class AuditLog:
             raise EntryError(f"header fields `{', '.join(sorted(clash))}` are set by the log")
         fields = dict(header_fields)
         fields.setdefault("id", new_ulid())
-        if not _orjson_safe(fields):
+        fast = _orjson_safe(fields)
+        if not fast:
             canonical_bytes(fields)  # raise for unserialisable fields here, not in the batch
-        body = None
-        salt = commit = b""
-        if payload is not None:
-            masked = self._redactor.redact(payload) if self._redactor is not None else dict(payload)
-            body = _jcs(masked)
-            salt = self._random(SALT_BYTES)
-            commit = payload_commitment(salt, body)
-        retention = self._retention_for(kind, fields) if payload is not None else None
-        return _Pending(kind, fields, body, salt, commit, retention)
+        if payload is None:
+            return _Pending(kind, fields, fast=fast)
+        masked = self._redactor.redact(payload) if self._redactor is not None else dict(payload)
+        body = _jcs(masked)
+        salt = self._random(SALT_BYTES)
+        return _Pending(
+            kind,
+            fields,
+            fast=fast,
+            body=body,
+            salt=salt,
+            commit=payload_commitment(salt, body),
+            retention=self._retention_for(kind, fields),
+        )
 
     def append(
         self,
@@ -279,27 +314,61 @@ class AuditLog:
     ) -> list[AppendedEntry]:
         """Append several entries (consecutive unless other callers interleave); all or error."""
         pending = [self._prepare(k, f, p) for k, f, p in items]
-        if self._closed:
-            raise AuditWriteError(f"audit log `{self.origin}` is closed")
-        for p in pending:
-            self._queue.put(p)
+        self._submit(pending)
         out = []
         for p in pending:
-            p.lock.acquire()
             if p.error is not None:
                 raise p.error
-            if p.result is None:  # the appender always sets one of the two
+            if p.result is None:  # the leader always sets one of the two
                 raise AuditWriteError("audit append ended without a result")
             out.append(p.result)
         return out
 
+    def _submit(self, pending: list[_Pending], *, closing: bool = False) -> None:
+        """Queue ``pending`` and return once each item is committed or refused.
+
+        The caller leads when nobody does, and whenever a finishing leader hands it the lead.
+        """
+        with self._mutex:
+            if self._closed and not closing:
+                raise AuditWriteError(f"audit log `{self.origin}` is closed")
+            self._writers.extend(pending)
+            lead = not self._leading
+            self._leading = True
+        if lead:
+            self._lead()
+        for p in pending:
+            while not p.done:
+                p.lock.acquire()
+                if p.lead:
+                    p.lead = False
+                    self._lead()
+
+    def _lead(self) -> None:
+        """Commit everything queued (up to ``MAX_BATCH``), pass the lead on, wake the batch."""
+        with self._mutex:
+            writers = self._writers
+            batch = [writers.popleft() for _ in range(min(len(writers), MAX_BATCH))]
+        try:
+            self._commit(batch)
+        finally:
+            with self._mutex:
+                if self._writers:
+                    successor = self._writers[0]
+                    successor.lead = True
+                    successor.lock.release()
+                else:
+                    self._leading = False
+            for p in batch:
+                p.done = True
+                p.lock.release()
+        if not self._timer_due and (self._size > self._cp_size or self._in_use):
+            self._wake.set()
+
     def checkpoint_now(self) -> bytes | None:
         """Sign a checkpoint now if the tree grew; return the latest checkpoint note (or None)."""
-        if self._closed:
-            raise AuditWriteError(f"audit log `{self.origin}` is closed")
-        req = _Pending(None, {}, None, b"", b"", None)
-        self._queue.put(req)
-        req.lock.acquire()
+        req = _Pending(None, {}, force=True)
+        self._submit([req])
         if req.error is not None:
             raise req.error
         latest = self._storage.latest_checkpoint(self.origin)
@@ -334,7 +403,7 @@ class AuditLog:
 
     @property
     def size(self) -> int:
-        """Committed entries (as seen by the appender)."""
+        """Committed entries (as seen by the last leader)."""
         return self._size
 
     @property
@@ -343,16 +412,22 @@ class AuditLog:
         return self._storage
 
     def close(self) -> None:
-        """Stop the appender after the queued entries are committed and a checkpoint covers them.
+        """Refuse new entries, commit the queued ones, and leave them under a signed checkpoint.
 
         The storage stays open.
         """
-        if not self._closed:
+        with self._mutex:
+            if self._closed:
+                return
             self._closed = True
-            self._queue.put(_STOP)
-            self._thread.join()
+        self._wake.set()
+        self._timer.join()
+        final = _Pending(None, {}, force=True)
+        self._submit([final], closing=True)
+        if final.error is not None:
+            _log.error("no final checkpoint for `%s`: %s", self.origin, final.error)
 
-    # -- the appender thread ---------------------------------------------------------------------
+    # -- the idle timer --------------------------------------------------------------------------
 
     def _idle_timeout(self) -> float | None:
         due = []
@@ -364,49 +439,44 @@ class AuditLog:
             return None
         return max((min(due) - self._now()).total_seconds(), 0.001)
 
-    def _run(self) -> None:
-        q = self._queue
-        stop = False
-        while not stop:
-            try:
-                first = q.get(timeout=self._idle_timeout())
-            except queue.Empty:
-                self._commit([], force=False)
-                continue
-            if first is _STOP:
-                break
-            batch = [first]
-            while len(batch) < MAX_BATCH:
-                try:
-                    item = q.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stop = True
-                    break
-                batch.append(item)
-            self._commit(batch, force=any(p.kind is None for p in batch))
-        # A clean stop leaves every committed entry under a signed checkpoint.
-        self._commit([], force=True)
-        # Anything enqueued after close() raced with it: refuse rather than leave it waiting.
-        while True:
-            try:
-                item = q.get_nowait()
-            except queue.Empty:
-                return
-            if item is not _STOP:
-                item.error = AuditWriteError(f"audit log `{self.origin}` is closed")
-                item.lock.release()
+    def _run_timer(self) -> None:
+        """Join the writers when a checkpoint or an anchor falls due while no caller appends.
 
-    def _commit(self, batch: list[_Pending], *, force: bool) -> None:
+        A busy log checkpoints and anchors inside its batches; this thread only covers the idle
+        tail. It sleeps without a deadline while nothing is due; a leader that makes something
+        due wakes it (``_wake``), so an idle log costs no thread switches at all.
+        """
+        while not self._closed:
+            # INVARIANT: ``_timer_due`` is cleared before the head is read, so a leader that
+            # changes the head after the read sees it cleared and wakes this thread.
+            self._timer_due = False
+            timeout = self._idle_timeout()
+            self._timer_due = timeout is not None
+            if self._wake.wait(timeout):
+                self._wake.clear()
+                continue
+            try:
+                self._submit([_Pending(None, {})])
+            except AuditWriteError:
+                return  # closed meanwhile: close() writes the final checkpoint
+
+    # -- the leader's work -----------------------------------------------------------------------
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        """Assign, store and checkpoint ``batch`` in one transaction; set each result or error."""
         old = (self._size, self._head, self._cr.copy())
         now = self._now()
-        in_use = self._in_use or any(p.kind is not None for p in batch)
+        force = False
+        in_use = self._in_use
+        for p in batch:
+            if p.kind is None:
+                force = force or p.force
+            else:
+                in_use = True
         anchor = self._anchor_entry(now) if in_use else None
-        if anchor is not None:
-            batch = [*batch, anchor]
+        entries_batch = [*batch, anchor] if anchor is not None else batch
         try:
-            entries, payloads = self._assign(batch, now)
+            entries, payloads = self._assign(entries_batch, now)
             checkpoint = self._checkpoint_row(now, force=force)
             if entries or checkpoint is not None:
                 self._storage.commit_batch(
@@ -418,23 +488,21 @@ class AuditLog:
                     payloads=payloads,
                     checkpoint=checkpoint,
                 )
-        except Exception as exc:  # noqa: BLE001 - the appender's fail-closed boundary: every waiter must hear
+        except Exception as exc:  # noqa: BLE001 - the leader's fail-closed boundary: every waiter must hear
             self._size, self._head, self._cr = old
-            if not batch:
+            if all(p.kind is None for p in batch):
                 self._cp_time = now  # an idle checkpoint failed: retry in a second, do not spin
+            error = AuditWriteError(
+                f"audit entries could not be committed to `{self.origin}`: {exc}",
+                hint="the decision is SILENCE; check the audit database and disk",
+            )
             for p in batch:
                 p.result = None
-                p.error = AuditWriteError(
-                    f"audit entries could not be committed to `{self.origin}`: {exc}",
-                    hint="the decision is SILENCE; check the audit database and disk",
-                )
-                p.lock.release()
+                p.error = error
             return
         if checkpoint is not None:
             self._cp_size, self._cp_time = checkpoint[0], now
         self._in_use = in_use and anchor is None
-        for p in batch:
-            p.lock.release()
 
     # -- cross-shard anchors ---------------------------------------------------------------------
 
@@ -459,7 +527,7 @@ class AuditLog:
             {"log": origin, "root": "sha256:" + root.hex(), "size": size}
             for origin, (size, root) in sorted(seen.items())
         ]
-        return _Pending("anchor", {"id": new_ulid(), "anchors": anchors}, None, b"", b"", None)
+        return _Pending("anchor", {"id": new_ulid(), "anchors": anchors})
 
     def _peer_checkpoints(self) -> dict[str, tuple[int, bytes]]:
         """Latest signature-checked checkpoint of every other shard of this deployment."""

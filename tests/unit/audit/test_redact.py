@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clearance.audit.redact import BUILTIN_DETECTORS, Redactor, luhn_valid, mask_text
 from clearance.audit.sign import MaskKey
@@ -80,3 +82,57 @@ def test_custom_detector_is_used() -> None:
 def test_tag_path_needs_a_key() -> None:
     with pytest.raises(ValueError, match="masking key"):
         Redactor(paths={"x": "tag"})
+
+
+# Every built-in detector carries a trigger (a necessary condition for a match) that lets masking
+# pass over text without running the detectors. The output must be exactly what running every
+# detector on every string gives: the same detectors wrapped as plain callables have no trigger.
+UNFILTERED = Redactor(KEY, paths={"user": "tag"}, detectors=[d.__call__ for d in BUILTIN_DETECTORS])
+FILTERED = Redactor(KEY, paths={"user": "tag"})
+PIECES = [
+    *SECRETS.values(),
+    "postgres://app:s3cr3tpw@db",
+    "Bearer abcdefghijklmnopqrstuvwxyz0123",
+    "aws_secret_access_key=" + "A" * 40,
+    "aws_\u017fecret_access_key=" + "B" * 40,  # long s: matches `s` under (?i)
+    "\u017fECRET: 'abcdefghijk'",
+    "PWD=12345678",
+    "api-key: zzzzzzzzzz",
+    "sk-" + "a" * 25,
+    "AIza" + "b" * 35,
+    "4111-1111-1111-1111",
+    "\u0664\u0661\u0661\u0661" * 4,  # Arabic-Indic digits are digits to the card pattern
+    "1234 5678 9012 3",
+    "-----BEGIN ",
+    "://",
+    "K",
+    " ",
+    "-",
+    "\x00",
+    "é",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.sampled_from(PIECES) | st.text(max_size=6), max_size=5).map("".join),
+        max_size=6,
+    )
+)
+def test_triggers_never_change_what_is_masked(texts: list[str]) -> None:
+    payload = {"user": "alice", "args": {f"k{i}": t for i, t in enumerate(texts)}, "n": texts}
+    assert FILTERED.redact(payload) == UNFILTERED.redact(payload)
+
+
+@pytest.mark.parametrize("text", PIECES)
+def test_each_secret_piece_is_masked_the_same_with_and_without_triggers(text: str) -> None:
+    payload = {"note": f"see {text} here"}
+    assert FILTERED.redact(payload) == UNFILTERED.redact(payload)
+
+
+def test_a_secret_written_with_a_non_ascii_case_variant_is_still_masked() -> None:
+    secret = "C" * 40
+    out = FILTERED.redact({"note": f"aws_\u017fecret_access_key={secret}"})
+    assert secret not in out["note"]
+    assert "redacted:aws-secret-key" in out["note"]
