@@ -80,11 +80,28 @@ def _locator(pattern: re.Pattern[str], back: int) -> re.Pattern[str]:
 
 
 def lowercase(text: str) -> str:
-    """``text.lower()`` when that keeps every offset, else a per-character 1:1 lowercasing."""
+    """``text`` lowercased character by character, so every offset is kept.
+
+    ``str.lower`` does that at C speed except for the one character whose lowercase is longer
+    (U+0130, dotted capital I, which is kept as it is) and for capital sigma, which it lowers by
+    its context (final sigma); the per-character form lowers sigma to U+03C3 everywhere. Only text
+    holding U+0130 takes the slower path, and that is still a few C calls, never a Python loop
+    over characters.
+    """
     low = text.lower()
     if len(low) == len(text):
         return low
-    return "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
+    pieces = _LONGER_LOWERCASE.split(text.replace("\u03a3", "\u03c3"))
+    low = "".join(piece if index % 2 else piece.lower() for index, piece in enumerate(pieces))
+    if len(low) == len(text):
+        return low
+    # A Unicode version with another such character: the plain per-character loop.
+    return "".join(c if len(c.lower()) != 1 else c.lower() for c in text)  # pragma: no cover
+
+
+_LONGER_LOWERCASE = re.compile("(\u0130)")
+"""Characters whose lowercase is more than one character (only U+0130 in the Unicode version of
+Python 3.11 to 3.13), captured so that ``split`` keeps them."""
 
 
 def words_of(low: str) -> frozenset[str]:

@@ -39,10 +39,11 @@ import base64
 import binascii
 import codecs
 import re
+import string
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
-from clearance.scan._match import Rule, lowercase, run, words_of
+from clearance.scan._match import Alphabet, Rule, lowercase, run, words_of
 from clearance.scan.finding import Finding, make_finding
 from clearance.scan.normalize import (
     INVISIBLE,
@@ -382,11 +383,20 @@ _MENTION_CONTEXT = re.compile(
 )
 """Searched in lowercased text only (case-insensitive matching is several times slower)."""
 
-_TAG_RUN = re.compile("[\U000e0020-\U000e007e]{4,}")  # four is _TAG_MIN
+_TAG_RUN = re.compile("[\U000e0020-\U000e007e]{4,}")
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
-_INVISIBLE_RUN = re.compile(f"[{INVISIBLE}]+")
+_INVISIBLE_BEFORE_WORD = re.compile(
+    f"[{INVISIBLE}](?<![{INVISIBLE}].)[{INVISIBLE}]*+(?=\\w)", re.DOTALL
+)
+"""A maximal run of invisible characters followed by a word character.
+
+The run must start where the previous character is not invisible (checked after the first
+character, so the engine still skips to candidates in C) and its repetition is possessive: a long
+run not followed by a word character is given up once, not retried from each of its positions.
+"""
+_TAG_BLOCK = re.compile("[\U000e0000-\U000e007f]")
+_IN_WORD_MANY = 3
 _WORD = re.compile(r"\w")
-_TAG_MIN = 4
 _HIDDEN_CSS = _rule(
     "hidden-css",
     0.2,
@@ -418,7 +428,11 @@ _EXFIL_MARKER = re.compile(
     r"INSERT|YOUR|USER|CONVERSATION|SUMMARY|HISTORY|SECRET|PASSWORD|TOKEN|DATA|\{|\[|<|\$",
     re.IGNORECASE,
 )
-_BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/]{24,}={0,2}(?![A-Za-z0-9+/=_-])")
+_BASE64_CHARS = string.ascii_letters + string.digits + "+/"
+_BASE64_ALPHABET = Alphabet(_BASE64_CHARS)
+_BASE64_EDGE = frozenset(_BASE64_CHARS + "=_-")
+"""Characters that may not touch a base64 run (it would be part of a longer token)."""
+_BASE64_MIN = 24
 
 
 @runtime_checkable
@@ -554,6 +568,8 @@ def _phrase_findings(text: str, normalised: str, low: str, words: frozenset[str]
     original_low = ""
     findings: list[Finding] = []
     for rule in _PHRASE_RULES:
+        if not rule.triggers and words.isdisjoint(rule.words):
+            continue  # exact: such a rule only runs where one of its words occurs
         for match in run(rule, normalised, low, words):
             n_start, n_end = match.span()
             score = rule.score * _mention_factor(low, n_start, n_end)
@@ -598,35 +614,36 @@ def _rescanned(
 def _hidden_char_findings(text: str, depth: int, rescan: _RescanFn) -> list[Finding]:
     """Tag characters, invisible characters inside words, bidi controls.
 
-    Only the runs of invisible characters are visited (one regex pass that skips to them in C);
-    a text full of Cyrillic or CJK costs no more than its invisible characters.
+    Each is one regex search that skips to its characters in C: tag runs (looked for only when
+    the text has characters of the tag block), runs of invisible characters followed by a word
+    character (a zero-width joiner inside an emoji sequence costs nothing in Python), the first
+    bidi control. Only the first in-word run and whether there are three matter, so the search
+    stops at the third.
     """
     findings: list[Finding] = []
+    if _TAG_BLOCK.search(text) is not None:
+        for match in _TAG_RUN.finditer(text):
+            decoded = "".join(chr(ord(c) - 0xE0000) for c in match.group())
+            findings.append(make_finding(NAME, "tag-characters", 0.9, text, *match.span()))
+            findings.extend(
+                _rescanned("tag-characters", decoded, match.span(), text, depth, rescan)
+            )
     in_word: list[tuple[int, int]] = []
-    bidi: tuple[int, int] | None = None
     consumed = -1
-    for run_match in _INVISIBLE_RUN.finditer(text):
+    for run_match in _INVISIBLE_BEFORE_WORD.finditer(text):
         start, end = run_match.span()
-        if end - start >= _TAG_MIN:
-            for match in _TAG_RUN.finditer(text, start, end):
-                decoded = "".join(chr(ord(c) - 0xE0000) for c in match.group())
-                findings.append(make_finding(NAME, "tag-characters", 0.9, text, *match.span()))
-                findings.extend(
-                    _rescanned("tag-characters", decoded, match.span(), text, depth, rescan)
-                )
         if _in_word(text, start, end, consumed):
             in_word.append((start - 1, end + 1))
             consumed = end + 1
-        if bidi is None:
-            found = _BIDI.search(text, start, end)
-            if found is not None:
-                bidi = found.span()
+            if len(in_word) == _IN_WORD_MANY:
+                break
     if in_word:
-        score = 0.55 if len(in_word) >= 3 else 0.3
+        score = 0.55 if len(in_word) >= _IN_WORD_MANY else 0.3
         findings.append(make_finding(NAME, "zero-width-in-word", score, text, *in_word[0]))
+    bidi = _BIDI.search(text)
     if bidi is not None:
         score = 0.6 if "\u202e" in text or "\u202d" in text else 0.3
-        findings.append(make_finding(NAME, "bidi-control", score, text, *bidi))
+        findings.append(make_finding(NAME, "bidi-control", score, text, *bidi.span()))
     return findings
 
 
@@ -774,10 +791,33 @@ def _decode_base64(candidate: str) -> str | None:
         decoded = raw.decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
+    if not decoded:
+        return None
+    if decoded.translate(_LINE_SPACING).isprintable():  # the usual case, at C speed
+        return decoded
     readable = sum(1 for c in decoded if c.isprintable() or c in "\t\r\n")
-    if not decoded or readable < 0.9 * len(decoded):
+    if readable < 0.9 * len(decoded):
         return None
     return decoded
+
+
+def _base64_runs(text: str) -> Iterator[tuple[int, int]]:
+    """Spans of base64 runs: 24 or more characters of the alphabet and up to two ``=``.
+
+    A run is a whole token: the characters around it are not base64 (``=``, ``_`` and ``-``
+    count as base64 there, so a run is not cut out of a URL-safe token or a longer padding). The
+    alphabet runs are found with ``bytes.translate`` (:class:`~clearance.scan._match.Alphabet`);
+    a regex with those boundaries was tried at every position of the text.
+    """
+    length = len(text)
+    for start, end in _BASE64_ALPHABET.runs(text, _BASE64_MIN):
+        if start > 0 and text[start - 1] in _BASE64_EDGE:
+            continue
+        padded = end
+        while padded < min(length, end + 2) and text[padded] == "=":
+            padded += 1
+        if padded == length or text[padded] not in _BASE64_EDGE:
+            yield start, padded
 
 
 def _encoded_findings(
@@ -786,11 +826,11 @@ def _encoded_findings(
     findings: list[Finding] = []
     # A base64 run of 24+ characters leaves a long alphanumeric word behind when punctuation
     # (including "+" and "/") splits the text into words; without one there is nothing to decode.
-    long_word = any(len(word) >= _BASE64_WORD for word in words)
-    for match in _BASE64_RUN.finditer(text) if long_word else ():
-        decoded = _decode_base64(match.group())
+    long_word = max(map(len, words), default=0) >= _BASE64_WORD
+    for span in _base64_runs(text) if long_word else ():
+        decoded = _decode_base64(text[span[0] : span[1]])
         if decoded is not None:
-            findings.extend(_rescanned("base64", decoded, match.span(), text, depth, rescan))
+            findings.extend(_rescanned("base64", decoded, span, text, depth, rescan))
     if not words.isdisjoint(_ROT13_MARKERS) or "rot-13" in low:
         decoded = codecs.decode(text, "rot13")
         findings.extend(_rescanned("rot13", decoded, (0, len(text)), text, depth, rescan))
@@ -798,6 +838,7 @@ def _encoded_findings(
 
 
 _BASE64_WORD = 16
+_LINE_SPACING = str.maketrans("", "", "\t\r\n")
 _ROT13_MARKERS = frozenset({"vtaber", "cerivbhf", "vafgehpgvbaf", "qvfertneq", "flfgrz"})
 _ROT13_MARKERS |= {"rot13", "ebg13"}
 """rot13 of "ignore", "previous", "instructions", "disregard", "system", and the word rot13 itself."""

@@ -148,22 +148,61 @@ def normalize(text: str) -> str:
     """Return ``text`` with lookalikes folded to Latin and invisible characters removed.
 
     ASCII text is returned as is (same object), so callers can test ``normalize(t) is t``.
-    ``str.translate`` costs a dictionary lookup per character once the text is not pure ASCII, so
-    mostly-ASCII text is translated run by run (the ASCII stretches in between are unchanged).
+    Otherwise the text is translated in blocks (:data:`_BLOCK` characters): ASCII blocks are kept
+    as they are (``str.isascii`` runs at memory speed), the others go through ``str.translate``
+    with the list form of the table, whose per-character cost is an index where the dictionary
+    costs a hash lookup (about half). The mapping is per character, so where the blocks are cut
+    cannot change the result.
     """
     if text.isascii():
         return text
-    table = _table()
-    if len(text.encode("utf-8")) > len(text) * _MOSTLY_NON_ASCII:
-        return text.translate(table)
+    table = _sequence_table()
     parts: list[str] = []
-    last = 0
-    for match in _NON_ASCII_RUN.finditer(text):
-        parts.append(text[last : match.start()])
-        parts.append(match.group().translate(table))
-        last = match.end()
-    parts.append(text[last:])
-    return "".join(parts)
+    length = len(text)
+    for start in range(0, length, _BLOCK):
+        block = text[start : start + _BLOCK]
+        if block.isascii():
+            parts.append(block)
+            continue
+        for low in range(start, min(length, start + _BLOCK), _CHUNK):
+            chunk = text[low : low + _CHUNK]
+            parts.append(chunk if chunk.isascii() else chunk.translate(table))
+    folded = "".join(parts)
+    if _BEYOND_MARK in text.encode("utf-8", "surrogatepass"):
+        # Characters past the list (tag characters, variation selectors supplement) were left
+        # alone by the translation; every one the table knows is deleted.
+        folded = _beyond_re().sub("", folded)
+    return folded
+
+
+@cache
+def _sequence_table() -> list[int | str | None]:
+    """The table as a list indexed by code point, up to the last mapped character below 0x20000.
+
+    Unmapped entries hold their own code point (``str.translate`` copies those); characters past
+    the end raise ``IndexError``, which ``str.translate`` also treats as unmapped, and the mapped
+    ones among them are handled by :func:`_beyond_re`. About 5 MB, built on first non-ASCII text.
+    """
+    table = _table()
+    size = max(point for point in table if point < _SEQUENCE_LIMIT) + 1
+    sequence: list[int | str | None] = list(range(size))
+    for point, replacement in table.items():
+        if point < size:
+            sequence[point] = replacement
+    return sequence
+
+
+@cache
+def _beyond_re() -> re.Pattern[str]:
+    """The mapped characters past the list table; all are invisible and deleted.
+
+    # INVARIANT: their UTF-8 form starts with ``_BEYOND_MARK`` (U+E0000 to U+E0FFF), which is how
+    # :func:`normalize` knows, from one ``bytes.find``, whether it must look for them.
+    """
+    beyond = sorted(point for point in _table() if point >= len(_sequence_table()))
+    if any(_table()[point] is not None or not 0xE0000 <= point <= 0xE0FFF for point in beyond):
+        raise RuntimeError("a character past the list table is not an invisible tag character")
+    return re.compile(f"[{_class_body(beyond)}]")
 
 
 def has_invisible(text: str) -> bool:
@@ -204,21 +243,36 @@ class OffsetMap:
 
 @cache
 def _resizing_re() -> re.Pattern[str]:
-    """A character class of the characters whose replacement is not exactly one character."""
+    """A character class of the characters whose replacement is not exactly one character.
+
+    The Basic Multilingual Plane part is a class of its own: the regex engine tests such a class
+    with one table lookup, where a class that also holds astral ranges is tested range by range.
+    """
     points = sorted(p for p, r in _table().items() if r is None or len(r) != 1)
+    planes = ([p for p in points if p <= _BMP_LAST], [p for p in points if p > _BMP_LAST])
+    return re.compile("|".join(f"[{_class_body(plane)}]" for plane in planes if plane))
+
+
+def _class_body(points: list[int]) -> str:
+    """A character-class body for sorted code points, consecutive ones written as ranges."""
     ranges: list[tuple[int, int]] = []
     for point in points:
         if ranges and ranges[-1][1] == point - 1:
             ranges[-1] = (ranges[-1][0], point)
         else:
             ranges.append((point, point))
-    body = "".join(
+    return "".join(
         re.escape(chr(lo)) if lo == hi else f"{re.escape(chr(lo))}-{re.escape(chr(hi))}"
         for lo, hi in ranges
     )
-    return re.compile(f"[{body}]")
 
 
-_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
-_MOSTLY_NON_ASCII = 1.3
-"""UTF-8 bytes per character above which translating the whole text beats translating runs."""
+_BLOCK = 2048
+"""Characters per block tested for ASCII before it is cut into chunks."""
+_CHUNK = 128
+"""Characters per chunk translated or kept whole: short enough that a stray non-ASCII character
+in English text costs little, long enough that the loop stays cheap on dense non-ASCII text."""
+_SEQUENCE_LIMIT = 0x20000
+_BMP_LAST = 0xFFFF
+_BEYOND_MARK = b"\xf3\xa0"
+"""UTF-8 lead bytes of U+E0000 to U+E0FFF (tag characters, variation selectors supplement)."""

@@ -22,10 +22,13 @@ Example::
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 import string
 from collections import Counter
+from functools import cache
+from itertools import accumulate
 
 from clearance.scan._match import Alphabet, Rule, lowercase, run
 from clearance.scan.finding import Finding, make_finding
@@ -198,11 +201,21 @@ _RULES: tuple[Rule, ...] = (
     ),
 )
 
-_PLACEHOLDER = re.compile(
-    r"(?i)example|sample|dummy|placeholder|changeme|change_me|your[_-]?|redacted|xxxx|\*\*\*|"
-    r"<[^>]*>|\$\{|\{\{|%\(|\.\.\.|^(?:password|secret|token|test|foo|bar|none|null)\d*$|"
-    r"^(.)\1+$|0123456789|abcdef|1234567|^(?:[a-z]+_)+[a-z]+$"
+_PLACEHOLDER_TEXT = (
+    r"example|sample|dummy|placeholder|changeme|change_me|your[_-]?|redacted|xxxx|\*\*\*|"
+    r"<[^>]*>|\$\{|\{\{|%\(|\.\.\.|0123456789|abcdef|1234567"
 )
+"""Placeholder marks anywhere in a value."""
+_PLACEHOLDER_WHOLE = (
+    r"(?:password|secret|token|test|foo|bar|none|null)\d*$|(.)\1+$|(?:[a-z]+_)+[a-z]+$"
+)
+"""Placeholder shapes of a whole value."""
+_PLACEHOLDER = re.compile(f"(?i){_PLACEHOLDER_TEXT}|^(?:{_PLACEHOLDER_WHOLE})")
+# For ASCII values the same test runs on the lowercased value without IGNORECASE: the engine can
+# then skip to the first letters of the marks in C instead of trying every mark at every position
+# (five times faster; it runs for every random-looking candidate of a text).
+_PLACEHOLDER_LOWER = re.compile(_PLACEHOLDER_TEXT)
+_PLACEHOLDER_WHOLE_LOWER = re.compile(_PLACEHOLDER_WHOLE)
 _EXPRESSION = re.compile(r"[\[(]|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
 """A value that is code (``os.environ[...]``, ``settings.SECRET_KEY``), not a literal secret."""
 _KNOWN_EXAMPLES = frozenset(
@@ -216,11 +229,16 @@ _CANDIDATE = Alphabet(string.ascii_letters + string.digits + "+/_=-")
 """Entropy candidates are maximal runs of 24 or more characters of this alphabet."""
 _CANDIDATE_LENGTH = 24
 _HEX = re.compile(r"[0-9a-fA-F]+")
+_DIGIT = re.compile(r"[0-9]")
 _UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
-_NAMING = re.compile(
-    r"(?i)(?:secret|token|api[_-]?key|apikey|password|passwd|credential|private[_-]?key|"
+_NAMING_WORDS = (
+    r"(?:secret|token|api[_-]?key|apikey|password|passwd|credential|private[_-]?key|"
     r"access[_-]?key|auth|bearer)[^\n]{0,30}$"
 )
+_NAMING = re.compile(f"(?i){_NAMING_WORDS}")
+_NAMING_LOWER = re.compile(_NAMING_WORDS)
+"""``_NAMING`` for the lowercased text, where the part before a candidate is ASCII."""
+_NAMING_REACH = 40
 
 
 def shannon_entropy(value: str) -> float:
@@ -228,12 +246,34 @@ def shannon_entropy(value: str) -> float:
     if not value:
         return 0.0
     length = len(value)
-    return -sum(n / length * math.log2(n / length) for n in Counter(value).values())
+    counts = Counter(value).values()
+    if length > _TERMS_CACHED:
+        return -sum(n / length * math.log2(n / length) for n in counts)
+    # The same terms, summed in the same order (so the same float), looked up instead of computed.
+    return -sum(map(_terms(length).__getitem__, counts))
+
+
+@cache
+def _terms(length: int) -> list[float]:
+    """``n / length * log2(n / length)`` for every count ``n`` up to ``length`` (index 0 unused)."""
+    return [0.0, *(n / length * math.log2(n / length) for n in range(1, length + 1))]
+
+
+_TERMS_CACHED = 256
+"""Longest value whose entropy terms are cached; longer ones (rare) are computed directly."""
 
 
 def is_placeholder(value: str) -> bool:
     """True for values that documentation uses in place of a real secret."""
-    return value in _KNOWN_EXAMPLES or _PLACEHOLDER.search(value) is not None
+    if value in _KNOWN_EXAMPLES:
+        return True
+    if not value.isascii():
+        return _PLACEHOLDER.search(value) is not None
+    low = value.lower()
+    return (
+        _PLACEHOLDER_LOWER.search(low) is not None
+        or _PLACEHOLDER_WHOLE_LOWER.match(low) is not None
+    )
 
 
 class SecretScanner:
@@ -273,24 +313,30 @@ class SecretScanner:
                     kind, score = rule.kind, rule.score
                 findings.append(make_finding(NAME, kind, score, text, start, end))
                 covered.append((start, end))
-        findings.extend(self._entropy_findings(text, covered))
+        findings.extend(self._entropy_findings(text, low, covered))
         findings.sort(key=lambda f: (f.start, f.end, f.kind))
         return findings
 
-    def _entropy_findings(self, text: str, covered: list[tuple[int, int]]) -> list[Finding]:
+    def _entropy_findings(
+        self, text: str, low: str, covered: list[tuple[int, int]]
+    ) -> list[Finding]:
         findings: list[Finding] = []
+        cover = _Cover(covered)
+        ascii_text = text.isascii()
         for start, end in _CANDIDATE.runs(text, _CANDIDATE_LENGTH):
             value = text[start:end]
-            if any(s <= start < e or s < end <= e for s, e in covered) or _UUID.fullmatch(value):
+            if cover.touches(start, end) or _UUID.fullmatch(value):
                 continue
             if not self._random_looking(value) or is_placeholder(value):
                 continue
-            named = _NAMING.search(text, max(0, start - 40), start) is not None
+            named = _named(text, low, start, ascii_text=ascii_text)
             score = _NAMED_ENTROPY_SCORE if named else _ENTROPY_SCORE
             findings.append(make_finding(NAME, "high-entropy", score, text, start, end))
         return findings
 
     def _random_looking(self, value: str) -> bool:
+        # Candidates are ASCII (the alphabet is), so case and digits are found with C-speed
+        # string methods instead of a generator per character.
         if _HEX.fullmatch(value):
             # Hex strings of hash length are usually digests and commit ids, not credentials.
             return (
@@ -298,11 +344,48 @@ class SecretScanner:
                 and shannon_entropy(value) >= HEX_ENTROPY_BITS
             )
         has_mix = (
-            any(c.isdigit() for c in value)
-            and any(c.isupper() for c in value)
-            and any(c.islower() for c in value)
+            _DIGIT.search(value) is not None and value != value.lower() and value != value.upper()
         )
         return has_mix and shannon_entropy(value) >= self._entropy_bits
+
+
+def _named(text: str, low: str, start: int, *, ascii_text: bool) -> bool:
+    """True when a word such as ``token`` or ``secret`` names the value starting at ``start``.
+
+    Over ASCII, lowercasing and then matching without IGNORECASE gives the same answer faster;
+    elsewhere case-insensitive matching knows equivalences lowercasing does not (``\u017f`` is
+    an ``s``), so the original pattern runs.
+    """
+    low_bound = max(0, start - _NAMING_REACH)
+    if ascii_text or text[low_bound:start].isascii():
+        return _NAMING_LOWER.search(low, low_bound, start) is not None
+    return _NAMING.search(text, low_bound, start) is not None
+
+
+class _Cover:
+    """The spans format rules already reported; an entropy candidate starting or ending inside
+    one of them is not reported again.
+
+    Text full of findings has thousands of spans and of candidates; the test is two bisections
+    over the spans sorted by start, with the running maximum of their ends, not a pass over all.
+    """
+
+    __slots__ = ("_max_end", "_starts")
+
+    def __init__(self, spans: list[tuple[int, int]]) -> None:
+        ordered = sorted(spans)
+        self._starts = [start for start, _ in ordered]
+        self._max_end = list(accumulate((end for _, end in ordered), max))
+
+    def touches(self, start: int, end: int) -> bool:
+        """True when a span holds ``start`` (``s <= start < e``) or ``end`` (``s < end <= e``)."""
+        if not self._starts:
+            return False
+        index = bisect.bisect_right(self._starts, start) - 1
+        if index >= 0 and self._max_end[index] > start:
+            return True
+        index = bisect.bisect_left(self._starts, end) - 1
+        return index >= 0 and self._max_end[index] >= end
 
 
 def _not_literal(kind: str, value: str, match: re.Match[str]) -> bool:
