@@ -254,6 +254,29 @@ def test_a_waiting_hook_does_not_hold_up_other_calls(
     assert answers["push"].json() == {}
 
 
+def test_a_client_that_hung_up_leaves_the_token_unclaimed(
+    served: Sidecar, session_id: str, hook_runtime: Runtime
+) -> None:
+    """Claude Code gave up on the hook: an approval given afterwards is not redeemed for nobody."""
+    with pytest.raises(httpx.ReadTimeout):
+        post(served, claude_pre("git push", "toolu_gone"), session_id, query="?timeout=60",
+             timeout=1.0)  # fmt: skip
+    threading.Event().wait(3.0)  # the endpoint notices the hang-up between two status reads
+    [pending] = decisions_in_log(hook_runtime)
+    approve(hook_runtime, str(first_pending(hook_runtime)))
+    record = hook_runtime.gate.store.get_decision(pending["decision_id"])
+    assert record is not None
+    status = hook_runtime.approvals.status(
+        str(record.decision["approval_id"]),
+        intent=str(record.decision["intent"]),
+        agent_id=AGENT,
+        session_id=session_id,
+        now=SystemClock().now(),
+    )
+    assert status.token is not None  # still there for the agent's retry
+    assert [d["outcome"] for d in decisions_in_log(hook_runtime)] == ["APPROVAL"]
+
+
 # --- refusals ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("case", "key", "fragment"),
