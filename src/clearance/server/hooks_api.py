@@ -153,7 +153,7 @@ class HookEndpoint:
             request = await self._request_of(payload, http, principal)
             if kind is EventKind.PRE_TOOL:
                 wait_s = hook_wait_s(http.query_params, max_wait_s=self.max_wait_s)
-                answer = await self._pre_tool(request, wait_s, http)
+                answer = await self._pre_tool(request, principal, wait_s, http)
             else:
                 return await self._post_tool(request, payload, kind, principal)
         except RequestError as exc:
@@ -192,17 +192,37 @@ class HookEndpoint:
             )
         return call.request(agent_id=principal.agent_id, session_id=session_id)
 
-    async def _decide(self, request: Request) -> Decision:
-        return await run_in_threadpool(self.gate.decide, request)
+    async def _decide(self, request: Request, principal: AgentPrincipal) -> Decision:
+        """``Gate.decide`` in a worker thread, counted in ``/metrics`` like the agent API's."""
 
-    async def _pre_tool(self, request: Request, wait_s: float, http: HttpRequest) -> ToolCallAnswer:
+        def decide() -> tuple[Decision, float]:
+            started = self.gate.clock.monotonic()
+            decision = self.gate.decide(request)
+            return decision, self.gate.clock.monotonic() - started
+
+        decision, seconds = await run_in_threadpool(decide)
+        bundle = self.gate.bundle
+        compiled = bundle.compiled if bundle is not None else None
+        self.ctx.metrics.observe_decision(
+            decision,
+            tool=request.tool,
+            environment=principal.environment.value,
+            seconds=seconds,
+            inventory=compiled.tools if compiled is not None else (),
+            policy_rules={r.id for r in compiled.rules} if compiled is not None else (),
+        )
+        return decision
+
+    async def _pre_tool(
+        self, request: Request, principal: AgentPrincipal, wait_s: float, http: HttpRequest
+    ) -> ToolCallAnswer:
         """Decide; wait for an APPROVAL and redeem its token; the answer of the final decision."""
         base = str(http.base_url).rstrip("/")
 
         def link(approval_id: str) -> str:
             return f"{base}/approvals/{approval_id}"
 
-        decision = await self._decide(request)
+        decision = await self._decide(request, principal)
         approvals = self.ctx.services.approvals
         if decision.outcome is not Outcome.APPROVAL or wait_s <= 0 or approvals is None:
             return answer_for(decision, args=request.args, approval_url=link)
@@ -214,7 +234,8 @@ class HookEndpoint:
             redeemed = request.model_copy(
                 update={"approval_token": status.token, "idempotency_key": None}
             )
-            return answer_for(await self._decide(redeemed), args=request.args, approval_url=link)
+            final = await self._decide(redeemed, principal)
+            return answer_for(final, args=request.args, approval_url=link)
         if status.state is State.PENDING:
             return answer_for(decision, args=request.args, approval_url=link)
         state = status.state.value

@@ -151,6 +151,21 @@ def test_silence_is_an_explicit_deny_not_an_error(
     assert {d["outcome"] for d in decisions_in_log(hook_runtime)} == {"SILENCE"}
 
 
+def test_hook_decisions_are_counted_in_the_metrics(served: Sidecar, session_id: str) -> None:
+    post(served, claude_pre("rm -rf /", "toolu_m1"), session_id)
+    post(served, {**claude_pre("x", "toolu_m2"), "tool_name": "Write"}, session_id)
+    lines = httpx.get(f"{served.base_url}/metrics").text.splitlines()
+
+    def counted(name: str, *labels: str) -> list[str]:
+        return [x for x in lines if x.startswith(name + "{") and all(lb in x for lb in labels)]
+
+    [deny] = counted("clearance_http_decisions_total", 'outcome="DENY"', 'rule="no-rm"')
+    assert 'env="staging"' in deny
+    assert deny.endswith(" 1.0")
+    [silence] = counted("clearance_http_decisions_total", 'outcome="SILENCE"')
+    assert 'rule="unknown-tool"' in silence
+
+
 def test_other_events_get_no_decision(
     served: Sidecar, session_id: str, hook_runtime: Runtime
 ) -> None:
