@@ -85,7 +85,7 @@ class AuditKey:
     anchor an auditor needs.
     """
 
-    __slots__ = ("_private", "_public", "name")
+    __slots__ = ("_key_ids", "_private", "_public", "_receipt_keyid", "name")
 
     def __init__(self, name: str, seed: bytes) -> None:
         try:
@@ -97,6 +97,16 @@ class AuditKey:
         self.name = name
         self._private = Ed25519PrivateKey.from_private_bytes(seed)
         self._public = self._private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        # Key ids hash the key name; a receipt or checkpoint needs one per signature, so they are
+        # computed once per name rather than on the decision path.
+        self._key_ids: dict[str, int] = {}
+        self._receipt_keyid = f"{name}+{self._key_id(name):08x}"
+
+    def _key_id(self, name: str) -> int:
+        key_id = self._key_ids.get(name)
+        if key_id is None:
+            key_id = self._key_ids[name] = self.verifier(name).key_id
+        return key_id
 
     @classmethod
     def generate(cls, name: str) -> AuditKey:
@@ -157,14 +167,13 @@ class AuditKey:
         """Signature line over a note text under key name ``name`` (a shard origin)."""
         key_name = name or self.name
         sig = self._private.sign(text.encode())
-        return NoteSignature(key_name, self.verifier(key_name).key_id, sig)
+        return NoteSignature(key_name, self._key_id(key_name), sig)
 
     def sign_receipt(self, statement: Mapping[str, Any]) -> dict[str, Any]:
         """A DSSE envelope over the JCS bytes of ``statement`` (AUDIT.md 3.5)."""
         payload = statement_bytes(statement)
         sig = self._private.sign(pae(PAYLOAD_TYPE, payload))
-        keyid = f"{self.name}+{self.verifier().key_id:08x}"
-        return make_envelope(payload, keyid, sig)
+        return make_envelope(payload, self._receipt_keyid, sig)
 
 
 class WitnessKey:

@@ -4,15 +4,25 @@ The tables live in the same database file as the rest of the embedded store but 
 One connection serves the appender and readers behind a lock: the appender's transactions are short
 (one per group-committed batch), so readers (proofs, pruning, export) wait at most one commit.
 Every ``sqlite3`` error leaves this module as a ``StoreError`` subclass.
+
+A batch is committed by **one** SQL statement: a multi-row ``INSERT`` into the connection's
+temporary view ``audit_batch``, whose ``INSTEAD OF`` triggers route each row (entry, payload,
+head compare-and-swap, checkpoint) to its table. One statement outside ``BEGIN`` is one
+transaction, so the batch is still atomic and durable when the call returns, and the appender
+gives up the GIL (to SQLite's I/O) once per batch instead of once per statement: under many
+threads, each time it gives the GIL up it waits behind every runnable thread to get it back, with
+the disk idle meanwhile.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from clearance.errors import ConflictError, StoreError, StoreUnavailableError
 
@@ -21,7 +31,7 @@ EntryTuple = tuple[int, bytes, bytes | None, bytes | None, bytes | None]
 CheckpointTuple = tuple[int, bytes, bytes, str]
 HoldTuple = tuple[str, int, int, str]
 
-_ROWS_PER_STATEMENT = 500  # 5 parameters each, well under SQLite's variable limit
+_ROWS_PER_STATEMENT = 4000  # 6 parameters each, under SQLite's limit of 32,766 variables
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_shard (
@@ -43,6 +53,47 @@ CREATE TABLE IF NOT EXISTS audit_hold (
     origin TEXT NOT NULL, hold_id TEXT NOT NULL, start_idx INTEGER NOT NULL,
     end_idx INTEGER NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (origin, hold_id));
 """
+
+# The write path's view and its triggers are TEMP objects of the appending connection: nothing in
+# the database file changes, and a reader of the file never sees them. Columns per role:
+#   entry       idx, h = leaf hash, data = header, text = retain_until
+#   payload     idx, h = salt, data = body, text = enc
+#   head        idx = new size, h = head hash, data = compact range, old_size, epoch (the CAS)
+#   checkpoint  idx = size, h = root, data = note, text = created_at
+_FENCED = "audit_shard_moved_on"
+BATCH_SCHEMA = f"""
+CREATE TEMP VIEW IF NOT EXISTS audit_batch (role, origin, idx, h, data, text, old_size, epoch)
+    AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE 0;
+CREATE TEMP TRIGGER IF NOT EXISTS audit_batch_entry INSTEAD OF INSERT ON audit_batch
+WHEN NEW.role = 'entry' BEGIN
+    INSERT INTO audit_entry (origin, idx, leaf_hash, header, retain_until)
+    VALUES (NEW.origin, NEW.idx, NEW.h, NEW.data, NEW.text);
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS audit_batch_payload INSTEAD OF INSERT ON audit_batch
+WHEN NEW.role = 'payload' BEGIN
+    INSERT INTO audit_payload (origin, idx, salt, body, enc)
+    VALUES (NEW.origin, NEW.idx, NEW.h, NEW.data, NEW.text);
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS audit_batch_head INSTEAD OF INSERT ON audit_batch
+WHEN NEW.role = 'head' BEGIN
+    SELECT RAISE(ABORT, '{_FENCED}') WHERE NOT EXISTS (
+        SELECT 1 FROM audit_shard
+        WHERE origin = NEW.origin AND size = NEW.old_size AND epoch = NEW.epoch);
+    UPDATE audit_shard SET size = NEW.idx, head = NEW.h, compact = NEW.data
+    WHERE origin = NEW.origin;
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS audit_batch_checkpoint INSTEAD OF INSERT ON audit_batch
+WHEN NEW.role = 'checkpoint' BEGIN
+    INSERT INTO audit_checkpoint (origin, size, root, note, created_at)
+    VALUES (NEW.origin, NEW.idx, NEW.h, NEW.data, NEW.text);
+END;
+"""
+_BATCH_ROW = "(?,?,?,?,?,?,?,?)"
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_batch(rows: int) -> str:
+    return "INSERT INTO audit_batch VALUES " + ",".join([_BATCH_ROW] * rows)
 
 
 class SQLiteAuditStorage:
@@ -75,6 +126,7 @@ class SQLiteAuditStorage:
                 self._conn.execute("PRAGMA journal_mode = WAL")
                 self._conn.execute("PRAGMA synchronous = FULL")
                 self._conn.executescript(SCHEMA)
+                self._conn.executescript(BATCH_SCHEMA)
             if max_pages is not None:
                 self._conn.execute(f"PRAGMA max_page_count = {int(max_pages)}")
         except (sqlite3.Error, OSError) as exc:
@@ -141,40 +193,38 @@ class SQLiteAuditStorage:
         payloads: Sequence[tuple[int, bytes, bytes, str]],
         checkpoint: CheckpointTuple | None,
     ) -> None:
-        """One durable transaction: entries, payloads, head compare-and-swap, optional checkpoint."""
-        with self._transaction("append") as conn:
-            # One multi-row statement per table: every sqlite3 step releases and re-takes the GIL,
-            # and under many waiting threads each re-take can cost a scheduler interval.
-            for start in range(0, len(entries), _ROWS_PER_STATEMENT):
-                chunk = entries[start : start + _ROWS_PER_STATEMENT]
-                conn.execute(
-                    "INSERT INTO audit_entry (origin, idx, leaf_hash, header, retain_until) VALUES "
-                    + ",".join(["(?,?,?,?,?)"] * len(chunk)),
-                    [v for e in chunk for v in (origin, *e)],
-                )
-            for start in range(0, len(payloads), _ROWS_PER_STATEMENT):
-                chunk = payloads[start : start + _ROWS_PER_STATEMENT]
-                conn.execute(
-                    "INSERT INTO audit_payload (origin, idx, salt, body, enc) VALUES "
-                    + ",".join(["(?,?,?,?,?)"] * len(chunk)),
-                    [v for p in chunk for v in (origin, *p)],
-                )
-            cur = conn.execute(
-                "UPDATE audit_shard SET size = ?, head = ?, compact = ?"
-                " WHERE origin = ? AND size = ? AND epoch = ?",
-                (head[0], head[1], head[2], origin, old_size, epoch),
-            )
-            if cur.rowcount != 1:
+        """One durable transaction: entries, payloads, head compare-and-swap, optional checkpoint.
+
+        One statement when the batch fits ``_ROWS_PER_STATEMENT`` rows (see the module docstring),
+        otherwise one per chunk inside ``BEGIN IMMEDIATE`` ... ``COMMIT``.
+        """
+        rows: list[tuple[Any, ...]] = [
+            ("entry", origin, idx, lh, header, until, None, None)
+            for idx, lh, header, until in entries
+        ]
+        rows.extend(
+            ("payload", origin, idx, salt, body, enc, None, None)
+            for idx, salt, body, enc in payloads
+        )
+        rows.append(("head", origin, head[0], head[1], head[2], None, old_size, epoch))
+        if checkpoint is not None:
+            rows.append(("checkpoint", origin, *checkpoint, None, None))
+        try:
+            if len(rows) <= _ROWS_PER_STATEMENT:
+                with self._locked("append") as conn:
+                    conn.execute(_insert_batch(len(rows)), [v for r in rows for v in r])
+                return
+            with self._transaction("append") as conn:
+                for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+                    chunk = rows[start : start + _ROWS_PER_STATEMENT]
+                    conn.execute(_insert_batch(len(chunk)), [v for r in chunk for v in r])
+        except ConflictError as exc:
+            if _FENCED in str(exc):
                 raise ConflictError(
                     f"audit shard `{origin}` moved on under this writer (size {old_size}, epoch {epoch})",
                     hint="another process appends to the same shard; stop one of them",
-                )
-            if checkpoint is not None:
-                conn.execute(
-                    "INSERT INTO audit_checkpoint (origin, size, root, note, created_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (origin, *checkpoint),
-                )
+                ) from exc
+            raise
 
     def leaf_hashes(self, origin: str, start: int, end: int) -> list[bytes]:
         """Leaf hashes ``[start, end)``."""

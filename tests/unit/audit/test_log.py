@@ -190,3 +190,24 @@ def test_float_fields_still_canonical(tmp_path: Path) -> None:
 def test_sample_store_verifies(tmp_path: Path) -> None:
     store = sample_store(tmp_path, entries=5)
     assert verify_log(tmp_path, [VerifierKey.parse(store.vkey)]).exit_code == 0
+
+
+def test_payload_salts_are_never_reused_across_concurrent_callers(tmp_path: Path) -> None:
+    # Salts are drawn from the OS in blocks; each must still be handed out once, or two payload
+    # commitments would share a key and pruned payloads become confirmable by guessing.
+    log, storage = _log(tmp_path)
+
+    def work(t: int) -> None:
+        for i in range(60):
+            log.append("decision", decision_fields(t * 100 + i), decision_payload(i))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    log.close()
+    salts = [row[3] for row in storage.entries(ORIGIN, 0, storage.size(ORIGIN)) if row[3]]
+    assert len(salts) == 360
+    assert len(set(salts)) == 360
+    assert all(len(s) == 32 for s in salts)
