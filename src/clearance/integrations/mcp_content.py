@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import mcp.types as types
+from mcp import Client
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 
@@ -58,6 +59,7 @@ REFUSED = -32003
 """JSON-RPC error code of a request the gate did not permit (``data.rule`` names the rule)."""
 
 Remember = Callable[[Any, SessionHandle], None]
+_Entry = TypeVar("_Entry", types.Resource, types.ResourceTemplate, types.Prompt)
 
 
 def refused(exc: ToolRefused) -> MCPError:
@@ -81,6 +83,32 @@ def prompt_text(result: types.GetPromptResult) -> str:
     texts = [result.description or ""]
     texts += [m.content.text for m in result.messages if isinstance(m.content, types.TextContent)]
     return "\n".join(t for t in texts if t)
+
+
+def resource_call(
+    server: str, uri: str, params: types.RequestParams, *, action: str = READ
+) -> Call:
+    """What the gate decides for reading (or subscribing to) ``server``'s resource ``uri``."""
+    return Call(surface(server, RESOURCES), {"uri": uri}, params, action=action, target=uri)
+
+
+def prompt_call(server: str, params: types.GetPromptRequestParams, name: str) -> Call:
+    """What the gate decides for getting ``server``'s prompt ``name`` with its arguments."""
+    args = {"name": name, "arguments": dict(params.arguments or {})}
+    return Call(surface(server, PROMPTS), args, params, action=GET, target=name)
+
+
+async def clear(
+    admission: Admission, identify: Identify, ctx: Any, call: Call
+) -> tuple[SessionHandle, Decision | types.InputRequiredResult]:
+    """The caller and the gate's PERMIT (or input request) for ``call``; else an ``MCPError``."""
+    try:
+        session = identify(ctx)
+        return session, await admission.clear(ctx, session, call)
+    except ToolRefused as exc:
+        raise refused(exc) from exc
+    except ClearanceError as exc:  # arguments that are not JSON, a store that failed
+        raise MCPError(REFUSED, f"blocked: {exc}") from exc
 
 
 class Content:
@@ -126,10 +154,8 @@ class Content:
     ) -> types.ListResourcesResult:
         """Every granted server's resources, their URIs under the gateway's namespace."""
         del params
-        resources: list[types.Resource] = []
-        for server in await self._servers(ctx, RESOURCES):
-            for r in await self._listed(server, self.downstreams.list_resources):
-                resources.append(r.model_copy(update={"uri": resource_uri(server, str(r.uri))}))
+        listing = self.downstreams.list_resources
+        resources = await self._collect(ctx, RESOURCES, listing, _rename_resource)
         return types.ListResourcesResult(resources=resources)
 
     async def list_resource_templates(
@@ -137,11 +163,8 @@ class Content:
     ) -> types.ListResourceTemplatesResult:
         """Every granted server's URI templates, under the gateway's namespace."""
         del params
-        templates: list[types.ResourceTemplate] = []
-        for server in await self._servers(ctx, RESOURCES):
-            for t in await self._listed(server, self.downstreams.list_resource_templates):
-                uri = resource_uri(server, t.uri_template)
-                templates.append(t.model_copy(update={"uri_template": uri}))
+        listing = self.downstreams.list_resource_templates
+        templates = await self._collect(ctx, RESOURCES, listing, _rename_template)
         return types.ListResourceTemplatesResult(resource_templates=templates)
 
     async def list_prompts(
@@ -149,11 +172,30 @@ class Content:
     ) -> types.ListPromptsResult:
         """Every granted server's prompts, named ``<server>__<prompt>``."""
         del params
-        prompts: list[types.Prompt] = []
-        for server in await self._servers(ctx, PROMPTS):
-            for p in await self._listed(server, self.downstreams.list_prompts):
-                prompts.append(p.model_copy(update={"name": namespaced(server, p.name)}))
+        listing = self.downstreams.list_prompts
+        prompts = await self._collect(ctx, PROMPTS, listing, _rename_prompt)
         return types.ListPromptsResult(prompts=prompts)
+
+    async def _collect(
+        self,
+        ctx: Any,
+        kind: Kind,
+        listing: Callable[[str], Awaitable[list[_Entry]]],
+        rename: Callable[[str, _Entry], _Entry],
+    ) -> list[_Entry]:
+        """The entries of every server the caller may see, renamed into the namespace.
+
+        A server that fails to list is left out, not the others: a listing decides nothing.
+        """
+        entries: list[_Entry] = []
+        for server in await self._servers(ctx, kind):
+            try:
+                listed = await listing(server)
+            except Exception:  # one broken server must not hide the rest
+                log.warning("downstream `%s` could not be listed", server, exc_info=True)
+                continue
+            entries.extend(rename(server, entry) for entry in listed)
+        return entries
 
     async def _servers(self, ctx: Any, kind: Kind) -> list[str]:
         """The servers offering ``kind`` whose listing the caller may see (none for no caller)."""
@@ -166,29 +208,18 @@ class Content:
         offering = self.downstreams.offering(kind)
         return [name for name, _ in offering if self.sees(session, name, kind)]
 
-    @staticmethod
-    async def _listed(server: str, listing: Callable[[str], Any]) -> list[Any]:
-        """One server's listing; a server that fails to list is left out, not the others."""
-        try:
-            return list(await listing(server))
-        except Exception:  # a listing decides nothing: one broken server must not hide the rest
-            log.warning("downstream `%s` could not be listed", server, exc_info=True)
-            return []
-
     # gated requests -------------------------------------------------------------------------
     async def read_resource(
         self, ctx: Any, params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult | types.InputRequiredResult:
         """Read a resource once the gate permits action ``read`` on its server's surface."""
         server, uri = _split_uri(params.uri)
-        call = Call(surface(server, RESOURCES), {"uri": uri}, params, action=READ, target=uri)
-        session, decision = await self._clear(ctx, call)
+        call = resource_call(server, uri, params)
+        session, decision = await clear(self.admission, self.identify, ctx, call)
         if isinstance(decision, types.InputRequiredResult):
             return decision
-        client = self.downstreams.client(server)
+        client = await self._client(session, decision, server)
         try:
-            if client is None:
-                raise LookupError(f"no downstream server `{server}` offers resources")
             result = await client.read_resource(uri, cache_mode="bypass")
         except Exception as exc:
             raise await self._failed(session, decision, exc) from exc
@@ -209,15 +240,12 @@ class Content:
                 f"`{params.name[:200]}` is not a prompt of this gateway; "
                 "use a name `prompts/list` returns (<server>__<prompt>)",
             )
-        args = {"name": name, "arguments": dict(params.arguments or {})}
-        call = Call(surface(server, PROMPTS), args, params, action=GET, target=name)
-        session, decision = await self._clear(ctx, call)
+        call = prompt_call(server, params, name)
+        session, decision = await clear(self.admission, self.identify, ctx, call)
         if isinstance(decision, types.InputRequiredResult):
             return decision
-        client = self.downstreams.client(server)
+        client = await self._client(session, decision, server)
         try:
-            if client is None:
-                raise LookupError(f"no downstream server `{server}` offers prompts")
             result = await client.get_prompt(name, params.arguments)
         except Exception as exc:
             raise await self._failed(session, decision, exc) from exc
@@ -232,14 +260,14 @@ class Content:
         that subscribed to that URI.
         """
         server, uri = _split_uri(params.uri)
-        call = Call(surface(server, RESOURCES), {"uri": uri}, params, action=SUBSCRIBE, target=uri)
-        session, decision = await self._clear(ctx, call)
+        call = resource_call(server, uri, params, action=SUBSCRIBE)
+        session, decision = await clear(self.admission, self.identify, ctx, call)
         if isinstance(decision, types.InputRequiredResult):
             raise MCPError(INVALID_PARAMS, "subscriptions need a handshake-era connection")
         subscribers = self._subscribers.setdefault((server, uri), [])
         try:
             if not subscribers:
-                await self._subscribe_downstream(server, uri)
+                await self._subscribe_downstream(session, decision, server, uri)
         except Exception as exc:
             raise await self._failed(session, decision, exc) from exc
         if ctx.session not in subscribers:
@@ -266,10 +294,10 @@ class Content:
                 log.info("a subscriber left before hearing of %s", uri, exc_info=True)
                 self._subscribers[(server, uri)].remove(client)
 
-    async def _subscribe_downstream(self, server: str, uri: str) -> None:
-        client = self.downstreams.client(server)
-        if client is None:
-            raise LookupError(f"no downstream server `{server}` offers resources")
+    async def _subscribe_downstream(
+        self, session: SessionHandle, decision: Decision, server: str, uri: str
+    ) -> None:
+        client = await self._client(session, decision, server)
         resources = client.server_capabilities.resources
         if resources is None or not resources.subscribe:
             raise LookupError(f"the downstream server `{server}` offers no subscriptions")
@@ -278,15 +306,14 @@ class Content:
             warnings.simplefilter("ignore", MCPDeprecationWarning)
             await client.session.subscribe_resource(uri)
 
-    async def _clear(self, ctx: Any, call: Call) -> tuple[SessionHandle, Decision | Any]:
-        """The caller and the gate's PERMIT (or input request) for ``call``; else an MCPError."""
-        try:
-            session = self.identify(ctx)
-            return session, await self.admission.clear(ctx, session, call)
-        except ToolRefused as exc:
-            raise refused(exc) from exc
-        except ClearanceError as exc:  # arguments that are not JSON, a store that failed
-            raise MCPError(REFUSED, f"blocked: {exc}") from exc
+    async def _client(self, session: SessionHandle, decision: Decision, server: str) -> Client:
+        """The permitted request's downstream, or (recorded as its failure) the error to raise."""
+        client = self.downstreams.client(server)
+        if client is None:
+            raise await self._failed(
+                session, decision, LookupError(f"no downstream server `{server}`")
+            )
+        return client
 
     async def _failed(self, session: SessionHandle, decision: Decision, exc: Exception) -> MCPError:
         """Record a permitted request that failed downstream; the error the client gets."""
@@ -295,6 +322,18 @@ class Content:
         if isinstance(exc, MCPError):
             return MCPError(exc.code, f"the downstream server failed: {exc.message}")
         return MCPError(INTERNAL_ERROR, f"the downstream server failed: {exc}")
+
+
+def _rename_resource(server: str, resource: types.Resource) -> types.Resource:
+    return resource.model_copy(update={"uri": resource_uri(server, str(resource.uri))})
+
+
+def _rename_template(server: str, template: types.ResourceTemplate) -> types.ResourceTemplate:
+    return template.model_copy(update={"uri_template": resource_uri(server, template.uri_template)})
+
+
+def _rename_prompt(server: str, prompt: types.Prompt) -> types.Prompt:
+    return prompt.model_copy(update={"name": namespaced(server, prompt.name)})
 
 
 def _split_uri(uri: str) -> tuple[str, str]:

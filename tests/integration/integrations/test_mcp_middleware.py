@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any, cast
 
 import mcp.types as types
+import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
+from mcp.shared.exceptions import MCPError
 from tests.integration.integrations.kit import (
+    AGENT,
     DeadSidecar,
     approve,
     claim_token,
@@ -16,7 +20,15 @@ from tests.integration.integrations.kit import (
     first_pending,
     outcomes_for,
 )
-from tests.integration.integrations.mcp_kit import DASHBOARD, text
+from tests.integration.integrations.mcp_bank_server import bank_server
+from tests.integration.integrations.mcp_kit import (
+    DASHBOARD,
+    ledger,
+    ledger_lines,
+    mcp_runtime,
+    mcp_session,
+    text,
+)
 
 from clearance.cli.runtime import Runtime
 from clearance.integrations.mapping import SessionHandle, approval_link, build_request
@@ -24,6 +36,8 @@ from clearance.integrations.mcp_admission import TOKEN_META_KEY, Admission, fixe
 from clearance.integrations.mcp_gateway import session_grants
 from clearance.integrations.mcp_middleware import gate_server
 from clearance.integrations.transport import InProcessTransport, Transport
+
+__all__ = ["ledger", "mcp_runtime", "mcp_session"]  # fixtures
 
 
 def hand_written_server(calls: list[tuple[str, dict[str, Any]]]) -> MCPServer:
@@ -184,3 +198,70 @@ def test_a_forged_or_foreign_token_in_meta_runs_nothing(
     assert foreign.is_error
     assert "invalid-token" in text(foreign)
     assert calls == []
+
+
+# resources and prompts of a hand-written server ------------------------------------------------
+def gated_bank(runtime: Runtime, session: SessionHandle, ledger: Path) -> MCPServer:
+    """The test bank (``MCPServer("bank")``) gated in place: its surfaces are ``bank:*``."""
+    server = bank_server(ledger)
+    transport = InProcessTransport(runtime.gate, approvals=runtime.approvals)
+    admission = Admission(transport, approval_url=approval_link(DASHBOARD))
+    gate_server(server, admission, fixed_session(session), grants=session_grants(transport))
+    return server
+
+
+def test_the_middleware_gates_resource_reads_and_prompt_gets_of_its_server(
+    mcp_runtime: Runtime, mcp_session: SessionHandle, ledger: Path
+) -> None:
+    async def script() -> dict[str, Any]:
+        async with Client(gated_bank(mcp_runtime, mcp_session, ledger)) as client:
+            out: dict[str, Any] = {
+                "welcome": await client.read_resource("bank://notices/welcome"),
+                "summary": await client.get_prompt("summarize", {"account_id": "acc-1"}),
+            }
+            for name, request in (
+                ("staff", client.read_resource("bank://branch/vault-codes")),
+                ("sweep", client.get_prompt("wire_everything", {"to_account": "acc-evil"})),
+            ):
+                with pytest.raises(MCPError) as caught:
+                    await request
+                out[name] = caught.value
+            out["injected"] = await client.read_resource("bank://accounts/acc-666")
+            return out
+
+    out = asyncio.run(script())
+    assert out["welcome"].contents[0].text == "Welcome to the bank."
+    assert out["summary"].messages[0].content.text == "Summarize the account acc-1 for its owner."
+    assert out["staff"].message == "denied by rule `staff-only`: branch files are for staff"
+    assert out["sweep"].message.startswith("approval `apr_")
+    assert ledger_lines(ledger) == [
+        {"resource": "bank://notices/welcome"},
+        {"prompt": "summarize", "account_id": "acc-1"},
+        {"resource": "bank://accounts/acc-666"},
+    ]
+    welcome = next(d for d in decisions_in_log(mcp_runtime) if d["outcome"] == "PERMIT")
+    assert outcomes_for(mcp_runtime, welcome["decision_id"])[0]["output"] == "Welcome to the bank."
+    state = mcp_runtime.store.session_state(mcp_session.session_id)
+    assert state is not None
+    assert "untrusted:injection:bank:resources" in state.taint
+
+
+def test_a_session_without_the_grant_sees_no_resources_or_prompts_and_reads_none(
+    mcp_runtime: Runtime, ledger: Path
+) -> None:
+    opened = mcp_runtime.gate.open_session(agent_id=AGENT, task="auditing", environment="staging")
+    session = SessionHandle(agent_id=opened.agent_id, session_id=opened.session_id)
+
+    async def script() -> tuple[list[Any], list[Any], list[Any], MCPError]:
+        async with Client(gated_bank(mcp_runtime, session, ledger)) as client:
+            resources = (await client.list_resources()).resources
+            templates = (await client.list_resource_templates()).resource_templates
+            prompts = (await client.list_prompts()).prompts
+            with pytest.raises(MCPError) as caught:
+                await client.read_resource("bank://notices/welcome")
+            return resources, templates, prompts, caught.value
+
+    resources, templates, prompts, refused = asyncio.run(script())
+    assert (resources, templates, prompts) == ([], [], [])
+    assert "denied by rule `scope`" in refused.message
+    assert ledger_lines(ledger) == []
