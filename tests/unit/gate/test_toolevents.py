@@ -65,13 +65,14 @@ def test_unreadable_input_is_a_request_error(text: str | bytes, problem: str) ->
 
 
 def test_the_request_takes_identity_from_the_caller_never_the_event() -> None:
+    tool_input = {"command": "git push origin main"}
     event = {"session_id": "claude-session", "agent_id": "sub-agent-7", "tool_name": "Bash",
-             "tool_input": {"command": "git push origin main"}, "tool_use_id": "toolu_1"}  # fmt: skip
+             "tool_input": tool_input, "tool_use_id": "toolu_1"}  # fmt: skip
     request = ToolCall.from_event(event).request(agent_id="coder", session_id="ses_1")
     assert (request.agent_id, request.session_id) == ("coder", "ses_1")
     assert (request.tool, request.target) == ("Bash", "git")
     assert request.idempotency_key == "hook:toolu_1"
-    event["tool_input"]["command"] = "rm -rf /"  # the client's copy changes afterwards
+    tool_input["command"] = "rm -rf /"  # the client's copy changes afterwards
     assert request.args == {"command": "git push origin main"}
 
 
