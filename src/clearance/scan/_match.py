@@ -88,9 +88,10 @@ def lowercase(text: str) -> str:
     holding U+0130 takes the slower path, and that is still a few C calls, never a Python loop
     over characters.
     """
-    low = text.lower()
-    if len(low) == len(text):
-        return low
+    if "\u0130" not in text:
+        low = text.lower()
+        if len(low) == len(text):
+            return low
     pieces = _LONGER_LOWERCASE.split(text.replace("\u03a3", "\u03c3"))
     low = "".join(piece if index % 2 else piece.lower() for index, piece in enumerate(pieces))
     if len(low) == len(text):

@@ -520,12 +520,15 @@ class InjectionScanner:
     def _scan(self, text: str, depth: int) -> list[Finding]:
         normalised = normalize(text)
         low = lowercase(normalised)
+        # Non-ASCII text is lowercased once more as it is: native-script rules and the check for
+        # obfuscation read it.
+        original_low = low if normalised is text else lowercase(text)
         words = words_of(low)
-        findings = _phrase_findings(text, normalised, low, words)
-        if not text.isascii():
+        findings = _phrase_findings(text, normalised, low, words, original_low)
+        if normalised is not text:
             if has_invisible(text):
                 findings.extend(_hidden_char_findings(text, depth, self._scan))
-            findings.extend(_native_findings(text))
+            findings.extend(_native_findings(text, original_low))
         if "<" in text:
             findings.extend(_html_findings(text, low, words, depth, self._scan))
         if "![" in text:
@@ -563,9 +566,10 @@ def _mention_factor(text: str, start: int, end: int) -> float:
     return _DISCUSSED_FACTOR if discussed else 1.0
 
 
-def _phrase_findings(text: str, normalised: str, low: str, words: frozenset[str]) -> list[Finding]:
+def _phrase_findings(
+    text: str, normalised: str, low: str, words: frozenset[str], original_low: str
+) -> list[Finding]:
     offsets: OffsetMap | None = None
-    original_low = ""
     findings: list[Finding] = []
     for rule in _PHRASE_RULES:
         if not rule.triggers and words.isdisjoint(rule.words):
@@ -577,7 +581,7 @@ def _phrase_findings(text: str, normalised: str, low: str, words: frozenset[str]
             start, end = n_start, n_end
             if normalised is not text:
                 if offsets is None:  # built on the first finding only: most texts have none
-                    offsets, original_low = OffsetMap(text), lowercase(text)
+                    offsets = OffsetMap(text)
                 start, end = offsets.to_original(n_start), offsets.to_original(n_end)
                 if rule.pattern.search(original_low, start, end) is None:
                     # Only the normalised form matches: someone obfuscated the phrase on purpose.
@@ -586,8 +590,7 @@ def _phrase_findings(text: str, normalised: str, low: str, words: frozenset[str]
     return findings
 
 
-def _native_findings(text: str) -> list[Finding]:
-    low = lowercase(text)
+def _native_findings(text: str, low: str) -> list[Finding]:
     return [
         make_finding(NAME, rule.kind, rule.score, text, *match.span())
         for rule in _NATIVE_RULES

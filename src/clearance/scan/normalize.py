@@ -28,6 +28,8 @@ import bisect
 import re
 import unicodedata
 from functools import cache
+from itertools import accumulate, count
+from operator import add
 
 INVISIBLE = (
     "\u00ad"  # soft hyphen
@@ -220,20 +222,13 @@ class OffsetMap:
     __slots__ = ("_norm", "_orig")
 
     def __init__(self, text: str) -> None:
-        table = _table()
-        norm_breaks: list[int] = [0]
-        orig_breaks: list[int] = [0]
-        shift = 0
-        for match in _resizing_re().finditer(text):
-            replacement = table.get(ord(match.group()), match.group())
-            width = len(replacement) if replacement is not None else 0
-            if width != 1:
-                orig = match.start() + 1
-                shift += width - 1
-                norm_breaks.append(orig + shift)
-                orig_breaks.append(orig)
-        self._norm = norm_breaks
-        self._orig = orig_breaks
+        # INVARIANT: every character _resizing finds has a replacement width other than one, so
+        # each is a breakpoint: the shift of later offsets grows by (width - 1) after it.
+        positions, chars = _resizing(text)
+        orig_breaks = list(map((1).__add__, positions))
+        shifts = accumulate(map(_width_changes().__getitem__, chars))
+        self._norm = [0, *map(add, orig_breaks, shifts)]
+        self._orig = [0, *orig_breaks]
 
     def to_original(self, offset: int) -> int:
         """The original offset of normalised ``offset`` (the start of the character it came from)."""
@@ -241,16 +236,61 @@ class OffsetMap:
         return self._orig[index] + (offset - self._norm[index])
 
 
-@cache
-def _resizing_re() -> re.Pattern[str]:
-    """A character class of the characters whose replacement is not exactly one character.
+def _resizing(text: str) -> tuple[list[int], list[str]]:
+    """Positions and characters of ``text`` whose replacement is not exactly one character.
 
-    The Basic Multilingual Plane part is a class of its own: the regex engine tests such a class
-    with one table lookup, where a class that also holds astral ranges is tested range by range.
+    The Basic Multilingual Plane ones are one character class, which the regex engine tests with
+    one table lookup; one ``split`` gives both the characters and, from the lengths of the pieces
+    between them, their positions (:func:`_located`), so no Python code runs per character (text
+    full of zero-width characters has thousands). A class of the astral ones (enclosed
+    alphanumerics, tag characters) would be tested range by range at every character, so the two
+    blocks that hold them are searched whole, only when the UTF-8 text holds the first three bytes
+    of one of them, and the few characters found are filtered.
     """
+    bmp, astral_blocks, marks = _resizing_classes()
+    positions, chars = _located(bmp, text)
+    raw = text.encode("utf-8", "surrogatepass")
+    if any(mark in raw for mark in marks):
+        changes = _width_changes()
+        more = [
+            position
+            for position, char in zip(*_located(astral_blocks, text), strict=True)
+            if char in changes
+        ]
+        if more:
+            # Two sorted runs of integers: the sort merges them in one C pass.
+            positions = sorted(positions + more)
+            chars = list(map(text.__getitem__, positions))
+    return positions, chars
+
+
+def _located(pattern: re.Pattern[str], text: str) -> tuple[list[int], list[str]]:
+    """Positions and characters matched by ``pattern``, a one-character class in a group."""
+    parts = pattern.split(text)
+    pieces, chars = parts[0::2], parts[1::2]
+    # The k-th character (0-based) sits after the first k + 1 pieces and k earlier characters.
+    return list(map(add, accumulate(map(len, pieces[:-1])), count())), chars
+
+
+@cache
+def _resizing_classes() -> tuple[re.Pattern[str], re.Pattern[str], frozenset[bytes]]:
+    """The BMP class, the astral blocks and their UTF-8 prefixes, for :func:`_resizing`."""
     points = sorted(p for p, r in _table().items() if r is None or len(r) != 1)
-    planes = ([p for p in points if p <= _BMP_LAST], [p for p in points if p > _BMP_LAST])
-    return re.compile("|".join(f"[{_class_body(plane)}]" for plane in planes if plane))
+    bmp = [p for p in points if p <= _BMP_LAST]
+    blocks = sorted({p & ~0xFF for p in points if p > _BMP_LAST})
+    marks = frozenset(chr(p).encode("utf-8")[:3] for p in points if p > _BMP_LAST)
+    body = "".join(f"{chr(block)}-{chr(block + 0xFF)}" for block in blocks)
+    return re.compile(f"([{_class_body(bmp)}])"), re.compile(f"([{body}])"), marks
+
+
+@cache
+def _width_changes() -> dict[str, int]:
+    """Replacement width minus one, for every character whose replacement is not one character."""
+    return {
+        chr(point): (len(replacement) if replacement is not None else 0) - 1
+        for point, replacement in _table().items()
+        if replacement is None or len(replacement) != 1
+    }
 
 
 def _class_body(points: list[int]) -> str:
