@@ -225,10 +225,10 @@ class OffsetMap:
         # INVARIANT: every character _resizing finds has a replacement width other than one, so
         # each is a breakpoint: the shift of later offsets grows by (width - 1) after it.
         positions, chars = _resizing(text)
-        orig_breaks = list(map((1).__add__, positions))
+        orig_breaks: list[int] = list(map((1).__add__, positions))
         shifts = accumulate(map(_width_changes().__getitem__, chars))
-        self._norm = [0, *map(add, orig_breaks, shifts)]
-        self._orig = [0, *orig_breaks]
+        self._norm: list[int] = [0, *map(add, orig_breaks, shifts)]
+        self._orig: list[int] = [0, *orig_breaks]
 
     def to_original(self, offset: int) -> int:
         """The original offset of normalised ``offset`` (the start of the character it came from)."""
