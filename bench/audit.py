@@ -3,6 +3,8 @@
 Run: ``python bench/audit.py [--entries N]``. Prints ratios from one run; figures depend on the
 machine and its load, so they belong in notes, never in assertions. Each measurement checks its
 own result (entries dense and verifying) so a fast wrong answer cannot pass as a fast right one.
+``cpu/e`` is the process's CPU time (user + system) per entry: on a shared machine whose disk and
+cores are busy it moves far less than the rates, so it is the column to compare between runs.
 
 * appender: ``AuditLog.append`` from 1/8/32/128 threads, durable (WAL, synchronous=FULL);
   "signed" adds the receipt signature each caller makes after its entry commits.
@@ -15,6 +17,7 @@ own result (entries dense and verifying) so a fast wrong answer cannot pass as a
 from __future__ import annotations
 
 import argparse
+import resource
 import sqlite3
 import tempfile
 import threading
@@ -46,9 +49,14 @@ class RecordingStorage(SQLiteAuditStorage):
         )
 
 
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_appender(
     directory: Path, threads: int, total: int, *, sign: bool
-) -> tuple[float, RecordingStorage]:
+) -> tuple[float, float, RecordingStorage]:
     storage = RecordingStorage(directory / "clearance.db")
     storage.batches = []
     log = AuditLog(storage, KEY, ORIGIN, StepClock(datetime(2026, 3, 1, tzinfo=UTC)))
@@ -82,19 +90,21 @@ def run_appender(
             indexes.extend(mine)
 
     workers = [threading.Thread(target=work) for _ in range(threads)]
+    cpu = _cpu()
     start = time.perf_counter()
     for w in workers:
         w.start()
     for w in workers:
         w.join()
     elapsed = time.perf_counter() - start
+    cpu = _cpu() - cpu
     log.checkpoint_now()
     log.close()
     assert sorted(indexes) == list(range(1, per * threads + 1)), "indexes must be dense and unique"
-    return per * threads / elapsed, storage
+    return per * threads / elapsed, cpu / (per * threads), storage
 
 
-def run_raw(directory: Path, batches: list[tuple[Any, ...]]) -> float:
+def run_raw(directory: Path, batches: list[tuple[Any, ...]]) -> tuple[float, float]:
     """Replay the appender's batches with plain sqlite3 (same bytes, same statements, same commits)."""
     conn = sqlite3.connect(directory / "raw.db", isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
@@ -105,6 +115,7 @@ def run_raw(directory: Path, batches: list[tuple[Any, ...]]) -> float:
         (ORIGIN,),
     )
     rows = 0
+    cpu = _cpu()
     start = time.perf_counter()
     for _old, head, entries, payloads, checkpoint in batches:
         conn.execute("BEGIN IMMEDIATE")
@@ -132,29 +143,34 @@ def run_raw(directory: Path, batches: list[tuple[Any, ...]]) -> float:
         conn.execute("COMMIT")
         rows += len(entries)
     elapsed = time.perf_counter() - start
+    cpu = _cpu() - cpu
     assert conn.execute("SELECT count(*) FROM audit_entry").fetchone()[0] == rows
     conn.close()
-    return rows / elapsed
+    return rows / elapsed, cpu / rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entries", type=int, default=8000)
     args = parser.parse_args()
-    print(f"{'threads':>7} {'append/s':>9} {'raw/s':>9} {'ratio':>6} {'batch':>6} {'signed/s':>9}")
+    print(
+        f"{'threads':>7} {'append/s':>9} {'cpu/e us':>8} {'raw/s':>9} {'cpu/e us':>8} {'ratio':>6}"
+        f" {'batch':>6} {'signed/s':>9} {'cpu/e us':>8}"
+    )
     for threads in (1, 8, 32, 128):
         total = min(args.entries, 2000) if threads == 1 else args.entries
         with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
-            rate, storage = run_appender(Path(a), threads, total, sign=False)
+            rate, cpu, storage = run_appender(Path(a), threads, total, sign=False)
             batches = [x for x in storage.batches if x[2]]
-            raw = run_raw(Path(a), batches)
-            signed, _ = run_appender(Path(b), threads, total, sign=True)
+            raw, raw_cpu = run_raw(Path(a), batches)
+            signed, signed_cpu, _ = run_appender(Path(b), threads, total, sign=True)
             mean_batch = sum(len(x[2]) for x in batches) / len(batches)
             print(
-                f"{threads:>7} {rate:>9.0f} {raw:>9.0f} {rate / raw:>6.2f} {mean_batch:>6.1f} {signed:>9.0f}"
+                f"{threads:>7} {rate:>9.0f} {cpu * 1e6:>8.0f} {raw:>9.0f} {raw_cpu * 1e6:>8.0f}"
+                f" {rate / raw:>6.2f} {mean_batch:>6.1f} {signed:>9.0f} {signed_cpu * 1e6:>8.0f}"
             )
     with tempfile.TemporaryDirectory() as d:
-        _, storage = run_appender(Path(d), 32, max(args.entries, 20000), sign=False)
+        _, _, storage = run_appender(Path(d), 32, max(args.entries, 20000), sign=False)
         storage.close()
         start = time.perf_counter()
         report = verify_log(Path(d), [VerifierKey.parse(KEY.vkey)])
