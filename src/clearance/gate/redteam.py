@@ -82,6 +82,7 @@ STATEFUL: tuple[str, ...] = (APPROVAL, TOKEN_REPLAY, ARGS_SWAP, IDEMPOTENCY, HAL
 REJECTED = "REJECTED"
 SKIPPED = "SKIPPED"
 IN_PROCESS = "in-process"
+GATE_ERROR = "gate-error"
 HALT_REASON = "clearance redteam"
 _ADMIN = ControlOperator("redteam-admin", frozenset({"admin"}))
 _PRINCIPAL = "redteam-principal"
@@ -90,10 +91,18 @@ Progress = Callable[[int, str], None]
 
 
 class RequestRefusedError(ClearanceError):
-    """The target refused to decide a request it could not take (too large, malformed on the
-    wire): nothing was dispatched, and the case is reported as ``REJECTED``."""
+    """The target did not decide a request (too large, malformed on the wire, or it failed on
+    it): nothing was dispatched, and the case is reported as ``REJECTED``.
+
+    ``deviation`` says how the refusal falls short of a clean one (a gate that failed with an
+    internal error instead of refusing the request): reported, never counted as a pass.
+    """
 
     code = "redteam_request_refused"
+
+    def __init__(self, message: str, *, deviation: str | None = None) -> None:
+        super().__init__(message)
+        self.deviation = deviation
 
 
 class HaltLeftError(ClearanceError):
@@ -124,6 +133,11 @@ class Target(Protocol):
 
         Raises ``RequestRefusedError`` when the gate refused to take the request at all.
         """
+
+    def decide_body(self, agent_id: str, body: Mapping[str, Any]) -> Decision:
+        """The gate's decision on a request as the agent ``agent_id`` would send it on the wire,
+        for bodies the ``Request`` model refuses: the gate must refuse them too, with
+        ``RequestRefusedError``, or its answer is judged like any other."""
 
     def report(self, result: ActionResult, agent_id: str) -> None:
         """Report what a call's dispatch produced, as the agent that made it."""
@@ -168,6 +182,14 @@ class GateTarget:
 
     def decide(self, request: Request) -> Decision:
         """``Gate.decide``."""
+        return self.gate.decide(request)
+
+    def decide_body(self, agent_id: str, body: Mapping[str, Any]) -> Decision:
+        """In process the ``Request`` model is the gate's front door: parse, then decide."""
+        try:
+            request = Request.model_validate({**body, "agent_id": agent_id})
+        except ValidationError as exc:
+            raise RequestRefusedError(parse_problem(exc)) from None
         return self.gate.decide(request)
 
     def report(self, result: ActionResult, agent_id: str) -> None:
@@ -687,12 +709,18 @@ class RedTeam:
             "predicted": case.predicted,
             "request": case.request,
         }
+        decide: Callable[[], Decision]
         try:
             request = self._request(session, case.tool, case.args, **case.request)
-        except ValidationError as exc:
-            return _unparsed(case, exc)
+        except ValidationError:
+            # Fields an agent may not send (its own task, say) or arguments no digest can carry:
+            # sent as the agent would send them, the gate's front door must refuse them too.
+            body = {**case.request, "session_id": session.session_id, "tool": case.tool}
+            decide = partial(self.target.decide_body, agent, {**body, "args": dict(case.args)})
+        else:
+            decide = partial(self.target.decide, request)
         try:
-            decision = self.target.decide(request)
+            decision = decide()
         except RequestRefusedError as exc:
             where = (case.task, case.environment, case.tool)
             return _rejected(
@@ -702,7 +730,7 @@ class RedTeam:
                 where,
                 case.args,
                 case.expect,
-                f"the gate refused the request: {exc.message}",
+                exc,
                 case.request,
             )
         return self._judge(decision=decision, **common)
@@ -1001,19 +1029,11 @@ def _redeem_once() -> Expectation:
     return Expectation.anything("PERMIT (the approved call, once)")
 
 
-def _unparsed(case: Case, exc: ValidationError) -> Result:
+def parse_problem(exc: ValidationError) -> str:
+    """Why a request does not parse, naming the first field at fault."""
     first = exc.errors(include_url=False)[0]
     where = ".".join(str(p) for p in first["loc"])
-    return _rejected(
-        case.id,
-        case.category,
-        case.title,
-        (case.task, case.environment, case.tool),
-        case.args,
-        case.expect,
-        f"the request does not parse: `{where}`: {first['msg']}",
-        case.request,
-    )
+    return f"the request does not parse: `{where}`: {first['msg']}"
 
 
 def _rejected(
@@ -1023,7 +1043,7 @@ def _rejected(
     where: tuple[str, str, str],
     args: Mapping[str, Any],
     expect: Expectation,
-    reason: str,
+    refused: RequestRefusedError,
     request: Mapping[str, Any],
 ) -> Result:
     """A request that never reached a decision (``where`` is task, environment, tool)."""
@@ -1038,9 +1058,10 @@ def _rejected(
         args=args,
         expect=expect,
         outcome=REJECTED,
-        rule="request-invalid",
-        reason=reason,
+        rule="request-invalid" if refused.deviation is None else GATE_ERROR,
+        reason=refused.message,
         violation=False,
+        deviation=refused.deviation,
         request=dict(request),
     )
 
@@ -1088,7 +1109,7 @@ class _Steps:
                     where,
                     args if args is not None else self.w.args,
                     expect,
-                    f"the gate refused the request: {exc.message}",
+                    exc,
                     fields,
                 )
             )

@@ -27,6 +27,7 @@ decision, a route refused) raises ``RedTeamTargetError``: the run stops, it neve
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -172,6 +173,15 @@ def _headers(key: str | None = None) -> dict[str, str]:
     return headers
 
 
+def _code(response: httpx.Response) -> str | None:
+    """The ``code`` of an error body, or None."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return str(body.get("code")) if isinstance(body, dict) else None
+
+
 def _problem(response: httpx.Response) -> str:
     """``HTTP 403 forbidden: message (hint)`` from an error body, or the status alone."""
     try:
@@ -211,14 +221,16 @@ def _send(
     http: httpx.Client,
     method: str,
     path: str,
-    body: Mapping[str, Any] | None,
+    body: Mapping[str, Any] | str | None,
     *,
     headers: Mapping[str, str],
 ) -> httpx.Response:
-    """One request; 429 is waited out (``Retry-After``), a transport failure stops the run."""
+    """One request (``body`` as JSON, or JSON text as is); 429 is waited out (``Retry-After``),
+    a transport failure stops the run."""
+    content, data = (body, None) if isinstance(body, str) else (None, body)
     for _ in range(_RETRIES):
         try:
-            response = http.request(method, path, json=body, headers=dict(headers))
+            response = http.request(method, path, content=content, json=data, headers=dict(headers))
         except httpx.HTTPError as exc:
             raise RedTeamTargetError(
                 f"{method} {path}: the gate could not be reached: {exc}",
@@ -437,23 +449,38 @@ class HttpTarget:
 
     def decide(self, request: Request) -> Decision:
         """``POST /v1/decide`` (``/v1/tokens/redeem`` with a token) with the agent's key."""
-        agent = self._agents[request.agent_id]
         body = {
             k: v
             for k, v in request.model_dump(mode="json", exclude={"agent_id"}).items()
             if v is not None
         }
         path = "/v1/decide" if request.approval_token is None else "/v1/tokens/redeem"
-        response = _send(self._http, "POST", path, body, headers=_headers(agent.secret))
+        return self._decision(request.agent_id, path, json.dumps(body))
+
+    def decide_body(self, agent_id: str, body: Mapping[str, Any]) -> Decision:
+        """``POST /v1/decide`` with ``body`` as written (``NaN`` included, as Python writes it)."""
+        return self._decision(agent_id, "/v1/decide", json.dumps(body))
+
+    def _decision(self, agent_id: str, path: str, text: str) -> Decision:
+        headers = {**_headers(self._agents[agent_id].secret), "Content-Type": "application/json"}
+        response = _send(self._http, "POST", path, text, headers=headers)
         if response.status_code in _REFUSED_STATUSES:
-            raise RequestRefusedError(_problem(response))
+            raise RequestRefusedError(f"the gate refused the request: {_problem(response)}")
         if response.status_code in _DECISION_STATUSES:
             try:
                 return Decision.model_validate(response.json())
             except ValueError:
                 pass
+        if response.status_code == 500 and _code(response) == "internal_error":
+            # The gate's own handler answered: it failed on this request and decided nothing.
+            # A finding for the report (a 4xx was due), not a reason to stop the run.
+            raise RequestRefusedError(
+                f"the gate failed on the request: {_problem(response)}",
+                deviation="the gate failed with an internal error (HTTP 500) instead of "
+                "refusing the request (4xx); nothing was dispatched",
+            )
         raise RedTeamTargetError(
-            f"POST {path} for `{request.agent_id}` answered no decision: {_problem(response)}",
+            f"POST {path} for `{agent_id}` answered no decision: {_problem(response)}",
             hint="a gate answers every call with a decision (PERMIT 200, APPROVAL 202, DENY 403, "
             "SILENCE 503)",
         )

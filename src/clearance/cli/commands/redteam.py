@@ -42,7 +42,15 @@ from rich.table import Table
 
 from clearance.cli.runtime import create_keys, open_runtime, store_url_for
 from clearance.gate.config import GateConfig
-from clearance.gate.redteam import IN_PROCESS, GateTarget, Report, Result, Target, run_redteam
+from clearance.gate.redteam import (
+    GATE_ERROR,
+    IN_PROCESS,
+    GateTarget,
+    Report,
+    Result,
+    Target,
+    run_redteam,
+)
 from clearance.integrations.redteam_http import (
     DEFAULT_TIMEOUT_S,
     OPERATORS_ENV,
@@ -51,6 +59,7 @@ from clearance.integrations.redteam_http import (
     Credentials,
     HttpTarget,
     RedTeamSetupError,
+    RedTeamTargetError,
     active_digest,
 )
 from clearance.policy.bundle import Bundle
@@ -133,7 +142,7 @@ def attack_url(
     run_id = secrets.token_hex(4)
     with HttpTarget(url, credentials, timeout=timeout) as target:
         target.connect(suite, active)
-        return _run(
+        report = _run(
             target,
             suite,
             generation_s,
@@ -141,6 +150,14 @@ def attack_url(
             agent_prefix=f"redteam-{run_id}",
             where=url,
         )
+    after = active_digest(url, timeout=timeout)
+    if after != active:
+        raise RedTeamTargetError(
+            f"the gate at {url} switched from policy {active} to {after} during the run; its "
+            "answers are not all from one policy",
+            hint="run it again once nobody activates policies on the staging gate",
+        )
+    return report
 
 
 def _generate(bundle: Bundle) -> tuple[Suite, float]:
@@ -208,6 +225,10 @@ def _print(report: Report, limit: int) -> None:
         _print_violation(result)
     if len(report.violations) > limit:
         _out.print(f"... and {len(report.violations) - limit} more (see --json)", markup=False)
+    failed = [r for r in report.deviations if r.rule == GATE_ERROR]
+    for result in failed[:limit]:
+        _out.print(f"[yellow]GATE ERROR[/] {result.id}: {result.title}", highlight=False)
+        _out.print(f"    {result.reason}", markup=False)
     if report.shadow:
         _out.print(
             "note: the policy (or a tool) is in shadow mode: the gate lets every call through; "
@@ -348,13 +369,13 @@ def redteam(
             timeout=timeout,
             show_progress=progress,
         )
-    if url is not None:
-        _print_trail(report, bundle)
     if json_file is not None:
         json_file.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
     if junit_file is not None:
         junit_file.write_text(report.to_junit(), encoding="utf-8")
     _print(report, show)
+    if url is not None:
+        _print_trail(report, bundle)
     if not report.passed:
         raise typer.Exit(1)
 
