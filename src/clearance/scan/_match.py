@@ -80,13 +80,13 @@ def _locator(pattern: re.Pattern[str], back: int) -> re.Pattern[str]:
 
 
 def lowercase(text: str) -> str:
-    """``text`` lowercased character by character, so every offset is kept.
+    """``text.lower()`` when that keeps every offset, else a per-character 1:1 lowercasing.
 
-    ``str.lower`` does that at C speed except for the one character whose lowercase is longer
-    (U+0130, dotted capital I, which is kept as it is) and for capital sigma, which it lowers by
-    its context (final sigma); the per-character form lowers sigma to U+03C3 everywhere. Only text
-    holding U+0130 takes the slower path, and that is still a few C calls, never a Python loop
-    over characters.
+    Only one character has a longer lowercase (U+0130, dotted capital I, kept as it is), so the
+    per-character form is ``str.lower`` on the pieces between those characters, with capital
+    sigma lowered to U+03C3 beforehand (``str.lower`` would choose the final form by context,
+    which the per-character form never does): a few C calls, never a Python loop per character,
+    which 100 KB holding one Turkish capital I used to cost.
     """
     if "\u0130" not in text:
         low = text.lower()
