@@ -12,6 +12,11 @@ transaction, so the batch is still atomic and durable when the call returns, and
 gives up the GIL (to SQLite's I/O) once per batch instead of once per statement: under many
 threads, each time it gives the GIL up it waits behind every runnable thread to get it back, with
 the disk idle meanwhile.
+
+WAL checkpoints run on a background thread with a connection of its own (``PASSIVE``, every
+``checkpoint_interval_s``), not inside whichever batch commit crosses SQLite's automatic
+threshold: a checkpoint copies the WAL back into the database and syncs it, which would stall
+that batch and every caller queued behind it (the tail of the decision latency otherwise).
 """
 
 from __future__ import annotations
@@ -103,6 +108,8 @@ class SQLiteAuditStorage:
     fails appends cleanly (SILENCE) instead of filling the disk the gate runs on.
     """
 
+    checkpoint_interval_s = 0.5
+
     def __init__(
         self, path: str | Path, *, max_pages: int | None = None, readonly: bool = False
     ) -> None:
@@ -125,6 +132,7 @@ class SQLiteAuditStorage:
             if not readonly:
                 self._conn.execute("PRAGMA journal_mode = WAL")
                 self._conn.execute("PRAGMA synchronous = FULL")
+                self._conn.execute("PRAGMA wal_autocheckpoint = 0")
                 self._conn.executescript(SCHEMA)
                 self._conn.executescript(BATCH_SCHEMA)
             if max_pages is not None:
@@ -134,6 +142,28 @@ class SQLiteAuditStorage:
                 f"cannot open the audit database `{self.path}`: {exc}",
                 hint="check the path, its permissions and free disk space",
             ) from exc
+        self._stop = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        if not readonly:
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop, name="audit-wal-checkpoint", daemon=True
+            )
+            self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        """Fold the WAL back into the database off the commit path (``PASSIVE``: never blocks)."""
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error:
+            return  # the appending connection keeps working; its WAL just grows until reopened
+        try:
+            while not self._stop.wait(self.checkpoint_interval_s):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    continue  # a failing disk shows in the next commit, which answers SILENCE
+        finally:
+            conn.close()
 
     @contextmanager
     def _locked(self, what: str) -> Iterator[sqlite3.Connection]:
@@ -162,7 +192,10 @@ class SQLiteAuditStorage:
                 raise
 
     def close(self) -> None:
-        """Close the connection."""
+        """Stop the checkpoint thread and close the connection (the last one folds the WAL in)."""
+        self._stop.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join()
         with self._lock:
             self._conn.close()
 
