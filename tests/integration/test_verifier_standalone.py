@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -15,6 +16,7 @@ import rfc8785
 
 import clearance
 from clearance.audit.testing import sample_store
+from clearance.audit.verify.verify import main as verify_main
 
 SRC = Path(clearance.__file__).parent
 FORBIDDEN = (
@@ -29,8 +31,10 @@ FORBIDDEN = (
     "yaml",
     "psycopg",
     "starlette",
-    "orjson",
 )
+# orjson is absent from FORBIDDEN on purpose: it is the optional accelerator of canonical JSON
+# (clearance/formats/_accel.py), used when installed and never required. The skeleton below has
+# no orjson, so every test that runs it checks the verifier on the pure-Python path.
 
 
 def test_importing_the_verifier_loads_no_gate_code() -> None:
@@ -69,6 +73,7 @@ def skeleton(tmp_path_factory: pytest.TempPathFactory) -> Path:
     deps = root / "deps"
     deps.mkdir()
     for module in (cryptography, rfc8785):
+        assert module.__file__ is not None
         target = Path(module.__file__).parent
         (deps / target.name).symlink_to(target)
     # cryptography's own runtime dependency (its OpenSSL bindings load the cffi backend).
@@ -78,7 +83,7 @@ def skeleton(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _verify(skeleton: Path, *args: str) -> int:
+def _run(skeleton: Path, *args: str) -> subprocess.CompletedProcess[str]:
     boot = (
         "import sys, runpy; sys.path[:0] = [sys.argv[1], sys.argv[2]]; sys.argv = sys.argv[2:];"
         "runpy.run_module('clearance.audit.verify', run_name='__main__', alter_sys=True)"
@@ -90,7 +95,11 @@ def _verify(skeleton: Path, *args: str) -> int:
         check=False,
     )
     assert "Traceback" not in proc.stderr, proc.stderr
-    return proc.returncode
+    return proc
+
+
+def _verify(skeleton: Path, *args: str) -> int:
+    return _run(skeleton, *args).returncode
 
 
 def _tamper(db: Path, sql: str) -> None:
@@ -133,3 +142,39 @@ def test_unusable_input_exits_2(tmp_path: Path, skeleton: Path) -> None:
         )
         == 2
     )
+
+
+def test_skeleton_runs_without_the_accelerator(skeleton: Path) -> None:
+    code = (
+        "import sys; sys.path[:0] = sys.argv[1:3];"
+        "import clearance.formats._accel as a, clearance.audit.verify.verify;"
+        "print(a.NAME, 'orjson' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code, str(skeleton), str(skeleton / "deps")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.split() == ["none", "False"]
+
+
+@pytest.mark.parametrize("attack", ["none", *sorted(TAMPERINGS)])
+def test_pure_and_accelerated_verifiers_report_the_same(
+    tmp_path: Path, skeleton: Path, attack: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The verifier without orjson (skeleton) and with it (installed) agree finding for finding."""
+    store = sample_store(tmp_path, entries=6)
+    if attack != "none":
+        _tamper(store.db, TAMPERINGS[attack])
+    args = ["log", str(store.db), "--key", store.vkey, "--json"]
+    pure = _run(skeleton, *args)
+    assert verify_main(args) == pure.returncode
+    assert json.loads(capsys.readouterr().out) == json.loads(pure.stdout)
+
+
+def test_worker_processes_run_in_the_skeleton(tmp_path: Path, skeleton: Path) -> None:
+    store = sample_store(tmp_path, entries=6)
+    assert _verify(skeleton, "log", str(store.db), "--key", store.vkey, "--jobs", "2") == 0
+    _tamper(store.db, TAMPERINGS["edited-payload"])
+    assert _verify(skeleton, "log", str(store.db), "--key", store.vkey, "--jobs", "2") == 1

@@ -6,8 +6,9 @@ package must run with nothing of clearance installed but ``clearance.formats``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -70,6 +71,31 @@ def exit_code(findings: list[Finding]) -> ExitCode:
     """The exit code of the worst finding (``VERIFIED`` when there is none)."""
     worst = max((f.severity for f in findings), default=Severity.INFO)
     return _EXIT[worst]
+
+
+@dataclass
+class Report:
+    """Findings of one verification run and, for ``log``, the state to save."""
+
+    findings: list[Finding] = field(default_factory=list)
+    state: dict[str, Any] | None = None
+    entries_checked: int = 0
+
+    def add(
+        self, severity: Severity, message: str, source: str = "", index: int | None = None
+    ) -> None:
+        """Record a finding."""
+        self.findings.append(Finding(severity, message, source, index))
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """Exit code of the worst finding."""
+        return exit_code(self.findings)
+
+    @property
+    def tampered(self) -> bool:
+        """True if any finding is evidence of tampering."""
+        return self.exit_code == ExitCode.TAMPERED
 
 
 class VerificationError(Exception):

@@ -21,25 +21,24 @@ still extends it (rollback and fork detection) and, unless ``--full``, only re-r
 from __future__ import annotations
 
 import argparse
-import base64
 import binascii
 import hashlib
-import hmac
 import json
 import os
 import sqlite3
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from clearance.audit.verify.errors import ExitCode, Finding, Severity, exit_code
+from clearance.audit.verify.errors import ExitCode, Report, Severity
 from clearance.audit.verify.incident import verify_bundle
+from clearance.audit.verify.parallel import WorkerError
+from clearance.audit.verify.shard import Anchor, Reader, ReadError, ShardVerifier, check_anchors
 from clearance.formats.canonical import request_digest
-from clearance.formats.checkpoint import CheckpointError, SignedCheckpoint, verify_checkpoint
-from clearance.formats.entry import PAYLOAD_DOMAIN, EntryError, parse_header
-from clearance.formats.merkle import CompactRange, ProofError
+from clearance.formats.checkpoint import CheckpointError, verify_checkpoint
+from clearance.formats.entry import EntryError, parse_header
+from clearance.formats.merkle import ProofError
 from clearance.formats.note import ALG_COSIGNATURE_V1, NoteError, VerifierKey
 from clearance.formats.proof import ProofFileError, verify_consistency_proof, verify_inclusion_proof
 from clearance.formats.receipt import ReceiptError, ReceiptSignatureError, verify_receipt
@@ -54,61 +53,6 @@ _RECEIPT_BOUND_FIELDS = (
     "shadow",
     "time",
 )
-
-
-@dataclass
-class Report:
-    """Findings of one verification run and, for ``log``, the state to save."""
-
-    findings: list[Finding] = field(default_factory=list)
-    state: dict[str, Any] | None = None
-    entries_checked: int = 0
-
-    def add(
-        self, severity: Severity, message: str, source: str = "", index: int | None = None
-    ) -> None:
-        """Record a finding."""
-        self.findings.append(Finding(severity, message, source, index))
-
-    @property
-    def exit_code(self) -> ExitCode:
-        """Exit code of the worst finding."""
-        return exit_code(self.findings)
-
-    @property
-    def tampered(self) -> bool:
-        """True if any finding is evidence of tampering."""
-        return self.exit_code == ExitCode.TAMPERED
-
-
-def _blob(value: object) -> bytes | None:
-    """Column value as bytes: an attacker may have written TEXT or numbers where BLOBs belong."""
-    if value is None or isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode("utf-8", "surrogatepass")
-    if isinstance(value, memoryview | bytearray):
-        return bytes(value)
-    return str(value).encode()
-
-
-class Reader(Protocol):
-    """A read-only database connection with ``sqlite3``'s ``execute`` and ``?`` placeholders.
-
-    Implementations raise ``ReadError`` when the database cannot be read.
-    """
-
-    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any:
-        """Run a query; the result iterates over rows and has ``fetchone``."""
-        ...
-
-    def close(self) -> None:
-        """Release the connection."""
-        ...
-
-
-class ReadError(Exception):
-    """A store could not be opened or read (the message says which and why)."""
 
 
 def _log_keys(keys: Sequence[VerifierKey]) -> list[VerifierKey]:
@@ -310,364 +254,6 @@ def verify_consistency_file(
     return report
 
 
-# -- whole store --------------------------------------------------------------------------------
-
-
-@dataclass
-class _Pruning:
-    """Prune and erasure entries seen, to tell pruning from premature deletion."""
-
-    ranges: list[tuple[int, int, str]] = field(default_factory=list)  # start, end (incl.), cutoff
-    erased: set[int] = field(default_factory=set)
-    absent: list[tuple[int, str | None]] = field(default_factory=list)  # index, retention until
-
-    def note_entry(self, header: dict[str, Any]) -> None:
-        pruned = header.get("pruned")
-        if header["kind"] == "prune" and isinstance(pruned, dict):
-            cutoff = pruned.get("cutoff")
-            for r in pruned.get("ranges", []):
-                if isinstance(r, list) and len(r) == 2 and isinstance(cutoff, str):
-                    self.ranges.append((r[0], r[1], cutoff))
-        erased = header.get("erased")
-        if header["kind"] == "erasure" and isinstance(erased, list):
-            self.erased.update(i for i in erased if isinstance(i, int))
-
-    def explain(self, index: int, until: str | None) -> bool:
-        if index in self.erased:
-            return True
-        return until is not None and any(s <= index <= e and until < c for s, e, c in self.ranges)
-
-
-class _ShardVerifier:
-    """Replays one shard: chain, leaf hashes, dense indexes, roots at every checkpoint, payloads."""
-
-    def __init__(
-        self,
-        conn: Reader,
-        origin: str,
-        keys: Sequence[VerifierKey],
-        report: Report,
-        state: dict[str, Any] | None,
-        *,
-        full: bool,
-    ) -> None:
-        self.conn = conn
-        self.origin = origin
-        self.keys = keys
-        self.report = report
-        self.state = state
-        self.full = full or state is None
-        self.checkpoints: dict[int, SignedCheckpoint] = {}
-        self.pruning = _Pruning()
-        self.latest: SignedCheckpoint | None = None
-        self.latest_compact: CompactRange | None = None
-        self.latest_head: bytes | None = None
-        self.anchors: list[_Anchor] = []
-
-    def fail(
-        self, message: str, index: int | None = None, severity: Severity = Severity.TAMPERED
-    ) -> None:
-        self.report.add(severity, message, self.origin, index)
-
-    def load_checkpoints(self) -> None:
-        for size, note in self.conn.execute(
-            "SELECT size, note FROM audit_checkpoint WHERE origin = ? ORDER BY size", (self.origin,)
-        ):
-            try:
-                signed = verify_checkpoint(_blob(note) or b"", self.keys, origin=self.origin)
-            except CheckpointError as exc:
-                self.fail(f"checkpoint at size {size}: {exc} (a checkpoint was forged or altered)")
-                continue
-            if signed.checkpoint.size != size:
-                self.fail(
-                    f"checkpoint stored under size {size} is signed for size {signed.checkpoint.size}"
-                )
-                continue
-            self.checkpoints[size] = signed
-
-    def run(self) -> None:
-        self.load_checkpoints()
-        if self.state is not None and self.state["size"] in self.checkpoints:
-            signed = self.checkpoints[self.state["size"]]
-            if signed.checkpoint.root != base64.b64decode(self.state["root"]):
-                self.fail(
-                    f"two different signed roots for size {self.state['size']} (saved state and store): "
-                    "the log forked"
-                )
-                return
-        start, cr, prev = 0, CompactRange(), None
-        if self.state is not None and not self.full:
-            start = self.state["size"]
-            cr = CompactRange.from_bytes(start, bytes.fromhex(self.state["compact"]))
-            prev = bytes.fromhex(self.state["head"]) if self.state["head"] else None
-            if start:
-                row = self.conn.execute(
-                    "SELECT leaf_hash FROM audit_entry WHERE origin = ? AND idx = ?",
-                    (self.origin, start - 1),
-                ).fetchone()
-                if row is None or _blob(row[0]) != prev:
-                    self.fail(
-                        f"entry {start - 1} no longer has the leaf hash verified earlier: the log was "
-                        "rolled back or rewritten (fork)",
-                        start - 1,
-                    )
-                    return
-        size = self._replay(start, cr, prev)
-        if size is None:
-            return
-        self._finish(size)
-
-    def _replay(self, start: int, cr: CompactRange, prev: bytes | None) -> int | None:
-        expected = start
-        rows = self.conn.execute(
-            "SELECT e.idx, e.leaf_hash, e.header, p.salt, p.body FROM audit_entry e"
-            " LEFT JOIN audit_payload p ON p.origin = e.origin AND p.idx = e.idx"
-            " WHERE e.origin = ? AND e.idx >= ? ORDER BY e.idx",
-            (self.origin, start),
-        )
-        check_state_root = self.state is not None and self.full
-        for idx, stored_leaf, header, salt, body in rows:
-            if idx != expected:
-                self.fail(
-                    f"entry {expected} is missing (the next stored entry is {idx}): an entry was "
-                    "deleted",
-                    expected,
-                )
-                return None
-            lh = self._entry(
-                idx, _blob(stored_leaf) or b"", _blob(header), _blob(salt), _blob(body), prev
-            )
-            if lh is None:
-                return None
-            cr.append(lh)
-            prev = lh
-            expected += 1
-            self.report.entries_checked += 1
-            if expected in self.checkpoints:
-                self._check_root(expected, cr, prev)
-            if check_state_root and self.state is not None and expected == self.state["size"]:
-                self._check_state_root(cr)
-        return expected
-
-    def _entry(
-        self,
-        idx: int,
-        stored_leaf: bytes,
-        header: bytes | None,
-        salt: bytes | None,
-        body: bytes | None,
-        prev: bytes | None,
-    ) -> bytes | None:
-        if header is None:
-            self.report.add(Severity.INFO, "pruned: hash only", self.origin, idx)
-            return stored_leaf
-        raw = header
-        lh = hashlib.sha256(b"\x00" + raw).digest()
-        if lh != stored_leaf:
-            self.fail(
-                "stored leaf hash does not match the header: the header or its hash was altered",
-                idx,
-            )
-            return None
-        try:
-            h = parse_header(raw)
-        except EntryError as exc:
-            self.fail(f"header is not a valid canonical v1 entry: {exc}", idx)
-            return None
-        if h["log"] != self.origin or h["index"] != idx:
-            self.fail(
-                f"header names log `{h['log']}` index {h['index']}: entries were reordered or moved "
-                "between logs",
-                idx,
-            )
-            return None
-        want_prev = None if prev is None else "sha256:" + prev.hex()
-        if h["prev"] != want_prev:
-            self.fail(
-                f"prev does not match the leaf hash of entry {idx - 1}: the entry or its predecessor "
-                "was altered, removed or reordered",
-                idx,
-            )
-            return None
-        self.pruning.note_entry(h)
-        if h["kind"] == "anchor":
-            self._note_anchors(idx, h)
-        self._payload(idx, h, salt, body)
-        return lh
-
-    def _note_anchors(self, idx: int, h: dict[str, Any]) -> None:
-        claims = h.get("anchors")
-        if not isinstance(claims, list):
-            self.fail("anchor entry has no `anchors` list", idx)
-            return
-        for claim in claims:
-            try:
-                peer, size, root = claim["log"], claim["size"], claim["root"]
-                if not (isinstance(peer, str) and isinstance(size, int) and size > 0):
-                    raise TypeError("log must be a string and size a positive integer")
-                digest = bytes.fromhex(root.removeprefix("sha256:"))
-                if not root.startswith("sha256:") or len(digest) != 32:
-                    raise ValueError("root must be sha256:<64 hex digits>")
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                self.fail(f"anchor entry names a malformed checkpoint ({exc})", idx)
-                continue
-            self.anchors.append(_Anchor(self.origin, idx, peer, size, digest))
-
-    def _payload(self, idx: int, h: dict[str, Any], salt: bytes | None, body: bytes | None) -> None:
-        ref = h.get("payload")
-        if ref is None:
-            if body is not None:
-                self.fail("a payload is stored for an entry that commits to none", idx)
-            return
-        if body is None or salt is None:
-            retention = h.get("retention") or {}
-            self.pruning.absent.append((idx, retention.get("until")))
-            return
-        commit = hmac.new(salt, PAYLOAD_DOMAIN + body, hashlib.sha256).hexdigest()
-        if "sha256:" + commit != ref["commit"] or len(body) != ref["size"]:
-            self.fail("stored payload does not match its commitment: the payload was edited", idx)
-
-    def _check_root(self, size: int, cr: CompactRange, head: bytes) -> None:
-        signed = self.checkpoints[size]
-        if cr.root() != signed.checkpoint.root:
-            self.fail(
-                f"checkpoint at size {size} signs root "
-                f"{base64.b64encode(signed.checkpoint.root).decode()} but entries 0..{size - 1} hash to "
-                f"{base64.b64encode(cr.root()).decode()}: entries were altered or a fork was signed"
-            )
-            return
-        self.latest = signed
-        self.latest_compact = cr.copy()
-        self.latest_head = head
-
-    def _check_state_root(self, cr: CompactRange) -> None:
-        if self.state is not None and cr.root() != base64.b64decode(self.state["root"]):
-            self.fail(
-                f"the store's tree at size {self.state['size']} differs from the one verified before "
-                "(saved state): the log was forked or rewritten"
-            )
-
-    def _finish(self, size: int) -> None:
-        for cp_size in sorted(self.checkpoints):
-            if cp_size > size:
-                self.fail(
-                    f"checkpoint at size {cp_size} but only {size} entries are stored: the log was "
-                    "truncated"
-                )
-        row = self.conn.execute(
-            "SELECT size FROM audit_shard WHERE origin = ?", (self.origin,)
-        ).fetchone()
-        if row is not None and row[0] > size:
-            self.fail(
-                f"the shard head records {row[0]} entries but only {size} are stored: the log was "
-                "truncated"
-            )
-        if self.state is not None and size < self.state["size"]:
-            self.fail(
-                f"the store holds {size} entries but {self.state['size']} were verified before: the "
-                "log was rolled back (saved state)"
-            )
-        for idx, until in self.pruning.absent:
-            if not self.pruning.explain(idx, until):
-                self.fail(
-                    f"payload is missing but no prune entry covers it (retention until {until}): the "
-                    "payload was deleted prematurely",
-                    idx,
-                )
-        covered = self.latest.checkpoint.size if self.latest is not None else 0
-        if self.latest is None and self.state is not None and not self.full:
-            covered = self.state["size"]
-        if size and not covered:
-            self.fail(
-                f"{size} entries but no checkpoint signs them yet", severity=Severity.INSUFFICIENT
-            )
-        elif covered < size:
-            self.report.add(
-                Severity.INFO,
-                f"entries {covered}..{size - 1} are not yet covered by a checkpoint",
-                self.origin,
-            )
-
-    def new_state(self) -> dict[str, Any] | None:
-        if self.latest is None or self.latest_compact is None:
-            return self.state
-        cp = self.latest.checkpoint
-        return {
-            "size": cp.size,
-            "root": base64.b64encode(cp.root).decode(),
-            "compact": self.latest_compact.to_bytes().hex(),
-            "head": self.latest_head.hex() if self.latest_head else "",
-            "checkpoint": self.latest.raw.decode(),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class _Anchor:
-    """One shard's claim, in its entry ``index``, that ``peer`` had ``root`` at ``size``."""
-
-    origin: str
-    index: int
-    peer: str
-    size: int
-    root: bytes
-
-
-def _check_anchors(conn: Reader, anchors: list[_Anchor], origins: set[str], report: Report) -> None:
-    """Each anchored shard is present and its leaves hash to the anchored root at that size.
-
-    One pass over each anchored shard's leaf hashes (in index order) checks all its claims.
-    """
-    by_peer: dict[str, list[_Anchor]] = {}
-    for a in anchors:
-        by_peer.setdefault(a.peer, []).append(a)
-    for peer, claims in sorted(by_peer.items()):
-        if peer not in origins:
-            for a in claims:
-                report.add(
-                    Severity.TAMPERED,
-                    f"anchors shard `{peer}` at size {a.size}, but that shard is not in the store: "
-                    "a shard was deleted or hidden from the registry",
-                    a.origin,
-                    a.index,
-                )
-            continue
-        claims.sort(key=lambda a: a.size)
-        rows = conn.execute(
-            "SELECT leaf_hash FROM audit_entry WHERE origin = ? AND idx < ? ORDER BY idx",
-            (peer, claims[-1].size),
-        )
-        cr, pos = CompactRange(), 0
-        for (leaf,) in rows:
-            cr.append(_blob(leaf) or b"")
-            while pos < len(claims) and claims[pos].size == cr.size:
-                _check_claim(claims[pos], cr.root(), report)
-                pos += 1
-        for a in claims[pos:]:
-            report.add(
-                Severity.TAMPERED,
-                f"anchors shard `{peer}` at size {a.size}, but it holds only {cr.size} entries: "
-                "that shard was truncated or rolled back",
-                a.origin,
-                a.index,
-            )
-        if pos:
-            report.add(
-                Severity.INFO, f"{pos} anchors of this shard by other shards check out", peer
-            )
-
-
-def _check_claim(a: _Anchor, root: bytes, report: Report) -> None:
-    if root != a.root:
-        report.add(
-            Severity.TAMPERED,
-            f"anchors shard `{a.peer}` at size {a.size} with root "
-            f"{base64.b64encode(a.root).decode()}, but its entries hash to "
-            f"{base64.b64encode(root).decode()}: that shard was rewritten or forked",
-            a.origin,
-            a.index,
-        )
-
-
 def is_postgres_url(target: str | os.PathLike[str]) -> bool:
     """Whether ``target`` is a PostgreSQL URL (the store of several replicas)."""
     return str(target).startswith(("postgresql://", "postgres://"))
@@ -708,11 +294,13 @@ def verify_log(
     full: bool = False,
     origin_prefix: str | None = None,
     open_db: Callable[[str], Reader] | None = None,
+    jobs: int = 1,
 ) -> Report:
     """Verify every shard of a store and their anchors of each other.
 
     ``path`` is a SQLite file, a data directory, or a PostgreSQL URL opened with ``open_db``;
-    ``report.state`` is the state to save if nothing failed.
+    ``report.state`` is the state to save if nothing failed. ``jobs`` > 1 checks rows in that many
+    worker processes (``parallel.py``); the findings are the same.
     """
     report = Report()
     source = _redact_url(str(path))
@@ -726,7 +314,7 @@ def verify_log(
     prefixes = [origin_prefix] if origin_prefix else [k.name + "/" for k in _log_keys(keys)]
     for missing in sorted(set(shards_state) - set(origins)):
         report.add(Severity.TAMPERED, "a shard verified before is gone from the store", missing)
-    anchors: list[_Anchor] = []
+    anchors: list[Anchor] = []
     try:
         for origin in origins:
             if not any(origin.startswith(p) for p in prefixes):
@@ -734,17 +322,19 @@ def verify_log(
                     Severity.UNUSABLE, "shard origin is not under a trusted deployment name", origin
                 )
                 continue
-            verifier = _ShardVerifier(
-                conn, origin, keys, report, shards_state.get(origin), full=full
+            verifier = ShardVerifier(
+                conn, origin, keys, report, shards_state.get(origin), full=full, jobs=jobs
             )
             verifier.run()
             anchors.extend(verifier.anchors)
             new = verifier.new_state()
             if new is not None:
                 shards_state[origin] = new
-        _check_anchors(conn, anchors, set(origins), report)
+        check_anchors(conn, anchors, set(origins), report)
     except (sqlite3.Error, ReadError, ValueError, binascii.Error, ProofError) as exc:
         report.add(Severity.UNUSABLE, f"cannot read the audit store: {exc}", source)
+    except WorkerError as exc:
+        report.add(Severity.UNUSABLE, f"cannot verify the audit store: {exc}", source)
     finally:
         conn.close()
     if not report.tampered:
@@ -781,6 +371,7 @@ def save_state(path: Path, state: dict[str, Any]) -> None:
 # -- command line -------------------------------------------------------------------------------
 
 COMMANDS = ("receipt", "proof", "consistency", "log", "bundle")
+_MAX_JOBS = 64
 
 
 def load_keys(texts: Iterable[str], files: Iterable[str]) -> list[VerifierKey]:
@@ -836,8 +427,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     lg.add_argument("--state", help="state file outside the store (rollback and fork detection)")
     lg.add_argument("--full", action="store_true", help="re-verify from entry 0")
+    lg.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=1,
+        help="check entries in N worker processes (large stores, offline); same findings",
+    )
     lg.add_argument("--origin-prefix")
     return parser
+
+
+def _jobs(text: str) -> int:
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if not 1 <= jobs <= _MAX_JOBS:
+        raise argparse.ArgumentTypeError(
+            f"`{text[:20]}` is not a number of workers from 1 to {_MAX_JOBS}"
+        )
+    return jobs
 
 
 def _read(path: str | None) -> bytes | None:
@@ -904,6 +513,7 @@ def _dispatch(
         full=args.full,
         origin_prefix=args.origin_prefix,
         open_db=open_db,
+        jobs=args.jobs,
     )
     if state_path is not None and report.state is not None:
         save_state(state_path, report.state)
