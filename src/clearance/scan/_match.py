@@ -246,15 +246,15 @@ class Alphabet:
             pos = data.find(needle, end)
         if len(raw) == len(text):
             return spans
-        return _char_spans(text, raw, spans)
+        return char_spans(text, raw, spans)
 
 
-def _char_spans(text: str, raw: bytes, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def char_spans(text: str, raw: bytes, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Byte spans of ASCII runs to character spans, for text with multi-byte characters.
 
-    # INVARIANT: runs are processed in order and only shorter runs lie between two long ones; a
-    # shorter run cannot contain a long one, so the first occurrence after the previous long run
-    # is the run itself.
+    # INVARIANT: runs are processed in order and the ASCII stretches between two of them cannot
+    # contain either (for :class:`Alphabet`, they are shorter runs; for a caller, they must fail
+    # its own test), so the first occurrence after the previous run is the run itself.
     """
     found: list[tuple[int, int]] = []
     cursor = 0

@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from clearance.scan._match import Rule, Substrings, lowercase, run
+from clearance.scan._match import Rule, Substrings, char_spans, lowercase, run
 from clearance.scan.finding import Finding, make_finding
 
 NAME = "pii"
@@ -224,8 +224,7 @@ class _Rule:
         object.__setattr__(self, "gate", gate)
 
 
-_DIGIT_RUN = re.compile(r"[0-9][0-9 ().+/-]{4,}[0-9]")
-_SEPARATORS = str.maketrans("", "", " ().+/-")
+_DIGIT_SEPARATORS = " ().+/-"
 _MIN_DIGITS = 6
 """Windows are cut only around runs of six or more digits with only separators between them.
 
@@ -414,6 +413,34 @@ class _Spans:
         self._ends.insert(index, end)
 
 
+def _digit_runs(text: str) -> list[tuple[int, int]]:
+    """Spans from the first to the last digit of each stretch of digits and separators that
+    holds at least :data:`_MIN_DIGITS` digits.
+
+    The UTF-8 text is translated so that digits become ``a``, separators ``b`` and everything
+    else a space, and a bytes pattern that opens with the literal ``a`` finds the stretches: the
+    engine then skips to digits at ``memchr`` speed, where a pattern opening with a digit class
+    is tested at every position of the text (about ten times slower on prose).
+    """
+    raw = text.encode("utf-8", "surrogatepass")
+    spans = [match.span() for match in _SIX_DIGITS.finditer(raw.translate(_DIGIT_CLASSES))]
+    return spans if len(raw) == len(text) else char_spans(text, raw, spans)
+
+
+def _digit_classes() -> bytes:
+    table = bytearray(b" " * 256)
+    for char in "0123456789":
+        table[ord(char)] = ord("a")
+    for char in _DIGIT_SEPARATORS:
+        table[ord(char)] = ord("b")
+    return bytes(table)
+
+
+_DIGIT_CLASSES = _digit_classes()
+_SIX_DIGITS = re.compile(b"a(?:b*+a){%d,}" % (_MIN_DIGITS - 1))
+"""Six digits or more, separators between them (possessive: a shorter stretch fails once)."""
+
+
 class _Windows:
     """The windows around runs of digits (the only places digit rules can match), joined.
 
@@ -428,10 +455,8 @@ class _Windows:
 
     def __init__(self, text: str) -> None:
         windows: list[tuple[int, int]] = []
-        for match in _DIGIT_RUN.finditer(text):
-            if len(match.group().translate(_SEPARATORS)) < _MIN_DIGITS:
-                continue
-            low, high = max(0, match.start() - _DIGIT_MARGIN), match.end() + _DIGIT_MARGIN
+        for first, last in _digit_runs(text):
+            low, high = max(0, first - _DIGIT_MARGIN), last + _DIGIT_MARGIN
             if windows and low <= windows[-1][1]:
                 windows[-1] = (windows[-1][0], high)
             else:

@@ -21,6 +21,7 @@ from clearance.scan import InjectionScanner, PiiScanner, SecretScanner, UrlScann
 from clearance.scan import normalize as norm
 from clearance.scan._match import lowercase
 from clearance.scan.injection import _base64_runs
+from clearance.scan.pii import _digit_runs
 from clearance.scan.secrets import _Cover, _named, is_placeholder, shannon_entropy
 
 _CHUNK = 128
@@ -165,6 +166,28 @@ _BASE64_REGEX = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/]{24,}={0,2}(?![A-
 @example("\u00e9" + "B" * 25 + "=")
 def test_base64_runs_are_the_regex_matches(text: str) -> None:
     assert list(_base64_runs(text)) == [m.span() for m in _BASE64_REGEX.finditer(text)]
+
+
+_DIGIT_STRETCH = re.compile(r"[0-9][0-9 ().+/-]{4,}[0-9]")
+"""The definition of a stretch PII digit rules look around (kept when it holds six digits)."""
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([*"0123456789 ().+/-x\n", "12 34", "\u00e9", "\u0663", "\U0001f600"]),
+        max_size=60,
+    ).map("".join)
+)
+@example("1234567 then 123456")
+@example("\u00e9 4556 7375 8689 9855 \u00e9 555 0100")
+def test_digit_stretches_are_the_regex_matches_with_six_digits(text: str) -> None:
+    expected = [
+        m.span()
+        for m in _DIGIT_STRETCH.finditer(text)
+        if sum(c in "0123456789" for c in m.group()) >= 6
+    ]
+    assert _digit_runs(text) == expected
 
 
 @settings(max_examples=300, deadline=None)
