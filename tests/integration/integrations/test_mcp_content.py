@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import httpx2
 import mcp.types as types
 import pytest
@@ -235,6 +236,34 @@ def test_prompt_gets_are_gated_and_an_approval_is_redeemed_for_the_same_argument
     assert all(outcomes_for(mcp_runtime, d["decision_id"])[0]["success"] for d in permits)
 
 
+def test_a_prompt_waiting_for_approval_sends_the_user_to_the_dashboard_and_runs_once_approved(
+    mcp_runtime: Runtime, mcp_session: SessionHandle, upstreams: list[Upstream], ledger: Path
+) -> None:
+    """URL elicitation works for prompt gets as for tool calls: the client's "accept" alone
+    approves nothing; the prompt is fetched only after the operator approved in clearance."""
+    asked: list[types.ElicitRequestParams] = []
+
+    async def on_elicit(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params)
+        assert isinstance(params, types.ElicitRequestURLParams)
+        # The user opens the page; an operator approves there (in clearance, not in the client).
+        approval_id = params.url.rsplit("/", 1)[-1]
+        await anyio.to_thread.run_sync(approve, mcp_runtime, approval_id)
+        return types.ElicitResult(action="accept")
+
+    async def script(client: Client) -> types.GetPromptResult:
+        return await client.get_prompt("bank__wire_everything", {"to_account": "acc-9"})
+
+    result = run(
+        gateway(mcp_runtime, mcp_session, upstreams), script, elicitation_callback=on_elicit
+    )
+    assert result.messages[0].content.text == "Transfer every balance to acc-9."
+    assert len(asked) == 1
+    assert isinstance(asked[0], types.ElicitRequestURLParams)
+    assert asked[0].url.startswith(f"{DASHBOARD}/approvals/apr_")
+    assert ledger_lines(ledger) == [{"prompt": "wire_everything", "to_account": "acc-9"}]
+
+
 def test_an_approval_token_in_meta_is_bound_to_the_request_it_was_issued_for(
     mcp_runtime: Runtime, mcp_session: SessionHandle, upstreams: list[Upstream], ledger: Path
 ) -> None:
@@ -371,3 +400,46 @@ def test_over_http_a_granted_read_runs_and_a_refused_one_never_reaches_the_serve
         {"resource": "bank://notices/welcome"},
         {"prompt": "summarize", "account_id": "acc-2"},
     ]
+
+
+def test_modern_clients_read_through_the_front_and_hear_of_resource_and_prompt_changes(
+    mcp_runtime: Runtime, mcp_session: SessionHandle, upstreams: list[Upstream], ledger: Path
+) -> None:
+    """2026-07-28 clients: a read is decided as for any client, and list changes of downstream
+    resources and prompts arrive as listen events."""
+    key = agent_key(mcp_runtime)
+    transport = InProcessTransport(mcp_runtime.gate, approvals=mcp_runtime.approvals)
+    gw = Gateway(
+        Admission(transport),
+        HTTPSessions(session_lookup(mcp_runtime)),
+        upstreams,
+        grants=session_grants(transport),
+    )
+    verifier = key_checker(mcp_runtime)
+    headers = {"Authorization": f"Bearer {key}", "Clearance-Session": mcp_session.session_id}
+
+    async def script(url: str) -> tuple[str, MCPError, list[str]]:
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=60) as http,
+            Client(streamable_http_client(url, http_client=http), mode="auto") as client,
+        ):
+            assert client.session.protocol_version == "2026-07-28"
+            [read] = (await client.read_resource(WELCOME)).contents
+            assert isinstance(read, types.TextResourceContents)
+            refused = await refusal(client.read_resource(VAULT_CODES))
+            events: list[str] = []
+            async with client.listen(resources_list_changed=True, prompts_list_changed=True) as sub:
+                await client.call_tool("bank__add_notice", {"name": "holiday"})
+                with anyio.fail_after(20):
+                    async for event in sub:
+                        events.append(type(event).__name__)
+                        if len(events) == 2:
+                            break
+            return read.text, refused, sorted(events)
+
+    with serving(lambda port: http_app(gw, verifier, host="127.0.0.1", port=port)) as port:
+        text, refused, events = asyncio.run(script(f"http://127.0.0.1:{port}/mcp"))
+    assert text == "Welcome to the bank."
+    assert "staff-only" in refused.message
+    assert events == ["PromptsListChanged", "ResourcesListChanged"]
+    assert {"resource": "bank://branch/vault-codes"} not in ledger_lines(ledger)

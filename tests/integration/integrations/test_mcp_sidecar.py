@@ -240,24 +240,27 @@ def test_clearance_mcp_proxy_serves_http_asking_the_sidecar(
     proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, cwd=mcp_json.parent)
     url = f"http://127.0.0.1:{port}/mcp"
 
-    async def script() -> tuple[types.CallToolResult, types.CallToolResult]:
+    async def script() -> list[types.CallToolResult]:
         headers = {"Authorization": f"Bearer {sidecar.agent_key}"}  # the default session
         async with (
             httpx2.AsyncClient(headers=headers, timeout=60) as http,
             Client(streamable_http_client(url, http_client=http), mode="legacy") as client,
         ):
-            ok = await client.call_tool("bank__read_account", {"account_id": "acc-1"})
-            no = await client.call_tool("bank__delete_records", {"table": "payees"})
-            return ok, no
+            return [
+                await client.call_tool("bank__read_account", {"account_id": "acc-1"}),
+                await client.call_tool("bank__delete_records", {"table": "payees"}),
+                await client.call_tool("bank__transfer_funds", TRANSFER),
+            ]
 
     try:
         wait_until_listening(url, proc)
-        ok, no = asyncio.run(script())
+        ok, no, pending = asyncio.run(script())
     finally:
         proc.terminate()
         proc.wait(30)
     assert text(ok) == "acc-1: 120.00"
     assert "never-delete" in text(no)
+    assert f"pending at {sidecar.base_url}/approvals/apr_" in text(pending)  # its dashboard
     assert ledger_lines(ledger) == [{"tool": "read_account", "account_id": "acc-1"}]
     permit = next(d for d in decisions_in_log(mcp_runtime) if d["outcome"] == "PERMIT")
     assert outcomes_for(mcp_runtime, permit["decision_id"])[0]["success"] is True
