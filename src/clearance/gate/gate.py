@@ -102,7 +102,9 @@ def _replay_view(decision: dict[str, Any]) -> dict[str, Any]:
 def facts_of(state: SessionState) -> SessionFacts:
     """The ``session`` facts policy reads: set by the trusted opener or accumulated by the gate."""
     session = state.session
-    return SessionFacts(
+    # Every field comes from a validated ``Session`` and the store's typed state: construct
+    # without validating again (this runs on every decision).
+    return SessionFacts.model_construct(
         task=session.task,
         environment=session.environment,
         principal=session.principal,
@@ -325,11 +327,14 @@ class Gate:
         known = self.provenance.for_session(state, bundle.compiled) if self.provenance else None
         asked = RecordingProvenance(known if known is not None else NO_PROVENANCE)
         scan = OutboundScan(request.args, request.target)
-        verdict = evaluate(bundle.compiled, request, facts_of(state), provenance=asked, scan=scan)
+        facts = facts_of(state)
+        verdict = evaluate(bundle.compiled, request, facts, provenance=asked, scan=scan)
         for override in self.overrides:
             verdict = override.apply(request, state, verdict, now)
         extra = decision_extra(asked, scan.computed)
-        return self._finish(request, decision_id, verdict, state, policy, now, started, extra=extra)
+        return self._finish(
+            request, decision_id, verdict, state, policy, now, started, extra=extra, facts=facts
+        )
 
     def _unrepresentable(
         self,
@@ -394,12 +399,15 @@ class Gate:
         *,
         remember: bool = True,
         extra: dict[str, Any] | None = None,
+        facts: SessionFacts | None = None,
     ) -> Decision:
         outcome = verdict.outcome
         shadow_outcome: Outcome | None = None
         if verdict.shadow and outcome is not Outcome.PERMIT and outcome is not Outcome.SILENCE:
             shadow_outcome, outcome = outcome, Outcome.PERMIT
-        decision = Decision(
+        # Built from the gate's own typed values (a Verdict, ids, digests): no second validation
+        # on the decision path.
+        decision = Decision.model_construct(
             decision_id=decision_id,
             outcome=outcome,
             rule=verdict.rule,
@@ -435,7 +443,7 @@ class Gate:
                 "deadline",
                 f"the decision took {elapsed_ms:.0f} ms, over the {self.config.deadline_ms:.0f} ms deadline",
             )
-        return self._commit(request, decision, state, remember=remember, extra=extra)
+        return self._commit(request, decision, state, remember=remember, extra=extra, facts=facts)
 
     def _commit(
         self,
@@ -445,11 +453,13 @@ class Gate:
         *,
         remember: bool,
         extra: dict[str, Any] | None = None,
+        facts: SessionFacts | None = None,
     ) -> Decision:
         """Audit, then record; ``remember`` is False for decisions made by gate state (kill
         switch, breakers), which must never be stored under an idempotency key nor be answered
         with a decision stored under one. ``extra`` holds what replay needs beside the session
-        facts (the provenance answers and scan findings policy used), archived in their ``extra``."""
+        facts (the provenance answers and scan findings policy used), archived in their ``extra``; ``facts`` are the session facts policy
+        read, when it ran (built once per decision)."""
         if self.audit is not None:
             try:
                 receipt = self.audit.record_decision(request, decision, state, {})
@@ -473,7 +483,7 @@ class Gate:
             DecisionRecord(
                 decision_id=decision.decision_id,
                 request=request.model_dump(mode="json", exclude={"approval_token"}),
-                facts=_archived_facts(state, extra),
+                facts=_archived_facts(facts or facts_of(state), extra),
                 decision=stored,
                 policy=decision.policy,
                 created_at=decision.time,
@@ -612,11 +622,11 @@ class Gate:
         return Replay(original=original, replayed=replayed)
 
 
-def _archived_facts(state: SessionState, extra: dict[str, Any] | None) -> dict[str, Any]:
-    facts = facts_of(state).model_dump(mode="json")
+def _archived_facts(facts: SessionFacts, extra: dict[str, Any] | None) -> dict[str, Any]:
+    archived = facts.model_dump(mode="json")
     if extra:
-        facts["extra"] = {**facts["extra"], **extra}
-    return facts
+        archived["extra"] = {**archived["extra"], **extra}
+    return archived
 
 
 def _deny(rule: str, reason: str) -> Verdict:

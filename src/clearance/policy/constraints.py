@@ -85,65 +85,105 @@ _TYPES: dict[str, tuple[Callable[[object], bool], str]] = {
 }
 
 
-class ParamCheck:
-    """One parameter's schema, with its regular expression compiled once."""
+#: A compiled bound: the reason a value breaks it, or None.
+Bound = Callable[[Any], str | None]
 
-    __slots__ = ("_has_bounds", "_pattern", "_type_ok", "_type_wanted", "name", "param")
+
+def _bound_steps(param: Param, pattern: re.Pattern[str] | None) -> tuple[Bound, ...]:
+    """The bounds ``param`` declares, in the documented order, each compiled to one closure.
+
+    Built once per parameter at compile time, so a decision runs only the bounds that exist
+    instead of testing every optional field of the schema for None.
+    """
+    steps: list[Bound] = []
+    low, high = param.min, param.max
+    if low is not None:
+        steps.append(lambda v: f"must be at least {low:g} (got {v:g})" if v < low else None)
+    if high is not None:
+        steps.append(lambda v: f"must be at most {high:g} (got {v:g})" if v > high else None)
+    shortest, longest = param.min_length, param.max_length
+    if shortest is not None:
+        steps.append(
+            lambda v: (
+                f"must be at least {shortest} characters long (got {len(v)})"
+                if len(v) < shortest
+                else None
+            )
+        )
+    if longest is not None:
+        steps.append(
+            lambda v: (
+                f"must be at most {longest} characters long (got {len(v)})"
+                if len(v) > longest
+                else None
+            )
+        )
+    most = param.max_items
+    if most is not None:
+        steps.append(
+            lambda v: f"must hold at most {most} items (got {len(v)})" if len(v) > most else None
+        )
+    max_bytes = param.max_bytes
+    if max_bytes is not None:
+
+        def byte_size(value: Any) -> str | None:
+            size = _size_in_bytes(value)
+            if size is None or size > max_bytes:
+                got = "invalid text" if size is None else f"{size}"
+                return f"must be at most {max_bytes} bytes (got {got})"
+            return None
+
+        steps.append(byte_size)
+    if pattern is not None:
+        source = param.pattern
+        steps.append(
+            lambda v: (
+                f"must match `{source}` (got `{_describe(v)}`)"
+                if pattern.fullmatch(v) is None
+                else None
+            )
+        )
+    return tuple(steps)
+
+
+class ParamCheck:
+    """One parameter's schema, compiled once: type test, allowed values, then its bounds."""
+
+    __slots__ = ("_enum", "_steps", "_type_ok", "_type_wanted", "name", "param")
 
     def __init__(self, name: str, param: Param) -> None:
         self.name = name
         self.param = param
-        self._pattern = re.compile(param.pattern) if param.pattern is not None else None
+        pattern = re.compile(param.pattern) if param.pattern is not None else None
         self._type_ok, self._type_wanted = _TYPES[param.type]
-        self._has_bounds = any(
-            getattr(param, key) is not None
-            for key in (
-                "min",
-                "max",
-                "min_length",
-                "max_length",
-                "max_items",
-                "max_bytes",
-                "pattern",
-            )
-        )
+        self._enum = tuple(param.enum) if param.enum is not None else None
+        self._steps = _bound_steps(param, pattern)
 
     def check(self, value: object) -> str | None:
         """The reason ``value`` breaks this schema, or None when it fits."""
-        p = self.param
         if not self._type_ok(value):
             return f"{self._type_wanted} (got {type(value).__name__})"
-        if not isinstance(value, str | bool):
+        if type(value) is int:
+            if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+                return "is outside +/-(2**53 - 1)"
+        elif type(value) is float:
+            if not math.isfinite(value):
+                return "is not a finite number"
+        elif not isinstance(value, str | bool):
             problem = json_problem(value)
             if problem is not None:
                 return problem
-        if p.enum is not None and not any(
+        enum = self._enum
+        if enum is not None and not any(
             (value == allowed and type(value) is type(allowed)) or _same_number(value, allowed)
-            for allowed in p.enum
+            for allowed in enum
         ):
-            shown = ", ".join(f"`{a}`" for a in p.enum[:10])
+            shown = ", ".join(f"`{a}`" for a in enum[:10])
             return f"must be one of {shown} (got `{_describe(value)}`)"
-        return self._bounds(value) if self._has_bounds else None
-
-    def _bounds(self, value: Any) -> str | None:
-        p = self.param
-        if p.min is not None and value < p.min:
-            return f"must be at least {p.min:g} (got {value:g})"
-        if p.max is not None and value > p.max:
-            return f"must be at most {p.max:g} (got {value:g})"
-        if p.min_length is not None and len(value) < p.min_length:
-            return f"must be at least {p.min_length} characters long (got {len(value)})"
-        if p.max_length is not None and len(value) > p.max_length:
-            return f"must be at most {p.max_length} characters long (got {len(value)})"
-        if p.max_items is not None and len(value) > p.max_items:
-            return f"must hold at most {p.max_items} items (got {len(value)})"
-        if p.max_bytes is not None:
-            size = _size_in_bytes(value)
-            if size is None or size > p.max_bytes:
-                got = "invalid text" if size is None else f"{size}"
-                return f"must be at most {p.max_bytes} bytes (got {got})"
-        if self._pattern is not None and self._pattern.fullmatch(value) is None:
-            return f"must match `{p.pattern}` (got `{_describe(value)}`)"
+        for step in self._steps:
+            problem = step(value)
+            if problem is not None:
+                return problem
         return None
 
 

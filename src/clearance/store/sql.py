@@ -45,7 +45,9 @@ def _dumps(value: Any) -> str:
 
 
 def session_from_row(row: Sequence[Any]) -> Session:
-    return Session(
+    """The session a row holds: read on every decision, so built without a second validation
+    (the row was written from a validated ``Session``; the environment is still checked)."""
+    return Session.model_construct(
         session_id=row[0],
         agent_id=row[1],
         task=row[2],

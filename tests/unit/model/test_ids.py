@@ -1,0 +1,39 @@
+"""Decision ids are real ULIDs: another ULID library reads them back to the same text and time."""
+
+from __future__ import annotations
+
+import time
+
+from ulid import ULID
+
+from clearance.model.ids import new_session_id, new_ulid
+
+
+def test_new_ulid_round_trips_through_an_independent_ulid_parser() -> None:
+    for _ in range(2000):
+        before = time.time()
+        text = new_ulid()
+        after = time.time()
+        parsed = ULID.from_str(text)
+        assert str(parsed) == text
+        assert len(text) == 26
+        assert int(before * 1000) / 1000 <= parsed.timestamp <= after + 0.001
+
+
+def test_ulids_sort_by_time_and_do_not_repeat() -> None:
+    first = new_ulid()
+    time.sleep(0.002)
+    later = [new_ulid() for _ in range(5000)]
+    assert all(first < text for text in later)
+    assert len(set(later)) == len(later)
+
+
+def test_random_part_uses_every_crockford_character() -> None:
+    seen = set("".join(new_ulid()[10:] for _ in range(500)))
+    assert seen == set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+
+
+def test_session_ids_carry_at_least_128_bits() -> None:
+    ids = {new_session_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(i.startswith("ses_") and len(i) >= 4 + 22 for i in ids)
