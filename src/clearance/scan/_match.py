@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Container, Iterator
+from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass, field
 
 _PUNCT_TO_SPACE = str.maketrans(dict.fromkeys(string.punctuation, " "))
@@ -135,11 +135,29 @@ class Substrings:
         return isinstance(word, str) and word in self._low
 
 
-def run(rule: Rule, text: str, low: str, words: Container[str]) -> list[re.Match[str]]:
-    """Every match of ``rule`` in ``text`` (or ``low``), in order, each span reported once."""
+def run(
+    rule: Rule,
+    text: str,
+    low: str,
+    words: Container[str],
+    *,
+    within: Sequence[tuple[int, int]] | None = None,
+) -> list[re.Match[str]]:
+    """Every match of ``rule`` in ``text`` (or ``low``), in order, each span reported once.
+
+    ``within``, when given, limits where literal triggers are looked for: spans that hold every
+    non-ASCII character of the text, for rules whose literals all start with one (native-script
+    rules), so that English text around them is not searched.
+    """
     haystack = low if rule.lower else text
     starts = [pos for word in rule.words if word in words for pos in _occurrences(low, word)]
-    starts += [match.start() for trigger in rule.triggers for match in trigger.finditer(haystack)]
+    spans = ((0, len(haystack)),) if within is None else within
+    starts += [
+        match.start()
+        for trigger in rule.triggers
+        for low_bound, high in spans
+        for match in trigger.finditer(haystack, low_bound, high)
+    ]
     if not starts:
         return []
     starts.sort()

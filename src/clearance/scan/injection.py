@@ -49,6 +49,7 @@ from clearance.scan.normalize import (
     INVISIBLE,
     OffsetMap,
     has_invisible,
+    non_ascii_spans,
     normalize,
 )
 
@@ -394,7 +395,8 @@ The run must start where the previous character is not invisible (checked after 
 character, so the engine still skips to candidates in C) and its repetition is possessive: a long
 run not followed by a word character is given up once, not retried from each of its positions.
 """
-_TAG_BLOCK = re.compile("[\U000e0000-\U000e007f]")
+_TAG_MARKS = (b"\xf3\xa0\x80", b"\xf3\xa0\x81")
+"""UTF-8 prefixes of the tag block, U+E0000 to U+E007F."""
 _IN_WORD_MANY = 3
 _WORD = re.compile(r"\w")
 _HIDDEN_CSS = _rule(
@@ -518,7 +520,8 @@ class InjectionScanner:
         return findings
 
     def _scan(self, text: str, depth: int) -> list[Finding]:
-        normalised = normalize(text)
+        spans = non_ascii_spans(text)
+        normalised = normalize(text, spans=spans)
         low = lowercase(normalised)
         # Non-ASCII text is lowercased once more as it is: native-script rules and the check for
         # obfuscation read it.
@@ -526,9 +529,9 @@ class InjectionScanner:
         words = words_of(low)
         findings = _phrase_findings(text, normalised, low, words, original_low)
         if normalised is not text:
-            if has_invisible(text):
-                findings.extend(_hidden_char_findings(text, depth, self._scan))
-            findings.extend(_native_findings(text, original_low))
+            if has_invisible(text, spans=spans):
+                findings.extend(_hidden_char_findings(text, spans, depth, self._scan))
+            findings.extend(_native_findings(text, original_low, spans))
         if "<" in text:
             findings.extend(_html_findings(text, low, words, depth, self._scan))
         if "![" in text:
@@ -590,11 +593,13 @@ def _phrase_findings(
     return findings
 
 
-def _native_findings(text: str, low: str) -> list[Finding]:
+def _native_findings(text: str, low: str, spans: Sequence[tuple[int, int]]) -> list[Finding]:
+    # INVARIANT: every native rule's literals start with a non-ASCII character, so its triggers
+    # lie in the non-ASCII spans.
     return [
         make_finding(NAME, rule.kind, rule.score, text, *match.span())
         for rule in _NATIVE_RULES
-        for match in run(rule, text, low, frozenset())
+        for match in run(rule, text, low, frozenset(), within=spans)
     ]
 
 
@@ -614,18 +619,23 @@ def _rescanned(
     return (make_finding(NAME, f"{kind}:{best.kind}", min(1.0, best.score + 0.05), text, *span),)
 
 
-def _hidden_char_findings(text: str, depth: int, rescan: _RescanFn) -> list[Finding]:
+def _hidden_char_findings(
+    text: str, spans: Sequence[tuple[int, int]], depth: int, rescan: _RescanFn
+) -> list[Finding]:
     """Tag characters, invisible characters inside words, bidi controls.
 
-    Each is one regex search that skips to its characters in C: tag runs (looked for only when
-    the text has characters of the tag block), runs of invisible characters followed by a word
-    character (a zero-width joiner inside an emoji sequence costs nothing in Python), the first
-    bidi control. Only the first in-word run and whether there are three matter, so the search
-    stops at the third.
+    Each is a regex search that skips to its characters in C, over the spans that hold the
+    text's non-ASCII characters only (every character looked for is non-ASCII): tag runs (looked
+    for only when the UTF-8 text holds the tag block's lead bytes), runs of invisible characters
+    followed by a word character (a zero-width joiner inside an emoji sequence costs nothing in
+    Python), the first bidi control. Only the first in-word run and whether there are three
+    matter, so that search stops at the third.
     """
     findings: list[Finding] = []
-    if _TAG_BLOCK.search(text) is not None:
-        for match in _TAG_RUN.finditer(text):
+    length = len(text)
+    raw = text.encode("utf-8", "surrogatepass")
+    if any(mark in raw for mark in _TAG_MARKS):
+        for match in _in_spans(_TAG_RUN, text, spans):
             decoded = "".join(chr(ord(c) - 0xE0000) for c in match.group())
             findings.append(make_finding(NAME, "tag-characters", 0.9, text, *match.span()))
             findings.extend(
@@ -633,21 +643,33 @@ def _hidden_char_findings(text: str, depth: int, rescan: _RescanFn) -> list[Find
             )
     in_word: list[tuple[int, int]] = []
     consumed = -1
-    for run_match in _INVISIBLE_BEFORE_WORD.finditer(text):
-        start, end = run_match.span()
-        if _in_word(text, start, end, consumed):
-            in_word.append((start - 1, end + 1))
-            consumed = end + 1
-            if len(in_word) == _IN_WORD_MANY:
-                break
+    # One character past each span, for the lookahead: it is ASCII, so no run starts there.
+    for low, high in spans:
+        for run_match in _INVISIBLE_BEFORE_WORD.finditer(text, low, min(length, high + 1)):
+            start, end = run_match.span()
+            if _in_word(text, start, end, consumed):
+                in_word.append((start - 1, end + 1))
+                consumed = end + 1
+                if len(in_word) == _IN_WORD_MANY:
+                    break
+        if len(in_word) == _IN_WORD_MANY:
+            break
     if in_word:
         score = 0.55 if len(in_word) >= _IN_WORD_MANY else 0.3
         findings.append(make_finding(NAME, "zero-width-in-word", score, text, *in_word[0]))
-    bidi = _BIDI.search(text)
+    bidi = next(_in_spans(_BIDI, text, spans), None)
     if bidi is not None:
         score = 0.6 if "\u202e" in text or "\u202d" in text else 0.3
         findings.append(make_finding(NAME, "bidi-control", score, text, *bidi.span()))
     return findings
+
+
+def _in_spans(
+    pattern: re.Pattern[str], text: str, spans: Sequence[tuple[int, int]]
+) -> Iterator[re.Match[str]]:
+    """Matches of ``pattern`` (whose matches hold only non-ASCII characters) in ``spans``."""
+    for low, high in spans:
+        yield from pattern.finditer(text, low, high)
 
 
 def _in_word(text: str, start: int, end: int, consumed: int) -> bool:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import bisect
 import re
 import unicodedata
+from collections.abc import Sequence
 from functools import cache
 from itertools import accumulate, count
 from operator import add
@@ -146,35 +147,56 @@ def _invisible_points() -> list[int]:
     return points
 
 
-def normalize(text: str) -> str:
+def normalize(text: str, *, spans: Sequence[tuple[int, int]] | None = None) -> str:
     """Return ``text`` with lookalikes folded to Latin and invisible characters removed.
 
     ASCII text is returned as is (same object), so callers can test ``normalize(t) is t``.
-    Otherwise the text is translated in blocks (:data:`_BLOCK` characters): ASCII blocks are kept
-    as they are (``str.isascii`` runs at memory speed), the others go through ``str.translate``
-    with the list form of the table, whose per-character cost is an index where the dictionary
-    costs a hash lookup (about half). The mapping is per character, so where the blocks are cut
-    cannot change the result.
+    Otherwise only the spans holding non-ASCII characters (:func:`non_ascii_spans`; pass them as
+    ``spans`` when already computed) go through ``str.translate``, with the list form of the
+    table, whose per-character cost is an index where the dictionary costs a hash lookup (about
+    half); the ASCII stretches in between are copied. The mapping is per character, so where
+    the spans are cut cannot change the result.
     """
     if text.isascii():
         return text
     table = _sequence_table()
     parts: list[str] = []
-    length = len(text)
-    for start in range(0, length, _BLOCK):
-        block = text[start : start + _BLOCK]
-        if block.isascii():
-            parts.append(block)
-            continue
-        for low in range(start, min(length, start + _BLOCK), _CHUNK):
-            chunk = text[low : low + _CHUNK]
-            parts.append(chunk if chunk.isascii() else chunk.translate(table))
+    last = 0
+    for low, high in non_ascii_spans(text) if spans is None else spans:
+        parts.append(text[last:low])
+        parts.append(text[low:high].translate(table))
+        last = high
+    parts.append(text[last:])
     folded = "".join(parts)
     if _BEYOND_MARK in text.encode("utf-8", "surrogatepass"):
         # Characters past the list (tag characters, variation selectors supplement) were left
         # alone by the translation; every one the table knows is deleted.
         folded = _beyond_re().sub("", folded)
     return folded
+
+
+def non_ascii_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of ``text`` that together hold all its non-ASCII characters, in order, disjoint.
+
+    The text is looked at in blocks (:data:`_BLOCK` characters) and chunks (:data:`_CHUNK`)
+    with ``str.isascii``, which runs at memory speed: ASCII blocks and chunks are skipped, the
+    other chunks are returned, adjacent ones merged. Every search for non-ASCII characters
+    (invisible, bidi and tag characters) can then skip English text without a regex touching it.
+    """
+    spans: list[tuple[int, int]] = []
+    length = len(text)
+    for start in range(0, length, _BLOCK):
+        if text[start : start + _BLOCK].isascii():
+            continue
+        for low in range(start, min(length, start + _BLOCK), _CHUNK):
+            if text[low : low + _CHUNK].isascii():
+                continue
+            high = min(length, low + _CHUNK)
+            if spans and spans[-1][1] == low:
+                spans[-1] = (spans[-1][0], high)
+            else:
+                spans.append((low, high))
+    return spans
 
 
 @cache
@@ -207,9 +229,17 @@ def _beyond_re() -> re.Pattern[str]:
     return re.compile(f"[{_class_body(beyond)}]")
 
 
-def has_invisible(text: str) -> bool:
-    """True when ``text`` contains a character :func:`normalize` deletes as invisible."""
-    return not text.isascii() and INVISIBLE_RE.search(text) is not None
+def has_invisible(text: str, *, spans: Sequence[tuple[int, int]] | None = None) -> bool:
+    """True when ``text`` contains a character :func:`normalize` deletes as invisible.
+
+    ``spans``, when given, are the text's :func:`non_ascii_spans` (invisible characters are not
+    ASCII), and only they are searched.
+    """
+    if text.isascii():
+        return False
+    if spans is None:
+        return INVISIBLE_RE.search(text) is not None
+    return any(INVISIBLE_RE.search(text, low, high) is not None for low, high in spans)
 
 
 class OffsetMap:

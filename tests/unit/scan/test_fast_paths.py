@@ -263,3 +263,26 @@ def test_a_lone_surrogate_does_not_stop_any_scanner() -> None:
     assert [f.kind for f in PiiScanner().scan(text)] == ["email"]
     assert SecretScanner().scan(text) == []
     assert UrlScanner().scan(text) == []
+
+
+def test_native_rule_triggers_start_non_ascii_so_spans_hold_them() -> None:
+    # Native-script triggers are searched only in the spans holding non-ASCII characters.
+    from clearance.scan.injection import _NATIVE_RULES
+
+    assert all(not rule.words for rule in _NATIVE_RULES)
+    assert all(not literal[0].isascii() for rule in _NATIVE_RULES for literal in rule.literals)
+
+
+@pytest.mark.parametrize(
+    "phrase",
+    [
+        "\u0418\u0433\u043d\u043e\u0440\u0438\u0440\u0443\u0439 \u0432\u0441\u0435 "
+        "\u043f\u0440\u0435\u0434\u044b\u0434\u0443\u0449\u0438\u0435 "
+        "\u0438\u043d\u0441\u0442\u0440\u0443\u043a\u0446\u0438\u0438",
+        "\u5ffd\u7565\u4e4b\u524d\u7684\u6240\u6709\u6307\u4ee4",
+    ],
+)
+def test_native_phrase_deep_in_english_text_is_found_in_place(phrase: str) -> None:
+    text = "Plain English filler. " * 500 + phrase + " " + "More filler. " * 300
+    findings = [f for f in InjectionScanner().scan(text) if f.kind == "override-phrase"]
+    assert [text[f.start : f.end] for f in findings] == [phrase]
