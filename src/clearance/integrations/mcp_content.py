@@ -265,11 +265,12 @@ class Content:
         if isinstance(decision, types.InputRequiredResult):
             raise MCPError(INVALID_PARAMS, "subscriptions need a handshake-era connection")
         subscribers = self._subscribers.setdefault((server, uri), [])
-        try:
-            if not subscribers:
-                await self._subscribe_downstream(session, decision, server, uri)
-        except Exception as exc:
-            raise await self._failed(session, decision, exc) from exc
+        if not subscribers:
+            client = await self._client(session, decision, server)
+            try:
+                await _subscribe_downstream(client, server, uri)
+            except Exception as exc:
+                raise await self._failed(session, decision, exc) from exc
         if ctx.session not in subscribers:
             subscribers.append(ctx.session)
         await self.admission.record_output(session, decision, output=f"subscribed to {uri}")
@@ -294,18 +295,6 @@ class Content:
                 log.info("a subscriber left before hearing of %s", uri, exc_info=True)
                 self._subscribers[(server, uri)].remove(client)
 
-    async def _subscribe_downstream(
-        self, session: SessionHandle, decision: Decision, server: str, uri: str
-    ) -> None:
-        client = await self._client(session, decision, server)
-        resources = client.server_capabilities.resources
-        if resources is None or not resources.subscribe:
-            raise LookupError(f"the downstream server `{server}` offers no subscriptions")
-        with warnings.catch_warnings():
-            # resources/subscribe is handshake-era only; the gateway's downstreams speak it.
-            warnings.simplefilter("ignore", MCPDeprecationWarning)
-            await client.session.subscribe_resource(uri)
-
     async def _client(self, session: SessionHandle, decision: Decision, server: str) -> Client:
         """The permitted request's downstream, or (recorded as its failure) the error to raise."""
         client = self.downstreams.client(server)
@@ -322,6 +311,16 @@ class Content:
         if isinstance(exc, MCPError):
             return MCPError(exc.code, f"the downstream server failed: {exc.message}")
         return MCPError(INTERNAL_ERROR, f"the downstream server failed: {exc}")
+
+
+async def _subscribe_downstream(client: Client, server: str, uri: str) -> None:
+    resources = client.server_capabilities.resources
+    if resources is None or not resources.subscribe:
+        raise LookupError(f"the downstream server `{server}` offers no subscriptions")
+    with warnings.catch_warnings():
+        # resources/subscribe is handshake-era only; the gateway's downstreams speak it.
+        warnings.simplefilter("ignore", MCPDeprecationWarning)
+        await client.session.subscribe_resource(uri)
 
 
 def _rename_resource(server: str, resource: types.Resource) -> types.Resource:

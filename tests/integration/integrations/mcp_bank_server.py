@@ -43,7 +43,7 @@ class StaticToken:
         return AccessToken(token=token, client_id="gateway", scopes=[])
 
 
-def bank_server(ledger: Path, *, token: str | None = None) -> MCPServer:
+def bank_server(ledger: Path, *, token: str | None = None, subscriptions: bool = True) -> MCPServer:
     auth = (
         AuthSettings(issuer_url="http://127.0.0.1", resource_server_url=None)
         if token is not None
@@ -156,11 +156,12 @@ def bank_server(ledger: Path, *, token: str | None = None) -> MCPServer:
         subscribed.discard(params.uri)
         return types.EmptyResult()
 
-    lowlevel = bank._lowlevel_server
-    lowlevel.add_request_handler("resources/subscribe", types.SubscribeRequestParams, subscribe)
-    lowlevel.add_request_handler(
-        "resources/unsubscribe", types.UnsubscribeRequestParams, unsubscribe
-    )
+    if subscriptions:  # MCPServer has no decorator for them: the low-level handlers
+        lowlevel = bank._lowlevel_server
+        lowlevel.add_request_handler("resources/subscribe", types.SubscribeRequestParams, subscribe)
+        lowlevel.add_request_handler(
+            "resources/unsubscribe", types.UnsubscribeRequestParams, unsubscribe
+        )
     return bank
 
 

@@ -358,7 +358,7 @@ def test_list_changes_and_resource_updates_reach_the_clients_that_may_see_them(
 # over HTTP on loopback: an HTTP downstream behind the HTTP front ------------------------------
 @pytest.fixture
 def http_bank(tmp_path: Path, ledger: Path) -> Iterator[list[Upstream]]:
-    app = bank_server(ledger).streamable_http_app(host="127.0.0.1")
+    app = bank_server(ledger, subscriptions=False).streamable_http_app(host="127.0.0.1")
     with serving(lambda _port: app) as port:
         entry = {"type": "http", "url": f"http://127.0.0.1:{port}/mcp"}
         yield load_upstreams(write_mcp_json(tmp_path / "http.json", {"bank": entry}))
@@ -381,16 +381,22 @@ def test_over_http_a_granted_read_runs_and_a_refused_one_never_reaches_the_serve
     async def script(url: str) -> tuple[list[str], types.ReadResourceResult, MCPError, Any]:
         async with (
             httpx2.AsyncClient(headers=headers, timeout=60) as http,
-            Client(streamable_http_client(url, http_client=http)) as client,
+            Client(streamable_http_client(url, http_client=http), mode="legacy") as client,
         ):
             listed = sorted(str(r.uri) for r in (await client.list_resources()).resources)
             ok = await client.read_resource(WELCOME)
             no = await refusal(client.read_resource(VAULT_CODES))
             prompt = await client.get_prompt("bank__summarize", {"account_id": "acc-2"})
+            unsupported = await refusal(subscribe(client, WELCOME))
+            assert "offers no subscriptions" in unsupported.message
             return listed, ok, no, prompt
 
     with serving(lambda port: http_app(gw, verifier, host="127.0.0.1", port=port)) as port:
         listed, ok, no, prompt = asyncio.run(script(f"http://127.0.0.1:{port}/mcp"))
+    subscription = decisions_in_log(mcp_runtime)[-1]
+    assert subscription["outcome"] == "PERMIT"
+    [failure] = outcomes_for(mcp_runtime, subscription["decision_id"])
+    assert failure["success"] is False  # permitted, failed downstream, recorded once
     assert listed == [VAULT_CODES, WELCOME]
     assert isinstance(ok.contents[0], types.TextResourceContents)
     assert ok.contents[0].text == "Welcome to the bank."
