@@ -67,6 +67,15 @@ class ServerSettings(BaseSettings):
             "commits and the event loop keeps accepting (bench/sidecar.py measures both)"
         ),
     )
+    decide_threads: int = Field(
+        default=32,
+        gt=0,
+        le=1024,
+        description=(
+            "worker threads for Gate.decide(): the most decisions in flight at once, and so the "
+            "largest audit group commit concurrent requests can share"
+        ),
+    )
     shadow_sample: int = Field(
         default=500, gt=0, le=100_000, description="recent decisions a policy dry-run replays"
     )

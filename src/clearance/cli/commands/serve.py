@@ -8,13 +8,18 @@ Several replicas share one PostgreSQL store, each with its own replica id (which
 shard)::
 
     clearance serve --store postgresql://clearance@db/clearance --replica-id gate-a --port 8700
+
+One process serves with one uvicorn worker (``serve_app``): the kill switch, breakers, rate limits
+and the audit appender live in the process, so several workers on one data directory would split
+them (each breaker would see a fraction of the traffic). More throughput means more replicas,
+each with its own replica id and audit shard, on PostgreSQL.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -28,6 +33,9 @@ from clearance.gate.fatigue import FatigueWatch
 from clearance.server.app import GateServices
 from clearance.server.settings import ServerSettings, load_settings
 from clearance.store.identity_sql import identity_store
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 def build_services(runtime: Runtime) -> tuple[GateServices, ControlPlane]:
@@ -105,6 +113,34 @@ def watch(
     return dog
 
 
+def uvicorn_options(settings: ServerSettings) -> dict[str, Any]:
+    """How ``clearance serve`` runs uvicorn (``bench/sidecar.py`` measures exactly this).
+
+    uvloop and httptools, one worker (see the module docstring), no access log (refusals are
+    logged and counted by the service itself), and no proxy headers: the peer address a key's
+    source alert names comes from the socket, never from an ``X-Forwarded-For`` a local caller
+    wrote.
+    """
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
+        "proxy_headers": False,
+        "server_header": False,
+        "log_level": "warning",
+        "lifespan": "off",
+    }
+
+
+def serve_app(app: FastAPI, settings: ServerSettings) -> None:
+    """Serve ``app`` in this process until interrupted."""
+    import uvicorn
+
+    uvicorn.run(app, **uvicorn_options(settings))
+
+
 def serve(
     data_dir: Annotated[
         Path | None,
@@ -127,8 +163,6 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the agent API, operator API, dashboard and /metrics over HTTP."""
-    import uvicorn
-
     from clearance.server.app import create_app
 
     settings = load_settings(
@@ -148,15 +182,7 @@ def serve(
             f"clearance serving on http://{settings.host}:{settings.port} "
             f"(audit shard {runtime.audit_log.origin})"
         )
-        uvicorn.run(
-            app,
-            host=settings.host,
-            port=settings.port,
-            loop="auto",
-            http="auto",
-            log_level="warning",
-            lifespan="off",
-        )
+        serve_app(app, settings)
     finally:
         watchdog.stop()
         runtime.close()
