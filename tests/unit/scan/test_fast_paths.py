@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from clearance.scan import InjectionScanner, PiiScanner, SecretScanner, UrlScanner
 from clearance.scan import normalize as norm
-from clearance.scan._match import lowercase
+from clearance.scan._match import Substrings, lowercase
 from clearance.scan.injection import _base64_runs
 from clearance.scan.pii import _digit_runs
 from clearance.scan.secrets import _Cover, _named, is_placeholder, shannon_entropy
@@ -286,3 +286,12 @@ def test_native_phrase_deep_in_english_text_is_found_in_place(phrase: str) -> No
     text = "Plain English filler. " * 500 + phrase + " " + "More filler. " * 300
     findings = [f for f in InjectionScanner().scan(text) if f.kind == "override-phrase"]
     assert [text[f.start : f.end] for f in findings] == [phrase]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(alphabet=st.sampled_from(list("ssn? x\u00e9\U0001f600")), max_size=20),
+    st.text(alphabet=st.sampled_from(list("ssn? x\u00e9\U0001f600")), max_size=4),
+)
+def test_substrings_answers_exactly_like_a_substring_test(low: str, word: str) -> None:
+    assert (word in Substrings(low)) == (word in low)
