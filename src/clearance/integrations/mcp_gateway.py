@@ -95,11 +95,12 @@ class Gateway:
         self.admission = admission
         self.identify = identify
         self.grants = grants
-        self.downstreams = Downstreams(upstreams, on_change=self._downstream_changed)
+        self.downstreams = Downstreams(
+            upstreams, on_change=self._downstream_changed, on_updated=self._resource_updated
+        )
         self.content = Content(
             admission, identify, self.downstreams, grants=grants, remember=self._remember
         )
-        self.downstreams.on_updated = self.content.updated
         self._bus = InMemorySubscriptionBus()
         # Handshake-era client connections (by MCP session id; one local connection over stdio),
         # with the tool names each last saw (None before its first tools/list), so a change is
@@ -201,6 +202,9 @@ class Gateway:
         return result
 
     # list changes ---------------------------------------------------------------------------
+    async def _resource_updated(self, server: str, uri: str) -> None:
+        await self.content.updated(server, uri)
+
     async def _downstream_changed(self, server: str, change: Change) -> None:
         """Tell each client whose view changed; modern clients get a listen event."""
         log.info("downstream `%s` changed its %s", server, change)
