@@ -264,3 +264,24 @@ def test_a_gate_that_forgets_taint_is_caught(tmp_path: Path) -> None:
     permitted = [r for r in report.permitted if r.category == "taint"]
     assert permitted
     assert {r.tool for r in permitted} == {"transfer_funds"}
+
+
+def test_an_interrupted_run_lifts_every_halt_it_engaged(tmp_path: Path) -> None:
+    """Ctrl-C in the middle of the halt attacks: the agents halted so far are resumed anyway."""
+    seen: list[str] = []
+
+    def interrupt_inside_the_halts(count: int, category: str) -> None:
+        seen.append(category)
+        if seen.count("halt") == 2:  # two agents halted, neither resumed by its scenario
+            raise KeyboardInterrupt
+
+    with _gate(tmp_path) as (target, bundle):
+        suite = dataclasses.replace(generate(bundle.compiled), cases=())
+        with pytest.raises(KeyboardInterrupt):
+            run_redteam(target, suite, progress=interrupt_inside_the_halts)
+        status = target.killswitch.status(history=1000)
+    assert status.stops == ()
+    halted = {h.scope for h in status.history if h.action == "halt"}
+    resumed = {h.scope for h in status.history if h.action == "resume"}
+    assert len(halted) == 2
+    assert halted == resumed

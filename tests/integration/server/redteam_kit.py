@@ -1,7 +1,7 @@
 """A staging gate for ``clearance redteam --url``: ``clearance serve``'s composition on a real
-SQLite data directory, served by uvicorn on 127.0.0.1, with the credentials a red-team run needs
-created the way an operator creates them (orchestrator keys per environment, an admin, approvers
-named in the policy's approver groups)."""
+SQLite data directory, served by uvicorn on 127.0.0.1 (``conftest.compose_and_serve``), with the
+credentials a red-team run needs created the way an operator creates them (orchestrator keys per
+environment, an admin, approvers named in the policy's approver groups)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from argon2 import PasswordHasher
 
-from clearance.cli.commands.serve import build_services
 from clearance.cli.runtime import Runtime, create_keys, open_runtime
 from clearance.gate.config import GateConfig
 from clearance.integrations.redteam_http import password_env
 from clearance.model.session import Environment
 from clearance.policy.bundle import Bundle
-from clearance.server.app import create_app
-from clearance.server.embedded import serve_in_background
 from clearance.server.identity import IdentityService, Role
 from clearance.server.settings import ServerSettings
-from clearance.store.identity_sql import identity_store
+
+from .conftest import compose_and_serve  # noqa: TID252 - sibling fixture module
 
 PASSWORD = "red team staging password"
 ADMIN = "rt-admin"
@@ -79,15 +76,11 @@ def staging_gate(tmp_path: Path, bundle: Bundle) -> Iterator[Staging]:
     runtime = open_runtime(
         data_dir, store_url=f"sqlite:///{data_dir / 'clearance.db'}", require_policy=False
     )
+    runtime.gate.activate(bundle, by="staging-setup")
+    served = compose_and_serve(runtime, ServerSettings())
     try:
-        runtime.gate.activate(bundle, by="staging-setup")
-        services, _ = build_services(runtime)
-        app = create_app(services, ServerSettings())
-        identity = IdentityService(
-            identity_store(runtime.gate.store),
-            runtime.gate.clock,
-            hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
-        )
+        world = next(served)
+        identity = world.identity
         keys = {
             env: identity.create_orchestrator_key(
                 f"redteam-{env.value}", environment=env, created_by="staging-setup"
@@ -97,7 +90,9 @@ def staging_gate(tmp_path: Path, bundle: Bundle) -> Iterator[Staging]:
         identity.create_operator(ADMIN, PASSWORD, {Role.ADMIN})
         for name in APPROVERS:
             identity.create_operator(name, PASSWORD, {Role.APPROVER})
-        with serve_in_background(app) as url:
-            yield Staging(url=url, runtime=runtime, identity=identity, orchestrator_keys=keys)
+        yield Staging(
+            url=world.base_url, runtime=runtime, identity=identity, orchestrator_keys=keys
+        )
     finally:
+        served.close()
         runtime.close()
