@@ -227,19 +227,26 @@ def test_clearance_mcp_proxy_over_stdio(
         },
     )
 
-    async def main() -> tuple[list[str], types.CallToolResult, types.CallToolResult]:
+    async def main() -> tuple[list[str], types.CallToolResult, types.CallToolResult, str]:
         async with Client(front) as client:
             names = sorted(t.name for t in (await client.list_tools()).tools)
             ok = await client.call_tool("bank__read_account", {"account_id": "acc-1"})
             no = await client.call_tool("bank__delete_records", {"table": "payees"})
-            return names, ok, no
+            [read] = (
+                await client.read_resource("clearance://bank/bank://notices/welcome")
+            ).contents
+            return names, ok, no, getattr(read, "text", "")
 
-    names, ok, no = asyncio.run(main())
+    names, ok, no, read = asyncio.run(main())
     assert "bank__audit_trail" not in names
     assert text(ok) == "acc-1: 120.00"
     assert no.is_error
     assert "never-delete" in text(no)
-    assert [e["tool"] for e in ledger_lines(ledger)] == ["read_account"]
+    assert read == "Welcome to the bank."
+    assert ledger_lines(ledger) == [
+        {"tool": "read_account", "account_id": "acc-1"},
+        {"resource": "bank://notices/welcome"},
+    ]
 
 
 def test_url_elicitation_on_the_local_front_waits_for_the_operator(
