@@ -26,6 +26,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ EntryTuple = tuple[int, bytes, bytes | None, bytes | None, bytes | None]
 CheckpointTuple = tuple[int, bytes, bytes, str]
 HoldTuple = tuple[str, int, int, str]
 
-_ROWS_PER_STATEMENT = 4000  # 6 parameters each, under SQLite's limit of 32,766 variables
+_ROWS_PER_STATEMENT = 2500  # 11 parameters each, under SQLite's limit of 32,766 variables
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_shard (
@@ -61,23 +62,27 @@ CREATE TABLE IF NOT EXISTS audit_hold (
 
 # The write path's view and its triggers are TEMP objects of the appending connection: nothing in
 # the database file changes, and a reader of the file never sees them. Columns per role:
-#   entry       idx, h = leaf hash, data = header, text = retain_until
-#   payload     idx, h = salt, data = body, text = enc
+#   entry       idx, h = leaf hash, data = header, text = retain_until, and its payload's salt,
+#               body and enc (NULL without a payload): one row, one trigger run per entry
+#   payload     idx, salt, body, enc (a payload whose entry is not in the batch)
 #   head        idx = new size, h = head hash, data = compact range, old_size, epoch (the CAS)
 #   checkpoint  idx = size, h = root, data = note, text = created_at
 _FENCED = "audit_shard_moved_on"
 BATCH_SCHEMA = f"""
-CREATE TEMP VIEW IF NOT EXISTS audit_batch (role, origin, idx, h, data, text, old_size, epoch)
-    AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE 0;
+CREATE TEMP VIEW IF NOT EXISTS audit_batch
+    (role, origin, idx, h, data, text, salt, body, enc, old_size, epoch)
+    AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE 0;
 CREATE TEMP TRIGGER IF NOT EXISTS audit_batch_entry INSTEAD OF INSERT ON audit_batch
 WHEN NEW.role = 'entry' BEGIN
     INSERT INTO audit_entry (origin, idx, leaf_hash, header, retain_until)
     VALUES (NEW.origin, NEW.idx, NEW.h, NEW.data, NEW.text);
+    INSERT INTO audit_payload (origin, idx, salt, body, enc)
+    SELECT NEW.origin, NEW.idx, NEW.salt, NEW.body, NEW.enc WHERE NEW.salt IS NOT NULL;
 END;
 CREATE TEMP TRIGGER IF NOT EXISTS audit_batch_payload INSTEAD OF INSERT ON audit_batch
 WHEN NEW.role = 'payload' BEGIN
     INSERT INTO audit_payload (origin, idx, salt, body, enc)
-    VALUES (NEW.origin, NEW.idx, NEW.h, NEW.data, NEW.text);
+    VALUES (NEW.origin, NEW.idx, NEW.salt, NEW.body, NEW.enc);
 END;
 CREATE TEMP TRIGGER IF NOT EXISTS audit_batch_head INSTEAD OF INSERT ON audit_batch
 WHEN NEW.role = 'head' BEGIN
@@ -93,7 +98,8 @@ WHEN NEW.role = 'checkpoint' BEGIN
     VALUES (NEW.origin, NEW.idx, NEW.h, NEW.data, NEW.text);
 END;
 """
-_BATCH_ROW = "(?,?,?,?,?,?,?,?)"
+_BATCH_ROW = "(?,?,?,?,?,?,?,?,?,?,?)"
+_NO_PAYLOAD = (None, None, None)
 
 
 @functools.lru_cache(maxsize=64)
@@ -231,26 +237,29 @@ class SQLiteAuditStorage:
         One statement when the batch fits ``_ROWS_PER_STATEMENT`` rows (see the module docstring),
         otherwise one per chunk inside ``BEGIN IMMEDIATE`` ... ``COMMIT``.
         """
+        bodies = {idx: (salt, body, enc) for idx, salt, body, enc in payloads}
         rows: list[tuple[Any, ...]] = [
-            ("entry", origin, idx, lh, header, until, None, None)
+            ("entry", origin, idx, lh, header, until, *bodies.pop(idx, _NO_PAYLOAD), None, None)
             for idx, lh, header, until in entries
         ]
         rows.extend(
-            ("payload", origin, idx, salt, body, enc, None, None)
-            for idx, salt, body, enc in payloads
+            ("payload", origin, idx, None, None, None, salt, body, enc, None, None)
+            for idx, (salt, body, enc) in bodies.items()
         )
-        rows.append(("head", origin, head[0], head[1], head[2], None, old_size, epoch))
+        rows.append(
+            ("head", origin, head[0], head[1], head[2], None, None, None, None, old_size, epoch)
+        )
         if checkpoint is not None:
-            rows.append(("checkpoint", origin, *checkpoint, None, None))
+            rows.append(("checkpoint", origin, *checkpoint, None, None, None, None, None))
         try:
             if len(rows) <= _ROWS_PER_STATEMENT:
                 with self._locked("append") as conn:
-                    conn.execute(_insert_batch(len(rows)), [v for r in rows for v in r])
+                    conn.execute(_insert_batch(len(rows)), list(chain.from_iterable(rows)))
                 return
             with self._transaction("append") as conn:
                 for start in range(0, len(rows), _ROWS_PER_STATEMENT):
                     chunk = rows[start : start + _ROWS_PER_STATEMENT]
-                    conn.execute(_insert_batch(len(chunk)), [v for r in chunk for v in r])
+                    conn.execute(_insert_batch(len(chunk)), list(chain.from_iterable(chunk)))
         except ConflictError as exc:
             if _FENCED in str(exc):
                 raise ConflictError(

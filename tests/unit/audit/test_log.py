@@ -211,3 +211,16 @@ def test_payload_salts_are_never_reused_across_concurrent_callers(tmp_path: Path
     assert len(salts) == 360
     assert len(set(salts)) == 360
     assert all(len(s) == 32 for s in salts)
+
+
+def test_a_batch_too_large_for_one_statement_commits_whole_and_verifies(tmp_path: Path) -> None:
+    log, storage = _log(tmp_path)
+    items = [("decision", decision_fields(i), decision_payload(i)) for i in range(3000)]
+    appended = log.append_many(items)
+    log.checkpoint_now()
+    log.close()
+    assert [e.index for e in appended] == list(range(1, 3001))
+    assert storage.size(ORIGIN) == 3001
+    report = verify_log(tmp_path, [VerifierKey.parse(KEY.vkey)])
+    assert report.exit_code == 0, [f.to_line() for f in report.findings]
+    assert report.entries_checked == 3001
