@@ -275,7 +275,12 @@ class Result:
 
 @dataclass
 class Report:
-    """Everything one red-team run found, with the figures the CLI prints."""
+    """Everything one red-team run found, with the figures the CLI prints.
+
+    ``problems`` are what went wrong once the results were in (a run against a served gate that
+    could not revoke its keys, or saw the gate switch policy): reported with the results, which
+    they do not change, and a reason for the CLI to exit 2 when no case failed.
+    """
 
     policy: str
     version: str
@@ -289,6 +294,7 @@ class Report:
     unreached_rules: tuple[str, ...] = ()
     target: str = IN_PROCESS
     agent_prefix: str = "redteam"
+    problems: tuple[str, ...] = ()
 
     @property
     def violations(self) -> list[Result]:
@@ -341,6 +347,7 @@ class Report:
             },
             "target": self.target,
             "agent_prefix": self.agent_prefix,
+            "problems": list(self.problems),
             "passed": self.passed,
             "generated": self.generated,
             "run": len(self.results),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -433,3 +434,39 @@ def test_an_interrupted_run_lifts_its_halts_and_revokes_its_keys(financeapp_gate
         assert keys
         assert all(k.revoked_at is not None for k in keys)
     decides_normally(financeapp_gate, "after-the-interruption")
+
+
+def test_a_policy_switched_during_the_run_is_reported_with_the_results(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone activates another policy on the gate while the run attacks it: the report is
+    still written, names the switch, and the run does not exit 0."""
+    policy = tmp_path / "small.yaml"
+    policy.write_text(SMALL_POLICY, "utf-8")
+    bundle = load_policy(policy)
+    other = load_policy(SMALL_POLICY, source_name="other.yaml")  # same rules, another digest
+    out = tmp_path / "report.json"
+    with staging_gate(tmp_path, bundle) as served:
+        switched = threading.Event()
+
+        def activate_another_once_attacked() -> None:
+            while not switched.is_set():
+                if decisions_by_redteam(served) >= 20:
+                    served.runtime.gate.activate(other, by="someone-else")
+                    switched.set()
+                switched.wait(0.05)
+
+        watcher = threading.Thread(target=activate_another_once_attacked, daemon=True)
+        watcher.start()
+        try:
+            run = full_run(
+                served, policy, "--json", str(out), capsys=capsys, monkeypatch=monkeypatch
+            )
+        finally:
+            switched.set()
+            watcher.join(5)
+    assert run.code in (1, 2), run.out + run.err
+    assert f"switched from policy {bundle.digest} to {other.digest}" in run.err
+    report = json.loads(out.read_text("utf-8"))
+    assert report["run"] == len(report["cases"]) > 0
+    assert any("switched from policy" in p for p in report["problems"])

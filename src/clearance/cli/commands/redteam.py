@@ -24,6 +24,7 @@ JUnit file has one failing test case per forbidden outcome, for CI test reportin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -68,6 +69,7 @@ from clearance.policy.redteam import Suite, generate
 from clearance.store import open_store
 
 _out = Console(highlight=False, soft_wrap=True)
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @contextmanager
@@ -140,7 +142,8 @@ def attack_url(
         )
     suite, generation_s = _generate(bundle)
     run_id = secrets.token_hex(4)
-    with HttpTarget(url, credentials, timeout=timeout) as target:
+    target = HttpTarget(url, credentials, timeout=timeout)
+    try:
         target.connect(suite, active)
         report = _run(
             target,
@@ -150,14 +153,26 @@ def attack_url(
             agent_prefix=f"redteam-{run_id}",
             where=url,
         )
-    after = active_digest(url, timeout=timeout)
-    if after != active:
-        raise RedTeamTargetError(
-            f"the gate at {url} switched from policy {active} to {after} during the run; its "
-            "answers are not all from one policy",
-            hint="run it again once nobody activates policies on the staging gate",
-        )
-    return report
+    except BaseException:
+        target.close()
+        raise
+    # Once the report exists, what goes wrong afterwards is reported with it, not instead of it.
+    problems: list[str] = []
+    try:
+        target.close()
+    except RedTeamTargetError as exc:
+        problems.append(str(exc))
+    try:
+        after = active_digest(url, timeout=timeout)
+    except RedTeamSetupError as exc:
+        problems.append(f"the gate's policy could not be checked again after the run: {exc}")
+    else:
+        if after != active:
+            problems.append(
+                f"the gate at {url} switched from policy {active} to {after} during the run: "
+                "its answers are not all from one policy; run it again"
+            )
+    return dataclasses.replace(report, problems=tuple(problems))
 
 
 def _generate(bundle: Bundle) -> tuple[Suite, float]:
@@ -376,8 +391,12 @@ def redteam(
     _print(report, show)
     if url is not None:
         _print_trail(report, bundle)
+    for problem in report.problems:
+        _err.print(f"error: {problem}", markup=False)
     if not report.passed:
         raise typer.Exit(1)
+    if report.problems:
+        raise typer.Exit(2)
 
 
 def register(app: typer.Typer) -> None:
