@@ -217,7 +217,7 @@ def test_refuses_exactly_what_the_reference_refuses(value: Any) -> None:
 
 def test_the_accelerator_takes_ordinary_values_and_declines_the_hazards() -> None:
     """A guard against a silently disabled fast path, and against one that takes too much."""
-    assert canonical.ACCELERATED
+    assert canonical.ACCELERATOR.startswith("orjson ")
     assert _orjson({"a": [1, 2.5, "x", None, True], "b": {"c": "\u00e9"}}) is not None
     for hazard in (
         ORDER_EXAMPLE,

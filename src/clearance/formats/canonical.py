@@ -40,8 +40,9 @@ import rfc8785
 
 from clearance.formats import _accel
 
-#: Whether the C accelerator is in use (benchmarks report it; the bytes are the same).
-ACCELERATED = _accel.sorted_dumps is not None
+#: The C accelerator in use, ``"orjson <version>"`` or ``"none"`` (reports name it; the bytes are
+#: the same either way).
+ACCELERATOR = _accel.NAME
 
 DIGEST_PREFIX = "sha256:"
 

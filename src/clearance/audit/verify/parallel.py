@@ -6,14 +6,16 @@ about nine tenths of the work) move to workers; the rows are still read by the p
 one snapshot, and the links between entries are still checked by the parent, in order. So the
 findings are the ones a single process reports, in the same order.
 
-Workers are started with ``spawn``, never ``fork``: the gate's own scheduled check runs inside a
-threaded server process, and forking a threaded process can copy a held lock into the child.
-At most ``2 * jobs`` batches are in flight, so memory stays flat on a store of any size.
+Workers are forked when this process runs no other thread (the command line: cheap, nothing is
+imported again) and spawned otherwise: forking a threaded process, such as a server running the
+gate's scheduled check, can copy a lock another thread holds into the child. At most
+``2 * jobs`` batches are in flight, so memory stays flat on a store of any size.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -49,6 +51,12 @@ def parallel_batches(
             yield _result(*pending.popleft())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    single = threading.active_count() == 1
+    fork = single and "fork" in multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if fork else "spawn")
 
 
 def _result(batch: list[Row], future: Future[list[Checked]]) -> tuple[list[Row], list[Checked]]:

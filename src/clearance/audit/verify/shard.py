@@ -178,9 +178,10 @@ class ShardVerifier:
         state_size = self.state["size"] if self.state is not None and self.full else None
         try:
             for batch, checked in self._checked_batches(rows):
-                for (idx, *_), (leaf, header_prev, fatal, notes, header, absent) in zip(
+                for row, (leaf, header_prev, fatal, notes, header, absent) in zip(
                     batch, checked, strict=True
                 ):
+                    idx = row[0]
                     if idx != expected:
                         self.fail(
                             f"entry {expected} is missing (the next stored entry is {idx}): an "
