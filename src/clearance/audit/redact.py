@@ -304,29 +304,18 @@ class Redactor:
 
 def _copy(value: Mapping[str, Any], strings: list[str]) -> dict[str, Any]:
     """A deep copy (mappings become dicts, sequences lists); appends every string it holds."""
-    out: dict[str, Any] = {}
-    for k, v in value.items():
-        if isinstance(v, str):
-            strings.append(v)
-        elif isinstance(v, Mapping):
-            v = _copy(v, strings)
-        elif isinstance(v, list | tuple):
-            v = _copy_list(v, strings)
-        out[k] = v
-    return out
+    return {k: _copy_value(v, strings) for k, v in value.items()}
 
 
-def _copy_list(value: Sequence[Any], strings: list[str]) -> list[Any]:
-    out: list[Any] = []
-    for v in value:
-        if isinstance(v, str):
-            strings.append(v)
-        elif isinstance(v, Mapping):
-            v = _copy(v, strings)
-        elif isinstance(v, list | tuple):
-            v = _copy_list(v, strings)
-        out.append(v)
-    return out
+def _copy_value(value: Any, strings: list[str]) -> Any:
+    if isinstance(value, str):
+        strings.append(value)
+        return value
+    if isinstance(value, Mapping):
+        return _copy(value, strings)
+    if isinstance(value, list | tuple):
+        return [_copy_value(v, strings) for v in value]
+    return value
 
 
 def _apply(node: Any, parts: list[str], action: PathAction, redactor: Redactor) -> None:

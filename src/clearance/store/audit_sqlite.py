@@ -63,8 +63,9 @@ CREATE TABLE IF NOT EXISTS audit_hold (
 # The write path's view and its triggers are TEMP objects of the appending connection: nothing in
 # the database file changes, and a reader of the file never sees them. Columns per role:
 #   entry       idx, h = leaf hash, data = header, text = retain_until, and its payload's salt,
-#               body and enc (NULL without a payload): one row, one trigger run per entry
+#               body and enc (NULL without a payload): one row per entry and its payload
 #   payload     idx, salt, body, enc (a payload whose entry is not in the batch)
+# Any row with a salt stores a payload (``audit_batch_payload``), whatever its role.
 #   head        idx = new size, h = head hash, data = compact range, old_size, epoch (the CAS)
 #   checkpoint  idx = size, h = root, data = note, text = created_at
 _FENCED = "audit_shard_moved_on"
@@ -76,11 +77,9 @@ CREATE TEMP TRIGGER IF NOT EXISTS audit_batch_entry INSTEAD OF INSERT ON audit_b
 WHEN NEW.role = 'entry' BEGIN
     INSERT INTO audit_entry (origin, idx, leaf_hash, header, retain_until)
     VALUES (NEW.origin, NEW.idx, NEW.h, NEW.data, NEW.text);
-    INSERT INTO audit_payload (origin, idx, salt, body, enc)
-    SELECT NEW.origin, NEW.idx, NEW.salt, NEW.body, NEW.enc WHERE NEW.salt IS NOT NULL;
 END;
 CREATE TEMP TRIGGER IF NOT EXISTS audit_batch_payload INSTEAD OF INSERT ON audit_batch
-WHEN NEW.role = 'payload' BEGIN
+WHEN NEW.salt IS NOT NULL BEGIN
     INSERT INTO audit_payload (origin, idx, salt, body, enc)
     VALUES (NEW.origin, NEW.idx, NEW.salt, NEW.body, NEW.enc);
 END;
