@@ -36,9 +36,7 @@ def parallel_batches(
     Closing the iterator early (the replay stops at the first broken link) cancels what is queued.
     """
     try:
-        pool = ProcessPoolExecutor(
-            max_workers=jobs, mp_context=multiprocessing.get_context("spawn")
-        )
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_context())
     except (OSError, ValueError) as exc:
         raise WorkerError(f"cannot start {jobs} verification workers: {exc}") from exc
     pending: deque[tuple[list[Row], Future[list[Checked]]]] = deque()
