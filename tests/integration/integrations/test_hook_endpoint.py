@@ -36,8 +36,10 @@ from clearance.cli.commands.hook import app as hook_app
 from clearance.cli.runtime import Runtime
 from clearance.control.operator import Operator
 from clearance.control.scope import Scope
+from clearance.errors import RequestError
 from clearance.gate.clock import SystemClock
 from clearance.integrations.mapping import SessionHandle
+from clearance.server.hooks_api import MAX_WAIT_S, hook_wait_s
 from clearance.server.identity import IdentityService
 from clearance.store.identity_sql import identity_store
 
@@ -452,6 +454,33 @@ def test_an_outcome_for_a_call_never_decided_is_not_recorded(
     assert decision["outcome"] == "DENY"
     assert outcomes_for(hook_runtime, decision["decision_id"]) == []
     assert first_pending(hook_runtime) is None
+
+
+def test_gemini_after_tool_events_carry_no_call_id_and_are_not_recorded(
+    served: Sidecar, session_id: str, hook_runtime: Runtime
+) -> None:
+    before = gemini_before("/p/src/app.py")
+    assert post(served, before, session_id, dialect="gemini").json() == {"decision": "allow"}
+    after = {**before, "hook_event_name": "AfterTool", "tool_response": {"llmContent": "x"}}
+    assert post(served, after, session_id, dialect="gemini").json() == {}
+    [decision] = decisions_in_log(hook_runtime)
+    assert outcomes_for(hook_runtime, decision["decision_id"]) == []
+
+
+@pytest.mark.parametrize(
+    ("query", "wait"),
+    [({}, 0.0), ({"timeout": "330"}, 325.0), ({"timeout": "3"}, 0.0), ({"timeout": "1e9"}, 600.0)],
+)
+def test_the_wait_follows_the_hooks_timeout_within_the_cap(
+    query: dict[str, str], wait: float
+) -> None:
+    assert hook_wait_s(query, max_wait_s=MAX_WAIT_S) == wait
+
+
+@pytest.mark.parametrize("raw", ["x", "-1", "nan", "inf"])
+def test_a_timeout_that_is_not_seconds_is_refused(raw: str) -> None:
+    with pytest.raises(RequestError, match="is not a number of seconds"):
+        hook_wait_s({"timeout": raw}, max_wait_s=MAX_WAIT_S)
 
 
 # --- installation -----------------------------------------------------------------------------
