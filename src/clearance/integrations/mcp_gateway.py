@@ -31,6 +31,7 @@ from typing import Any
 
 import mcp.types as types
 from mcp.server.lowlevel import NotificationOptions, Server
+from mcp.server.models import InitializationOptions
 from mcp.server.session import ServerSession
 from mcp.server.stdio import stdio_server
 from mcp.server.subscriptions import (
@@ -64,6 +65,25 @@ MAX_REMEMBERED = 10_000
 NOTIFICATIONS = NotificationOptions(
     prompts_changed=True, resources_changed=True, tools_changed=True
 )
+
+
+class _GatewayServer(Server[Any]):
+    """A low-level server that declares ``listChanged`` for tools, resources and prompts.
+
+    The gateway forwards every list change, and clients that honour the capability refresh only
+    when it is declared. The streamable-HTTP manager asks for the options without arguments, so
+    the default is set here, for every front.
+    """
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        return super().create_initialization_options(
+            notification_options or NOTIFICATIONS, experimental_capabilities, extensions
+        )
 
 
 def session_grants(transport: InProcessTransport) -> Grants:
@@ -117,7 +137,7 @@ class Gateway:
             async with self.downstreams.connected():
                 yield {}
 
-        return Server(
+        return _GatewayServer(
             "clearance",
             instructions=INSTRUCTIONS,
             lifespan=lifespan,
@@ -131,7 +151,7 @@ class Gateway:
         """Serve the gateway on this process's stdin and stdout."""
         server = self.server()
         async with stdio_server() as (read, write):
-            await server.run(read, write, server.create_initialization_options(NOTIFICATIONS))
+            await server.run(read, write, server.create_initialization_options())
 
     # handlers -------------------------------------------------------------------------------
     def _visible(self, session: SessionHandle) -> list[types.Tool]:

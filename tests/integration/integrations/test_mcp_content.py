@@ -389,6 +389,9 @@ def test_over_http_a_granted_read_runs_and_a_refused_one_never_reaches_the_serve
             prompt = await client.get_prompt("bank__summarize", {"account_id": "acc-2"})
             unsupported = await refusal(subscribe(client, WELCOME))
             assert "offers no subscriptions" in unsupported.message
+            capabilities = client.server_capabilities  # list changes are forwarded: declared
+            declared = (capabilities.resources, capabilities.prompts, capabilities.tools)
+            assert [getattr(c, "list_changed", None) for c in declared] == [True, True, True]
             return listed, ok, no, prompt
 
     with serving(lambda port: http_app(gw, verifier, host="127.0.0.1", port=port)) as port:
