@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import anyio.to_thread
@@ -364,25 +365,40 @@ def http_bank(tmp_path: Path, ledger: Path) -> Iterator[list[Upstream]]:
         yield load_upstreams(write_mcp_json(tmp_path / "http.json", {"bank": entry}))
 
 
+@asynccontextmanager
+async def http_client(
+    url: str, runtime: Runtime, session: SessionHandle, mode: Literal["legacy", "auto"]
+) -> AsyncIterator[Client]:
+    """An ``mcp`` client of the HTTP front, with a fresh agent key and the session header."""
+    key = agent_key(runtime)
+    headers = {"Authorization": f"Bearer {key}", "Clearance-Session": session.session_id}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=60) as http,
+        Client(streamable_http_client(url, http_client=http), mode=mode) as client,
+    ):
+        yield client
+
+
+@contextmanager
+def http_front(runtime: Runtime, upstreams: list[Upstream]) -> Iterator[str]:
+    """The gateway's HTTP front beside the runtime's gate, on loopback; yields its /mcp URL."""
+    transport = InProcessTransport(runtime.gate, approvals=runtime.approvals)
+    gw = Gateway(
+        Admission(transport),
+        HTTPSessions(session_lookup(runtime)),
+        upstreams,
+        grants=session_grants(transport),
+    )
+    verifier = key_checker(runtime)
+    with serving(lambda port: http_app(gw, verifier, host="127.0.0.1", port=port)) as port:
+        yield f"http://127.0.0.1:{port}/mcp"
+
+
 def test_over_http_a_granted_read_runs_and_a_refused_one_never_reaches_the_server(
     mcp_runtime: Runtime, mcp_session: SessionHandle, http_bank: list[Upstream], ledger: Path
 ) -> None:
-    key = agent_key(mcp_runtime)
-    transport = InProcessTransport(mcp_runtime.gate, approvals=mcp_runtime.approvals)
-    gw = Gateway(
-        Admission(transport),
-        HTTPSessions(session_lookup(mcp_runtime)),
-        http_bank,
-        grants=session_grants(transport),
-    )
-    verifier = key_checker(mcp_runtime)
-    headers = {"Authorization": f"Bearer {key}", "Clearance-Session": mcp_session.session_id}
-
     async def script(url: str) -> tuple[list[str], types.ReadResourceResult, MCPError, Any]:
-        async with (
-            httpx2.AsyncClient(headers=headers, timeout=60) as http,
-            Client(streamable_http_client(url, http_client=http), mode="legacy") as client,
-        ):
+        async with http_client(url, mcp_runtime, mcp_session, "legacy") as client:
             listed = sorted(str(r.uri) for r in (await client.list_resources()).resources)
             ok = await client.read_resource(WELCOME)
             no = await refusal(client.read_resource(VAULT_CODES))
@@ -394,8 +410,8 @@ def test_over_http_a_granted_read_runs_and_a_refused_one_never_reaches_the_serve
             assert [getattr(c, "list_changed", None) for c in declared] == [True, True, True]
             return listed, ok, no, prompt
 
-    with serving(lambda port: http_app(gw, verifier, host="127.0.0.1", port=port)) as port:
-        listed, ok, no, prompt = asyncio.run(script(f"http://127.0.0.1:{port}/mcp"))
+    with http_front(mcp_runtime, http_bank) as url:
+        listed, ok, no, prompt = asyncio.run(script(url))
     subscription = decisions_in_log(mcp_runtime)[-1]
     assert subscription["outcome"] == "PERMIT"
     [failure] = outcomes_for(mcp_runtime, subscription["decision_id"])
@@ -416,22 +432,9 @@ def test_modern_clients_read_through_the_front_and_hear_of_resource_and_prompt_c
 ) -> None:
     """2026-07-28 clients: a read is decided as for any client, and list changes of downstream
     resources and prompts arrive as listen events."""
-    key = agent_key(mcp_runtime)
-    transport = InProcessTransport(mcp_runtime.gate, approvals=mcp_runtime.approvals)
-    gw = Gateway(
-        Admission(transport),
-        HTTPSessions(session_lookup(mcp_runtime)),
-        upstreams,
-        grants=session_grants(transport),
-    )
-    verifier = key_checker(mcp_runtime)
-    headers = {"Authorization": f"Bearer {key}", "Clearance-Session": mcp_session.session_id}
 
     async def script(url: str) -> tuple[str, MCPError, list[str]]:
-        async with (
-            httpx2.AsyncClient(headers=headers, timeout=60) as http,
-            Client(streamable_http_client(url, http_client=http), mode="auto") as client,
-        ):
+        async with http_client(url, mcp_runtime, mcp_session, "auto") as client:
             assert client.session.protocol_version == "2026-07-28"
             [read] = (await client.read_resource(WELCOME)).contents
             assert isinstance(read, types.TextResourceContents)
@@ -446,8 +449,8 @@ def test_modern_clients_read_through_the_front_and_hear_of_resource_and_prompt_c
                             break
             return read.text, refused, sorted(events)
 
-    with serving(lambda port: http_app(gw, verifier, host="127.0.0.1", port=port)) as port:
-        text, refused, events = asyncio.run(script(f"http://127.0.0.1:{port}/mcp"))
+    with http_front(mcp_runtime, upstreams) as url:
+        text, refused, events = asyncio.run(script(url))
     assert text == "Welcome to the bank."
     assert "staff-only" in refused.message
     assert events == ["PromptsListChanged", "ResourcesListChanged"]
