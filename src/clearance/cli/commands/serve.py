@@ -9,10 +9,10 @@ shard)::
 
     clearance serve --store postgresql://clearance@db/clearance --replica-id gate-a --port 8700
 
-One process serves with one uvicorn worker (``serve_app``): the kill switch, breakers, rate limits
-and the audit appender live in the process, so several workers on one data directory would split
-them (each breaker would see a fraction of the traffic). More throughput means more replicas,
-each with its own replica id and audit shard, on PostgreSQL.
+One process serves with one uvicorn worker (``serve_app``): the breakers' call windows and failure
+streaks, the agent rate limits and the audit appender live in the process, so several workers on
+one data directory would split them (each breaker would see a fraction of an agent's traffic).
+More throughput means more replicas, each with its own replica id and audit shard, on PostgreSQL.
 """
 
 from __future__ import annotations
