@@ -65,7 +65,7 @@ _DISCUSSED_FACTOR = 0.6
 _CLOSING_QUOTES = ('"', "`", "\u201d", "\u00bb", "\u2019")
 
 _RescanFn = Callable[[str, int], "list[Finding]"]
-"""Scans a decoded payload one level deeper; the scanner passes its own ``_scan``."""
+"""Scans a decoded payload one level deeper; :meth:`InjectionScanner.scan` passes a memoised one."""
 _OBFUSCATED_SCORE = 0.95
 
 
@@ -510,7 +510,18 @@ class InjectionScanner:
 
     def scan(self, text: str) -> list[Finding]:
         """Return injection findings for ``text``, ordered by start offset."""
-        findings = self._scan(text, depth=0)
+        memo: dict[tuple[str, int], list[Finding]] = {}
+
+        def rescan(payload: str, depth: int) -> list[Finding]:
+            # A payload repeated in one text (the same base64 blob, comment or tag run) is
+            # scanned once: the scan is a pure function of the payload and the depth.
+            key = (payload, depth)
+            found = memo.get(key)
+            if found is None:
+                found = memo[key] = _scan(payload, depth, rescan)
+            return found
+
+        findings = _scan(text, 0, rescan)
         for classifier in self._classifiers:
             score = min(1.0, max(0.0, float(classifier.score(text))))
             findings.append(
@@ -519,26 +530,28 @@ class InjectionScanner:
         findings.sort(key=lambda f: (f.start, f.end, f.kind))
         return findings
 
-    def _scan(self, text: str, depth: int) -> list[Finding]:
-        spans = non_ascii_spans(text)
-        normalised = normalize(text, spans=spans)
-        low = lowercase(normalised)
-        # Non-ASCII text is lowercased once more as it is: native-script rules and the check for
-        # obfuscation read it.
-        original_low = low if normalised is text else lowercase(text)
-        words = words_of(low)
-        findings = _phrase_findings(text, normalised, low, words, original_low)
-        if normalised is not text:
-            if has_invisible(text, spans=spans):
-                findings.extend(_hidden_char_findings(text, spans, depth, self._scan))
-            findings.extend(_native_findings(text, original_low, spans))
-        if "<" in text:
-            findings.extend(_html_findings(text, low, words, depth, self._scan))
-        if "![" in text:
-            findings.extend(_markdown_image_findings(text))
-        if depth < MAX_DEPTH:
-            findings.extend(_encoded_findings(text, low, words, depth, self._scan))
-        return findings
+
+def _scan(text: str, depth: int, rescan: _RescanFn) -> list[Finding]:
+    """Findings of every family in ``text``; decoded and hidden payloads go to ``rescan``."""
+    spans = non_ascii_spans(text)
+    normalised = normalize(text, spans=spans)
+    low = lowercase(normalised)
+    # Non-ASCII text is lowercased once more as it is: native-script rules and the check for
+    # obfuscation read it.
+    original_low = low if normalised is text else lowercase(text)
+    words = words_of(low)
+    findings = _phrase_findings(text, normalised, low, words, original_low)
+    if normalised is not text:
+        if has_invisible(text, spans=spans):
+            findings.extend(_hidden_char_findings(text, spans, depth, rescan))
+        findings.extend(_native_findings(text, original_low, spans))
+    if "<" in text:
+        findings.extend(_html_findings(text, low, words, depth, rescan))
+    if "![" in text:
+        findings.extend(_markdown_image_findings(text))
+    if depth < MAX_DEPTH:
+        findings.extend(_encoded_findings(text, low, words, depth, rescan))
+    return findings
 
 
 def _quoted(text: str, start: int, end: int) -> bool:
