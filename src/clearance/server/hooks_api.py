@@ -142,10 +142,6 @@ class HookEndpoint:
         known: Dialect = next(d for d in DIALECTS if d == dialect)
         try:
             principal = await self.ctx.authorizer.agent(http)
-        except ApiError as exc:
-            hint = f" ({exc.hint})" if exc.hint else ""
-            return _refused(known, f"clearance: {exc.message}{hint}")
-        try:
             payload = parse_payload(await http.body())
             kind = event_kind(payload)
             if kind is EventKind.OTHER:
@@ -156,11 +152,17 @@ class HookEndpoint:
                 answer = await self._pre_tool(request, principal, wait_s, http)
             else:
                 return await self._post_tool(request, payload, kind, principal)
+        except ApiError as exc:  # the key: missing, unknown, revoked, not an agent's, limited
+            hint = f" ({exc.hint})" if exc.hint else ""
+            return _refused(known, f"clearance: {exc.message}{hint}")
         except RequestError as exc:
             return _refused(known, f"clearance: {exc}")
         except Exception as exc:  # the hook route's fail-closed boundary: deny
             log.exception("the hook endpoint failed; the call is denied")
-            return _refused(known, blocked_text("hook-endpoint", f"the gate failed: {exc}"))
+            # The exception's text stays in the log: it may name stores or paths the model
+            # (and the client's transcript) should not see.
+            failure = f"the gate failed ({type(exc).__name__}); see the sidecar's log"
+            return _refused(known, blocked_text("hook-endpoint", failure))
         allow = http.query_params.get("allow", "").lower() in ("1", "true", "yes")
         return _answer(known, answer, explicit_allow=allow)
 
@@ -170,8 +172,8 @@ class HookEndpoint:
         """The call's request, in the session the header names, for the key's agent.
 
         A session of another agent, or a closed or unknown one, is left to the gate, which
-        records the refusal (DENY ``session``); one of this agent's sessions in an environment
-        the key is not for is refused here, as the agent API's key check does.
+        refuses it (DENY ``session``); one of this agent's sessions in an environment the key is
+        not for is refused here, as the agent API's key check does.
         """
         call = ToolCall.from_event(payload)
         session_id = http.headers.get(SESSION_HEADER)

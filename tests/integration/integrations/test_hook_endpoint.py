@@ -399,6 +399,20 @@ def test_a_halted_agent_is_denied(served: Sidecar, session_id: str, hook_runtime
     assert reason.startswith("denied by rule `kill-switch`")
 
 
+def test_a_gate_that_fails_denies_without_leaking_the_failure(
+    served: Sidecar, session_id: str, hook_runtime: Runtime
+) -> None:
+    for name in ("clearance.db", "clearance.db-wal"):
+        path = hook_runtime.data_dir / name
+        if path.exists():
+            path.write_bytes(b"this is not a database" * 4096)
+    response = post(served, claude_pre("git status"), session_id)
+    reason = claude_reason(response)
+    assert reason.startswith("clearance: blocked: the gate did not decide (hook-endpoint)")
+    assert "see the sidecar's log" in reason
+    assert "clearance.db" not in reason
+
+
 def test_a_revoked_key_is_denied(served: Sidecar, session_id: str, hook_runtime: Runtime) -> None:
     identity = IdentityService(identity_store(hook_runtime.gate.store), hook_runtime.gate.clock)
     identity.revoke_key(identity.authenticate_key(served.agent_key).key_id)
