@@ -60,6 +60,7 @@ _REFUSED_STATUSES = frozenset({400, 413, 422})
 _RETRIES = 5
 _APPROVER_ROLES = frozenset({"approver", "admin"})
 _USER_AGENT = "clearance-redteam/1"
+_NO_AGENT = "-redteam-credential-check"
 _CREATE_ORCHESTRATOR = (
     "create one on the gate's host with `clearance users orchestrator-key redteam "
     "--environment {env}` and pass it as `--orchestrator-key {env}=KEY` (or in "
@@ -310,8 +311,9 @@ class HttpTarget:
                 hint=_CREATE_ORCHESTRATOR.format(env=missing[0]),
             )
         for env in environments:
-            # An agent that does not exist: a valid key for `env` gets 404 and nothing is opened.
-            probe = {"agent_id": "redteam-credential-check", "task": "-", "environment": env.value}
+            # An agent id no agent can have (ids start with a letter or digit): a valid key for
+            # `env` gets 404 and nothing is opened.
+            probe = {"agent_id": _NO_AGENT, "task": "-", "environment": env.value}
             response = _send(self._http, "POST", "/v1/sessions", probe, headers=_headers(keys[env]))
             if response.status_code == 404:
                 continue

@@ -41,6 +41,9 @@ NEVER_DELETE = """\
     reason: the agent never deletes records
 """
 ALLOW_ALL = "  - id: allow-all\n    tools: ['*']\n    when: 'true'\n    outcome: permit\n"
+#: A hang guard, not a speed bound: a whole suite over HTTP is thousands of requests, and the
+#: served gate shares this process (and a loaded machine) with the client.
+WHOLE_RUN = pytest.mark.timeout(900)
 
 
 @dataclasses.dataclass
@@ -141,9 +144,27 @@ def decides_normally(staging: Staging, agent_id: str) -> None:
     assert decided.json()["outcome"] == "PERMIT"
 
 
+def nothing_left_in_force(staging: Staging, prefix: str) -> set[str]:
+    """The run with agents ``<prefix>-NNNNN`` left no halt in force and no valid key, and the gate
+    decides normally after it; returns the scopes the run halted (each of them resumed)."""
+    assert control_state(staging)["stops"] == []
+    history = halts_and_resumes(staging)
+    resumed = {scope for action, scope in history if action == "resume"}
+    halted = {scope for action, scope in history if action == "halt"}
+    assert {s for s in halted if s.startswith(f"agent:{prefix}-")}
+    assert halted <= resumed
+    agents = [a for a in staging.redteam_agents() if a.startswith(f"{prefix}-")]
+    keys = [k for a in agents for k in staging.identity.records.list_keys(agent_id=a)]
+    assert len(keys) == len(agents) > 0
+    assert all(k.revoked_at is not None for k in keys)
+    decides_normally(staging, f"after-{prefix}")
+    return halted
+
+
 # ------------------------------------------------------------------------ FinanceApp, clean
 
 
+@WHOLE_RUN
 def test_financeapp_over_http_finds_what_the_in_process_run_finds(
     financeapp_gate: Staging,
     tmp_path: Path,
@@ -225,26 +246,15 @@ def test_financeapp_over_http_finds_what_the_in_process_run_finds(
     assert junit.get("failures") == "0"
     assert int(junit.get("tests") or 0) == over_http["run"]
 
-    # Nothing of the run is left in force: no halt, no valid key; the gate decides normally.
-    assert control_state(financeapp_gate)["stops"] == []
-    prefix = over_http["agent_prefix"]
-    history = halts_and_resumes(financeapp_gate)
-    halted = {scope for action, scope in history if action == "halt"}
-    resumed = {scope for action, scope in history if action == "resume"}
+    halted = nothing_left_in_force(financeapp_gate, over_http["agent_prefix"])
     assert "all" in halted
-    assert {s for s in halted if s.startswith(f"agent:{prefix}-")}
-    assert halted <= resumed
-    agents = [a for a in financeapp_gate.redteam_agents() if a.startswith(prefix)]
-    assert len(agents) > 1000
-    keys = [k for a in agents for k in financeapp_gate.identity.records.list_keys(agent_id=a)]
-    assert keys
-    assert all(k.revoked_at is not None for k in keys)
-    decides_normally(financeapp_gate, "after-the-run")
+    assert len(financeapp_gate.redteam_agents()) > 1000
 
 
 # --------------------------------------------------------------------- a weakened gate
 
 
+@WHOLE_RUN
 def test_a_gate_that_permits_what_the_policy_file_forbids_is_caught(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -396,6 +406,7 @@ def test_an_unreachable_gate_is_a_clear_error(
 # --------------------------------------------------------------------- interrupted runs
 
 
+@WHOLE_RUN
 def test_an_interrupted_run_lifts_its_halts_and_revokes_its_keys(financeapp_gate: Staging) -> None:
     bundle: Bundle = load_policy(FINANCEAPP)
     suite = dataclasses.replace(generate(bundle.compiled), cases=())
@@ -420,22 +431,10 @@ def test_an_interrupted_run_lifts_its_halts_and_revokes_its_keys(financeapp_gate
                 progress=interrupt_inside_the_halts,
                 agent_prefix="redteam-interrupted",
             )
-    assert control_state(financeapp_gate)["stops"] == []
-    history = halts_and_resumes(financeapp_gate)
-    halted = {scope for action, scope in history if action == "halt"}
-    resumed = {scope for action, scope in history if action == "resume"}
-    ours = {s for s in halted if s.startswith("agent:redteam-interrupted-")}
-    assert ours
-    assert ours <= resumed
-    agents = [a for a in financeapp_gate.redteam_agents() if a.startswith("redteam-interrupted-")]
-    assert agents
-    for agent in agents:
-        keys = financeapp_gate.identity.records.list_keys(agent_id=agent)
-        assert keys
-        assert all(k.revoked_at is not None for k in keys)
-    decides_normally(financeapp_gate, "after-the-interruption")
+    nothing_left_in_force(financeapp_gate, "redteam-interrupted")
 
 
+@WHOLE_RUN
 def test_a_policy_switched_during_the_run_is_reported_with_the_results(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
