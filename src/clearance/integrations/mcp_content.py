@@ -58,8 +58,20 @@ log = logging.getLogger("clearance.integrations.mcp")
 REFUSED = -32003
 """JSON-RPC error code of a request the gate did not permit (``data.rule`` names the rule)."""
 
+MCP_SESSION_HEADER = "mcp-session-id"
+
 Remember = Callable[[Any, SessionHandle], None]
 _Entry = TypeVar("_Entry", types.Resource, types.ResourceTemplate, types.Prompt)
+
+
+def connection_of(ctx: Any) -> str:
+    """A stable key of the client connection ``ctx`` came on.
+
+    ``ctx.session`` is a new object for every request; over HTTP the MCP session id names the
+    connection, and a stdio or in-process server has one connection.
+    """
+    request = getattr(ctx, "request", None)
+    return request.headers.get(MCP_SESSION_HEADER, "") if request is not None else ""
 
 
 def refused(exc: ToolRefused) -> MCPError:
@@ -128,8 +140,9 @@ class Content:
         self.downstreams = downstreams
         self.grants = grants
         self.remember = remember
-        # Handshake-era subscribers of each downstream resource, (server, URI) -> sessions.
-        self._subscribers: dict[tuple[str, str], list[Any]] = {}
+        # Handshake-era subscribers of each downstream resource: (server, URI) -> the session of
+        # each subscribed connection, by connection (see `connection_of`).
+        self._subscribers: dict[tuple[str, str], dict[str, Any]] = {}
 
     def handlers(self) -> dict[str, Any]:
         """The low-level ``Server`` constructor arguments that serve resources and prompts."""
@@ -264,36 +277,48 @@ class Content:
         session, decision = await clear(self.admission, self.identify, ctx, call)
         if isinstance(decision, types.InputRequiredResult):
             raise MCPError(INVALID_PARAMS, "subscriptions need a handshake-era connection")
-        subscribers = self._subscribers.setdefault((server, uri), [])
+        subscribers = self._subscribers.setdefault((server, uri), {})
         if not subscribers:
             client = await self._client(session, decision, server)
             try:
                 await _subscribe_downstream(client, server, uri)
             except Exception as exc:
                 raise await self._failed(session, decision, exc) from exc
-        if ctx.session not in subscribers:
-            subscribers.append(ctx.session)
+        subscribers[connection_of(ctx)] = ctx.session
         await self.admission.record_output(session, decision, output=f"subscribed to {uri}")
         return types.EmptyResult()
 
     async def unsubscribe(
         self, ctx: Any, params: types.UnsubscribeRequestParams
     ) -> types.EmptyResult:
-        """Stop sending this client updates of a resource (nothing to decide: it only stops)."""
+        """Stop sending this client updates of a resource (nothing to decide: it only stops).
+
+        The last subscriber's leaving ends the downstream subscription too.
+        """
         server, uri = _split_uri(params.uri)
-        subscribers = self._subscribers.get((server, uri), [])
-        if ctx.session in subscribers:
-            subscribers.remove(ctx.session)
+        subscribers = self._subscribers.get((server, uri), {})
+        if subscribers.pop(connection_of(ctx), None) is None:
+            return types.EmptyResult()
+        client = self.downstreams.client(server)
+        if not subscribers and client is not None:
+            del self._subscribers[(server, uri)]
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", MCPDeprecationWarning)
+                    await client.session.unsubscribe_resource(uri)
+            except Exception:  # the client is unsubscribed either way; updates are dropped
+                log.info("downstream `%s` kept its subscription to %s", server, uri, exc_info=True)
         return types.EmptyResult()
 
     async def updated(self, server: str, uri: str) -> None:
         """Tell each client subscribed to ``server``'s ``uri`` that it changed."""
-        for client in list(self._subscribers.get((server, uri), [])):
+        subscribers = self._subscribers.get((server, uri), {})
+        for connection, client in list(subscribers.items()):
             try:
                 await client.send_resource_updated(resource_uri(server, uri))
             except Exception:  # a client that went away must not stop the others' notices
                 log.info("a subscriber left before hearing of %s", uri, exc_info=True)
-                self._subscribers[(server, uri)].remove(client)
+                subscribers.pop(connection, None)
 
     async def _client(self, session: SessionHandle, decision: Decision, server: str) -> Client:
         """The permitted request's downstream, or (recorded as its failure) the error to raise."""

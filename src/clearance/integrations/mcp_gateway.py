@@ -51,7 +51,7 @@ from clearance.integrations.mcp_admission import (
     caller,
     error_result,
 )
-from clearance.integrations.mcp_content import Content
+from clearance.integrations.mcp_content import Content, connection_of
 from clearance.integrations.mcp_downstream import Change, Downstreams, Upstream
 from clearance.integrations.mcp_names import namespaced, split_name
 from clearance.integrations.transport import InProcessTransport
@@ -60,7 +60,6 @@ from clearance.model.decision import Decision
 log = logging.getLogger("clearance.integrations.mcp")
 
 INSTRUCTIONS = "Tools behind the clearance authorization gate."
-MCP_SESSION_HEADER = "mcp-session-id"
 MAX_REMEMBERED = 10_000
 NOTIFICATIONS = NotificationOptions(
     prompts_changed=True, resources_changed=True, tools_changed=True
@@ -180,8 +179,7 @@ class Gateway:
         self, ctx: Any, session: SessionHandle, names: frozenset[str] | None = None
     ) -> None:
         """Keep a connection to notify; ``names`` are the tools it was shown, if it listed them."""
-        request = getattr(ctx, "request", None)
-        connection = request.headers.get(MCP_SESSION_HEADER, "") if request is not None else ""
+        connection = connection_of(ctx)
         if names is None and connection in self._seen:
             names = self._seen[connection][2]
         self._seen[connection] = (ctx.session, session, names)

@@ -153,6 +153,7 @@ def bank_server(ledger: Path, *, token: str | None = None, subscriptions: bool =
         return types.EmptyResult()
 
     async def unsubscribe(ctx: Any, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
+        record({"unsubscribe": params.uri})
         subscribed.discard(params.uri)
         return types.EmptyResult()
 

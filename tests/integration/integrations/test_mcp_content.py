@@ -335,6 +335,10 @@ def test_list_changes_and_resource_updates_reach_the_clients_that_may_see_them(
         with anyio.fail_after(20):
             while len(heard) < 3:
                 await anyio.sleep(0.05)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            await client.session.unsubscribe_resource(WELCOME)
+        await client.call_tool("bank__touch", {"uri": "bank://notices/welcome"})  # heard by none
         resources = sorted(str(r.uri) for r in (await client.list_resources()).resources)
         prompts = sorted(p.name for p in (await client.list_prompts()).prompts)
         return resources, prompts
@@ -353,6 +357,7 @@ def test_list_changes_and_resource_updates_reach_the_clients_that_may_see_them(
     assert "clearance://bank/bank://notices/closure" in resources
     assert "bank__explain_closure" in prompts
     assert {"subscribe": "bank://notices/welcome"} in ledger_lines(ledger)
+    assert {"unsubscribe": "bank://notices/welcome"} in ledger_lines(ledger)
     assert {"subscribe": "bank://branch/vault-codes"} not in ledger_lines(ledger)
 
 
