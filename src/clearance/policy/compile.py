@@ -590,7 +590,7 @@ def build_verdict(
         for rule in matches:
             merged.extend(o for o in rule.obligations if o not in merged)
         obligations = tuple(merged)
-    return Verdict(
+    return Verdict.model_construct(
         outcome=outcome,
         rule=first.id,
         reason=first.reason,

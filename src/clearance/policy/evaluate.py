@@ -72,7 +72,7 @@ def evaluate(
     """Decide one request against a compiled policy; see the module docstring for the steps."""
     tool = compiled.tools.get(request.tool)
     if tool is None:
-        return Verdict(
+        return Verdict.model_construct(
             outcome=Outcome.SILENCE,
             rule="unknown-tool",
             reason=f"tool `{request.tool}` is not in the policy's inventory",
@@ -139,8 +139,10 @@ def _scope(
     return plan
 
 
+# Verdicts built during evaluation hold values the compiler already validated (tiers, rule ids,
+# locations) and text made here: they are constructed without a second validation.
 def _refuse(tool: CompiledTool, rule: str, reason: str, location: str | None) -> Verdict:
-    return Verdict(
+    return Verdict.model_construct(
         outcome=Outcome.DENY,
         rule=rule,
         reason=reason,
@@ -152,7 +154,7 @@ def _refuse(tool: CompiledTool, rule: str, reason: str, location: str | None) ->
 
 def _error(tool: CompiledTool, rule: CompiledRule, detail: str) -> Verdict:
     source = rule.condition.source if rule.condition is not None else ""
-    return Verdict(
+    return Verdict.model_construct(
         outcome=Outcome.SILENCE,
         rule=rule.id,
         reason=f"condition of rule `{rule.id}` could not be evaluated ({detail}) in `{source}`",
