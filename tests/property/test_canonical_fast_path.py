@@ -189,7 +189,7 @@ def _orjson(value: Any) -> bytes | None:
         return None
 
 
-@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(json_values)
 @example(ORDER_EXAMPLE)
 @example({"k": [True, 1, False, 0, 1.0, None]})
@@ -201,7 +201,7 @@ def test_every_path_equals_the_reference(value: Any) -> None:
         assert got is None or got == want, path.__name__
 
 
-@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(any_values)
 def test_refuses_exactly_what_the_reference_refuses(value: Any) -> None:
     want = _reference(value)
@@ -258,7 +258,7 @@ def test_deep_nesting_beyond_the_accelerators_limit() -> None:
         canonical_bytes(value)
 
 
-@settings(max_examples=2000)
+@settings(max_examples=2000, deadline=None)
 @given(st.integers(min_value=0, max_value=2**64 - 1))
 def test_every_float_bit_pattern_formats_like_ecmascript(bits: int) -> None:
     x = struct.unpack("<d", struct.pack("<Q", bits))[0]
@@ -267,6 +267,7 @@ def test_every_float_bit_pattern_formats_like_ecmascript(bits: int) -> None:
         assert canonical_bytes([x]) == rfc8785.dumps([x])
 
 
+@settings(deadline=None)
 @given(st.dictionaries(st.text(max_size=6), st.integers(-(2**53) + 1, 2**53 - 1), max_size=6))
 def test_request_digest_is_stable_under_key_order(args: dict[str, int]) -> None:
     reordered = dict(reversed(list(args.items())))
@@ -328,7 +329,7 @@ def _variants(value: Any) -> list[bytes]:
 
 
 @pytest.mark.parametrize("parser", sorted(PARSERS))
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(value=strict_values)
 def test_loads_canonical_accepts_exactly_the_canonical_bytes(parser: str, value: Any) -> None:
     raw = rfc8785.dumps(value)

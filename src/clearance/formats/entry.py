@@ -213,7 +213,8 @@ def _validate_fields(header: Mapping[str, Any]) -> None:
         raise EntryError("field `prev` is not a `sha256:<hex>` digest")
     if not _TIME_RE.match(_require(header, "time", str)):
         raise EntryError("field `time` is not RFC 3339 UTC with microseconds")
-    if not _KIND_RE.match(_require(header, "kind", str)):
+    kind = _require(header, "kind", str)
+    if kind not in KINDS and not _KIND_RE.match(kind):  # the named kinds need no regex
         raise EntryError("field `kind` is not a dotted lowercase name")
     retention = header.get("retention")
     if retention is not None:
