@@ -22,7 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from clearance.cli.commands.redteam import attack, redteam_target
-from clearance.cli.main import app
+from clearance.cli.main import app, main
 from clearance.gate.redteam import STATEFUL, GateTarget, Report, run_redteam
 from clearance.model import Outcome, Request, SessionFacts, Verdict
 from clearance.model.decision import Decision
@@ -285,3 +285,11 @@ def test_an_interrupted_run_lifts_every_halt_it_engaged(tmp_path: Path) -> None:
     resumed = {h.scope for h in status.history if h.action == "resume"}
     assert len(halted) == 2
     assert halted == resumed
+
+
+def test_the_digest_override_without_url_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["redteam", str(FINANCEAPP), "--unsafe-allow-digest-mismatch"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "applies to a gate attacked with --url" in err

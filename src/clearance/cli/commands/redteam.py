@@ -371,6 +371,11 @@ def redteam(
     resumes every halt and revokes every key it created, even when
     interrupted. Exit 2 when the run could not be made. See docs/redteam.md.
     """
+    if url is None and unsafe_allow_digest_mismatch:
+        raise RedTeamSetupError(
+            "--unsafe-allow-digest-mismatch applies to a gate attacked with --url",
+            hint="add --url URL, or drop the option: in process the gate runs POLICY itself",
+        )
     bundle = load_policy(policy)
     if url is None:
         report = attack(bundle, show_progress=progress)
