@@ -108,8 +108,13 @@ def parse_upstreams(
 
 def _upstream(path: Path, name: str, entry: Any, env: Mapping[str, str]) -> Upstream:
     where = f"`{path}`: mcpServers.{name}"
-    if SEPARATOR in name or not name:
-        raise ConfigError(f"`{path}`: server name `{name}` must be non-empty without `{SEPARATOR}`")
+    if SEPARATOR in name or not name or name.endswith("_"):
+        # `<server>__<tool>` splits at its first `__`: only then does it name one server.
+        raise ConfigError(
+            f"`{path}`: server name `{name}` must be non-empty, without `{SEPARATOR}`, "
+            "and must not end with `_`",
+            hint="rename the entry in the mcpServers map (its tools are then `<name>__<tool>`)",
+        )
     if not isinstance(entry, dict):
         raise ConfigError(f"{where} is not an object")
     unknown = sorted(set(entry) - _KNOWN_KEYS)
