@@ -40,7 +40,7 @@ from clearance.credentials import CredentialBroker
 from clearance.errors import ClearanceError
 from clearance.gate.evidence import AuditRecorder
 from clearance.gate.gate import Gate
-from clearance.server import agent_api, health, operator_api
+from clearance.server import agent_api, health, hooks_api, operator_api
 from clearance.server.authorize import Authorizer, LoginRequiredError
 from clearance.server.dashboard import routes as dashboard
 from clearance.server.identity import IdentityService
@@ -377,6 +377,7 @@ def create_app(services: GateServices | Gate, settings: ServerSettings) -> FastA
         redoc_url=None,
     )
     app.include_router(agent_api.router(ctx))
+    app.include_router(hooks_api.router(ctx))
     app.include_router(operator_api.router(ctx))
     app.include_router(health.router(ctx))
     dashboard.mount(app, ctx)
