@@ -16,7 +16,7 @@ not explain. Headers and leaf hashes stay, so every proof still verifies.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -41,15 +41,40 @@ DEFAULT = RetentionClass("default", DEFAULT_DAYS)
 HIGH_RISK = RetentionClass("high-risk", HIGH_RISK_DAYS)
 
 
-def default_retention(kind: str, header_fields: Mapping[str, Any]) -> tuple[str, int]:
-    """180 days for tool calls; 3 years for write-broad/destructive tiers, APPROVAL and approval events."""
-    if (
+def is_high_risk(kind: str, header_fields: Mapping[str, Any]) -> bool:
+    """Write-broad and destructive tiers, every APPROVAL decision and every approval event."""
+    return (
         kind.startswith("approval.")
         or header_fields.get("tier") in HIGH_RISK_TIERS
         or header_fields.get("outcome") == "APPROVAL"
-    ):
+    )
+
+
+def default_retention(kind: str, header_fields: Mapping[str, Any]) -> tuple[str, int]:
+    """180 days for tool calls; 3 years for write-broad/destructive tiers, APPROVAL and approval events."""
+    if is_high_risk(kind, header_fields):
         return (HIGH_RISK.name, HIGH_RISK.days)
     return (DEFAULT.name, DEFAULT.days)
+
+
+def retention_in_force(
+    periods: Callable[[], tuple[int, int] | None],
+) -> Callable[[str, Mapping[str, Any]], tuple[str, int]]:
+    """``default_retention``'s classes with the periods in force when each entry is written.
+
+    ``periods`` returns ``(default days, high-risk days)`` from the active policy's ``retention``
+    section, or None when no policy is active (the built-in periods apply). Reading them per
+    entry means a policy activation changes the retention of what is written after it, never of
+    what was written before (the date is fixed into each header).
+    """
+
+    def retention_for(kind: str, header_fields: Mapping[str, Any]) -> tuple[str, int]:
+        days = periods() or (DEFAULT.days, HIGH_RISK.days)
+        if is_high_risk(kind, header_fields):
+            return (HIGH_RISK.name, days[1])
+        return (DEFAULT.name, days[0])
+
+    return retention_for
 
 
 class RetentionPolicy:

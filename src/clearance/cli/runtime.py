@@ -33,6 +33,7 @@ from clearance.approvals.settings import (
     breakglass_settings,
 )
 from clearance.audit.log import AuditLog
+from clearance.audit.retention import retention_in_force
 from clearance.audit.sign import AuditKey, MaskKey
 from clearance.cli.otel import enable_tracing
 from clearance.control.killswitch import agent_hook
@@ -145,6 +146,15 @@ def create_keys(data_dir: Path, deployment: str) -> AuditKey:
     return key
 
 
+def _retention_days(gate: Gate) -> tuple[int, int] | None:
+    """The active policy's ``retention`` periods in days (default, high-risk), if one is active."""
+    bundle = gate.bundle
+    if bundle is None:
+        return None
+    periods = bundle.compiled.retention
+    return (periods.default.days, periods.high_risk.days)
+
+
 def open_runtime(
     data_dir: Path,
     *,
@@ -185,6 +195,7 @@ def open_runtime(
                 f"{key.name}/{config.replica_id}/{period}",
                 clock.now,
                 PolicyRedactor(mask_key, lambda: gate.bundle),
+                retention_for=retention_in_force(lambda: _retention_days(gate)),
             )
         except BaseException:
             audit_storage.close()
