@@ -214,12 +214,16 @@ def _machine_share(before: tuple[float, float], after: tuple[float, float]) -> f
 # -- the server process ------------------------------------------------------------------------
 
 
-def serve(data_dir: Path, port: int, *, threadpool: bool) -> None:
+def serve(data_dir: Path, port: int, *, threadpool: bool, threads: int) -> None:
     """The server process: the app of ``clearance serve``, served the way it serves it."""
     from clearance.server.app import create_app
 
     settings = ServerSettings(
-        data_dir=data_dir, port=port, decide_in_threadpool=threadpool, replica_id=SERVER_REPLICA
+        data_dir=data_dir,
+        port=port,
+        decide_in_threadpool=threadpool,
+        decide_threads=threads,
+        replica_id=SERVER_REPLICA,
     )
     runtime, services = open_service(settings)
     try:
@@ -456,6 +460,7 @@ def start_sidecar(data_dir: Path, key: str, session_id: str, args: argparse.Name
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
     command = [sys.executable, __file__, "--serve", str(data_dir), str(port)]
+    command += ["--decide-threads", str(args.decide_threads)]
     if args.event_loop:
         command.append("--event-loop")
     process = subprocess.Popen(command)
@@ -465,7 +470,7 @@ def start_sidecar(data_dir: Path, key: str, session_id: str, args: argparse.Name
 
 
 def report(results: list[tuple[int, Point, Point]], args: argparse.Namespace) -> None:
-    mode = "event loop" if args.event_loop else "worker threads"
+    mode = "event loop" if args.event_loop else f"{args.decide_threads} worker threads"
     generator = "wrk" if args.wrk else f"{args.generators} Python generator process(es)"
     load = os.getloadavg()
     print(
@@ -506,11 +511,22 @@ def main() -> None:
     parser.add_argument(
         "--event-loop", action="store_true", help="decide on the event loop, not in a thread"
     )
+    parser.add_argument(
+        "--decide-threads",
+        type=int,
+        default=ServerSettings().decide_threads,
+        help="the server's decide_threads setting",
+    )
     parser.add_argument("--serve", nargs=2, metavar=("DATA_DIR", "PORT"), help=argparse.SUPPRESS)
     parser.add_argument("--load", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(Path(args.serve[0]), int(args.serve[1]), threadpool=not args.event_loop)
+        serve(
+            Path(args.serve[0]),
+            int(args.serve[1]),
+            threadpool=not args.event_loop,
+            threads=args.decide_threads,
+        )
         return
     if args.load:
         port, connections, seconds, key, body = args.load

@@ -5,18 +5,36 @@ The agent id of every request is the one bound to the caller's key; a body canno
 status follows its outcome (``wire.OUTCOME_STATUS``): PERMIT 200, APPROVAL 202, DENY 403,
 SILENCE 503, so a plain ``curl`` of a refused call sees 403 and nothing can mistake a refusal for
 a success by ignoring the body.
+
+``POST /v1/decide`` and ``POST /v1/tokens/redeem`` carry nearly all the traffic, so they are
+``LeanRoute``s: FastAPI documents them from their signatures like any other route, but serves them
+without its per-request dependency, validation and serialisation machinery. The route
+authenticates the key, reads the body bytes, parses them as a FastAPI route would, validates them
+once with the wire model and calls the endpoint with exactly the values its signature declares;
+errors are the same ``ApiError`` and ``RequestValidationError`` the app's handlers render for
+every route. ``Gate.decide()`` blocks on the audit group commit, so it runs on a dedicated thread
+pool (``decide_threads``): concurrent decisions share commits and the event loop keeps serving.
 """
 
 # No `from __future__ import annotations` here: FastAPI must evaluate the route annotations,
 # which use dependency aliases local to `router()`.
 
+import asyncio
 import contextvars
+import inspect
+import json
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends
+from fastapi import Request as HTTPRequest
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from clearance.approvals.service import ApprovalService
@@ -109,6 +127,68 @@ def _decision_response(decision: Decision) -> Response:
     )
 
 
+def _missing_body() -> RequestValidationError:
+    return RequestValidationError(
+        [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
+    )
+
+
+def parse_body(raw: bytes, model: type[DecideRequestV1]) -> DecideRequestV1:
+    """Validate the body bytes into ``model`` once, accepting exactly what a FastAPI route does.
+
+    The standard library parses, as in a FastAPI route, not orjson: orjson turns an integer
+    beyond 64 bits into a float without a word, so the arguments decided (and the digest bound
+    to them) would differ from those sent, where the wire model refuses them with a 422 naming
+    the field. Raises ``RequestValidationError``, rendered as 400 ``malformed_json`` or 422
+    ``invalid_request`` by the app's handler.
+    """
+    if not raw:
+        raise _missing_body()
+    try:
+        parsed = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error"}]
+        ) from exc
+    if parsed is None:
+        raise _missing_body()
+    try:
+        return model.model_validate(parsed)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        ) from None
+
+
+_Endpoint = Callable[..., Awaitable[Response]]
+
+
+def lean_route(
+    principal_of: Callable[[HTTPRequest], Awaitable[AgentPrincipal]],
+) -> type[APIRoute]:
+    """A route class for endpoints ``(body: <wire model>, principal: <agent>) -> Response``.
+
+    FastAPI reads the endpoint's signature to document the route, as for any route. Serving, the
+    route authenticates with ``principal_of`` first (an unauthenticated caller gets its 401
+    before its body is even parsed), then validates the body once (``parse_body``) into the
+    model the signature names, and calls the endpoint with both.
+    """
+
+    class LeanRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[HTTPRequest], Coroutine[Any, Any, Response]]:
+            endpoint: _Endpoint = self.endpoint
+            model = inspect.signature(endpoint).parameters["body"].annotation
+
+            async def handle(http: HTTPRequest) -> Response:
+                principal = await principal_of(http)
+                body = parse_body(await http.body(), model)
+                return await endpoint(body=body, principal=principal)
+
+            return handle
+
+    return LeanRoute
+
+
 def router(ctx: "ServerContext") -> APIRouter:
     """The agent and orchestrator routes."""
     api = APIRouter(prefix="/v1", tags=["agent"])
@@ -131,6 +211,7 @@ def router(ctx: "ServerContext") -> APIRouter:
         return cached
 
     def decide_now(request: Request, principal: AgentPrincipal) -> Decision:
+        """Decide on a worker thread; the key's principal rides in a context variable."""
         token = _calling_agent.set(principal)
         try:
             started = gate.clock.monotonic()
@@ -149,33 +230,43 @@ def router(ctx: "ServerContext") -> APIRouter:
         )
         return decision
 
+    pool = (
+        ThreadPoolExecutor(ctx.settings.decide_threads, thread_name_prefix="clearance-decide")
+        if ctx.settings.decide_in_threadpool
+        else None
+    )
+
     async def run_decide(body: DecideRequestV1, principal: AgentPrincipal) -> Response:
-        request = Request(agent_id=principal.agent_id, **body.model_dump())
-        if ctx.settings.decide_in_threadpool:
-            decision = await run_in_threadpool(decide_now, request, principal)
-        else:
+        request = Request(agent_id=principal.agent_id, **dict(body))
+        if pool is None:
             decision = decide_now(request, principal)
+        else:
+            loop = asyncio.get_running_loop()
+            decision = await loop.run_in_executor(pool, decide_now, request, principal)
         return _decision_response(decision)
 
-    @api.post(
-        "/decide",
-        response_model=Decision,
-        responses=_DECISION_RESPONSES,
-        summary="Decide one tool call",
-    )
     async def decide(body: DecideRequestV1, principal: agent) -> Response:
         """Ask the gate whether the calling agent may make this tool call."""
         return await run_decide(body, principal)
 
-    @api.post(
-        "/tokens/redeem",
-        response_model=Decision,
-        responses=_DECISION_RESPONSES,
-        summary="Resubmit an approved call with its execution token",
-    )
     async def redeem(body: RedeemRequestV1, principal: agent) -> Response:
         """The approved request, unchanged, with ``approval_token``: PERMIT once, then DENY."""
         return await run_decide(body, principal)
+
+    lean = lean_route(ctx.authorizer.agent)
+    for path, endpoint, summary in (
+        ("/decide", decide, "Decide one tool call"),
+        ("/tokens/redeem", redeem, "Resubmit an approved call with its execution token"),
+    ):
+        api.add_api_route(
+            path,
+            endpoint,
+            methods=["POST"],
+            response_model=Decision,
+            responses=_DECISION_RESPONSES,
+            summary=summary,
+            route_class_override=lean,
+        )
 
     @api.post("/results", status_code=202, responses=_ERRORS, summary="Report a call's outcome")
     async def report(body: ActionResult, principal: agent) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from .conftest import World  # noqa: TID252 - sibling fixture module
@@ -118,3 +119,79 @@ def test_every_response_carries_security_headers(world: World) -> None:
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["x-frame-options"] == "DENY"
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+# The decide routes parse their own bodies: numbers the request digest cannot carry get the
+# precise 422 naming the field, and an integer beyond 64 bits is never decided as a rounded float.
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"session_id": "s", "tool": "read_account", "args": {"amount": NaN}}',
+        b'{"session_id": "s", "tool": "read_account", "args": {"amount": -Infinity}}',
+        b'{"session_id": "s", "tool": "read_account", "args": {"amount": 123456789012345678901}}',
+    ],
+)
+def test_non_canonical_numbers_in_args_are_422_naming_args(world: World, raw: bytes) -> None:
+    with world.agent() as client:
+        response = client.post(
+            "/v1/decide", content=raw, headers={"Content-Type": "application/json"}
+        )
+    assert_error(response, 422, "invalid_request")
+    assert "args" in response.json()["message"]
+
+
+@pytest.mark.parametrize("raw", [b"null", b"", b"   "])
+def test_an_empty_or_null_body_is_refused(world: World, raw: bytes) -> None:
+    with world.agent() as client:
+        response = client.post(
+            "/v1/decide", content=raw, headers={"Content-Type": "application/json"}
+        )
+    assert response.status_code in (400, 422), response.text
+    assert set(response.json()) == {"code", "message", "hint"}
+
+
+def test_an_agent_id_in_the_body_is_refused_even_when_it_names_the_caller(world: World) -> None:
+    # The caller's own id is refused too: the body never carries identity, whatever it says.
+    session_id = world.open_session()
+    body = {"session_id": session_id, "tool": "read_account", "agent_id": "payments-bot"}
+    with world.agent() as client:
+        response = client.post("/v1/decide", json=body)
+    assert_error(response, 422, "invalid_request")
+    assert "agent_id" in response.json()["message"]
+
+
+def test_redeem_without_a_token_is_422_and_decides_nothing(world: World) -> None:
+    session_id = world.open_session()
+    body = {"session_id": session_id, "tool": "read_account", "args": {"account_id": "acc-1"}}
+    with world.agent() as client:
+        response = client.post("/v1/tokens/redeem", json=body)
+    assert_error(response, 422, "invalid_request")
+    assert "approval_token" in response.json()["message"]
+    decided = world.gate.store.recent_decisions(limit=1000, agent_id="payments-bot")
+    assert all(record.request.get("session_id") != session_id for record in decided)
+
+
+def test_a_malformed_body_without_a_key_is_401_and_not_parsed(world: World) -> None:
+    with httpx.Client(base_url=world.base_url, timeout=10) as client:
+        response = client.post(
+            "/v1/decide", content=b"{", headers={"Content-Type": "application/json"}
+        )
+    assert_error(response, 401, "unauthenticated")
+
+
+def test_the_openapi_document_names_the_decide_bodies(world: World) -> None:
+    with httpx.Client(base_url=world.base_url, timeout=10) as client:
+        document = client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    for path, model in (
+        ("/v1/decide", "DecideRequestV1"),
+        ("/v1/tokens/redeem", "RedeemRequestV1"),
+    ):
+        body = document["paths"][path]["post"]["requestBody"]
+        assert body["required"] is True
+        assert body["content"]["application/json"]["schema"] == {
+            "$ref": f"#/components/schemas/{model}"
+        }
+        assert schemas[model]["additionalProperties"] is False
+        assert "agent_id" not in schemas[model]["properties"]
+    assert schemas["RedeemRequestV1"]["required"] == ["session_id", "tool", "approval_token"]
