@@ -1,8 +1,11 @@
 """The command line: argv -> command; ``ClearanceError`` -> one line on stderr and an exit code.
 
 Sub-commands live in ``clearance.cli.commands``; each is a Typer app registered here, imported
-lazily so ``clearance --help`` stays fast and an optional extra that is not installed only
-disables its own commands.
+lazily so an optional extra that is not installed only disables its own commands. When the first
+argument names a sub-command group (``clearance hook claude-code``, ``clearance audit verify``),
+only that group's module is imported: a coding agent spawns ``clearance hook`` for every tool
+call, and importing every command (the MCP SDK and the ASGI stack among them) would put seconds
+of start-up in front of each one. ``app`` (every command) is built on first use.
 """
 
 from __future__ import annotations
@@ -16,13 +19,16 @@ from rich.console import Console
 
 from clearance.errors import ClearanceError
 
-app = typer.Typer(
-    name="clearance",
-    help="A deterministic, auditable authorization gate in front of every AI-agent tool call.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+
+def _new_app() -> typer.Typer:
+    return typer.Typer(
+        name="clearance",
+        help="A deterministic, auditable authorization gate in front of every AI-agent tool call.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+
 
 # (name, module, help). Each module exposes ``app: typer.Typer``.
 _SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
@@ -64,8 +70,12 @@ _TOP_LEVEL: tuple[str, ...] = (
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _register() -> None:
+def build_app(only: str | None = None) -> typer.Typer:
+    """Every command, or only the sub-command group named ``only`` (see the module docstring)."""
+    app = _new_app()
     for name, module, help_text in _SUBCOMMANDS:
+        if only is not None and name != only:
+            continue
         try:
             sub = importlib.import_module(module).app
         except ImportError as exc:
@@ -80,11 +90,24 @@ def _register() -> None:
                 )
 
         app.add_typer(sub, name=name, help=help_text)
-    for module in _TOP_LEVEL:
-        importlib.import_module(module).register(app)
+    if only is None:
+        for module in _TOP_LEVEL:
+            importlib.import_module(module).register(app)
+    return app
 
 
-_register()
+_GROUPS = frozenset(name for name, _, _ in _SUBCOMMANDS)
+_full: typer.Typer | None = None
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """``app``: the CLI with every command, built once on first use."""
+    global _full
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _full is None:
+        _full = build_app()
+    return _full
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -92,7 +115,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         # With standalone_mode=False click returns a `typer.Exit(code)` raised by a command as its
         # return value instead of raising it; keep that code.
-        result = app(args=list(argv) if argv is not None else None, standalone_mode=False)
+        args = list(argv) if argv is not None else sys.argv[1:]
+        cli = build_app(only=args[0]) if args and args[0] in _GROUPS else __getattr__("app")
+        result = cli(args=args, standalone_mode=False)
     except ClearanceError as exc:
         _err.print(f"error: {exc}", markup=False)
         sys.exit(exc.exit_code)
