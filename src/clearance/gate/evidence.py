@@ -32,7 +32,7 @@ from clearance.formats.proof import (
 from clearance.formats.receipt import ReceiptError, build_statement, verify_receipt
 from clearance.model.decision import Decision, Outcome
 from clearance.model.request import Request
-from clearance.model.result import ActionResult
+from clearance.model.result import AUDITED_OUTPUT_CHARS, ActionResult
 from clearance.store.protocol import SessionState
 
 log = logging.getLogger("clearance.gate.evidence")
@@ -173,10 +173,13 @@ class AuditRecorder:
             "outcome": decision.get("outcome"),
             "rule": decision.get("rule"),
         }
+        output = result.output
+        if isinstance(output, str):
+            output = output[:AUDITED_OUTPUT_CHARS]
         payload = {
             "success": result.success,
             "output_size": result.output_size,
-            "output": result.output,
+            "output": output,
             "error": result.error,
         }
         self.log.append("outcome", {k: v for k, v in header.items() if v is not None}, payload)

@@ -44,7 +44,7 @@ from clearance.errors import RequestError
 from clearance.formats.canonical import NotCanonicalError, canonical_bytes
 from clearance.model.decision import Decision, Outcome
 from clearance.model.request import Request
-from clearance.model.result import ActionResult
+from clearance.model.result import REPORTED_OUTPUT_CHARS, ActionResult
 from clearance.store.protocol import Store
 
 Dialect = Literal["claude-code", "codex", "gemini"]
@@ -53,8 +53,6 @@ DIALECTS: tuple[Dialect, ...] = ("claude-code", "codex", "gemini")
 BLOCK_EXIT = 2
 #: Prefix of the idempotency key a call id becomes (shared by every hook transport).
 CALL_KEY_PREFIX = "hook:"
-#: Characters of a tool's output kept in its outcome record (the size is kept in full).
-SUMMARY_CHARS = 1000
 #: Where the sidecar answers HTTP hooks: ``POST {HOOK_ROUTE}/{dialect}``.
 HOOK_ROUTE = "/v1/hooks"
 #: The HTTP hook's header naming the clearance session the launcher opened.
@@ -280,8 +278,8 @@ def universal_deny(reason: str) -> dict[str, Any]:
 def outcome_of(payload: Mapping[str, Any], decision_id: str, *, failed: bool) -> ActionResult:
     """The ``ActionResult`` of a post-tool event: ``tool_response`` (or ``error``) summarised.
 
-    The size counts the whole response as JSON; the kept text is cut to ``SUMMARY_CHARS`` (the
-    audit log masks configured fields and detected secrets before storing it).
+    The size counts the whole response as JSON; the reported text is cut to
+    ``REPORTED_OUTPUT_CHARS`` (all of it scanned by the gate; the audit log keeps a masked summary).
     """
     if failed:
         error = str(payload.get("error") or "the tool failed")
@@ -294,7 +292,7 @@ def outcome_of(payload: Mapping[str, Any], decision_id: str, *, failed: bool) ->
         decision_id=decision_id,
         success=True,
         output_size=len(text.encode("utf-8")),
-        output=text[:SUMMARY_CHARS],
+        output=text[:REPORTED_OUTPUT_CHARS],
     )
 
 

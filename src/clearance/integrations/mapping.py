@@ -25,13 +25,12 @@ from clearance.formats.canonical import NotCanonicalError, canonical_bytes
 from clearance.integrations.errors import ApprovalPending, Denied, GateUnavailable
 from clearance.model.decision import Decision, Obligation, Outcome
 from clearance.model.request import Request
-from clearance.model.result import ActionResult
+from clearance.model.result import REPORTED_OUTPUT_CHARS, ActionResult
 from clearance.sandbox.egress import EgressPolicy
 from clearance.sandbox.limits import MIB, SandboxLimits
 
 AGENT_ENV = "CLEARANCE_AGENT_ID"
 SESSION_ENV = "CLEARANCE_SESSION_ID"
-SUMMARY_CHARS = 1000
 
 ApprovalLink = Callable[[str], str]
 
@@ -154,11 +153,11 @@ def refusal_text(error: Exception) -> str:
     return f"blocked: {error}"
 
 
-def output_summary(output: Any, limit: int = SUMMARY_CHARS) -> tuple[int, str]:
+def output_summary(output: Any, limit: int = REPORTED_OUTPUT_CHARS) -> tuple[int, str]:
     """``(size in bytes, first `limit` characters)`` of a tool's output, as JSON where possible.
 
-    The audit log masks configured fields and detected secrets before storing it; the summary keeps
-    the record small whatever the tool returned.
+    The gate scans all of the reported text (injections, value provenance); the audit log keeps
+    a masked summary of its start (``AUDITED_OUTPUT_CHARS``).
     """
     if isinstance(output, bytes):
         text = output.decode("utf-8", "replace")

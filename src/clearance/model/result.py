@@ -8,9 +8,22 @@ from pydantic import Field
 
 from clearance.model._base import Value
 
+#: Characters of a tool's output an adapter reports (as text). The gate scans all of them for
+#: injections and records the values in them for provenance, so the cap is far above what an
+#: audit record keeps: an injection or an attacker's account number placed after the first
+#: screenful of a fetched page must still be seen. At most 6 bytes per character once escaped as
+#: JSON, a report stays under the sidecar's default 1 MiB body limit.
+REPORTED_OUTPUT_CHARS = 131_072
+#: Characters of the output the audit log keeps (after masking); the size is kept in full.
+AUDITED_OUTPUT_CHARS = 1_000
+
 
 class ActionResult(Value):
-    """The outcome of a dispatched call, reported against its decision."""
+    """The outcome of a dispatched call, reported against its decision.
+
+    ``output`` is what the tool returned, up to ``REPORTED_OUTPUT_CHARS`` characters;
+    ``output_size`` the size of all of it in bytes.
+    """
 
     decision_id: str
     success: bool

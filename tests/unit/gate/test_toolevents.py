@@ -22,6 +22,7 @@ from clearance.gate.toolevents import (
     universal_deny,
 )
 from clearance.model.decision import Decision, Outcome
+from clearance.model.result import REPORTED_OUTPUT_CHARS
 
 DIGEST = "sha256:" + "0" * 64
 
@@ -149,11 +150,14 @@ def test_the_universal_deny_is_a_deny_in_every_dialect() -> None:
     assert out["hookSpecificOutput"]["permissionDecision"] == "deny"
 
 
-def test_outcomes_summarise_the_response() -> None:
+def test_outcomes_report_the_response_up_to_the_scanned_cap() -> None:
     big = {"stdout": "x" * 5000}
     result = outcome_of({"tool_response": big}, "dec_1", failed=False)
     assert (result.success, result.output_size) == (True, len('{"stdout":""}') + 5000)
-    assert len(result.output) == 1000
+    assert result.output == '{"stdout":"' + "x" * 5000 + '"}'  # all of it reaches the scanners
+    huge = outcome_of({"tool_response": "y" * (REPORTED_OUTPUT_CHARS + 10)}, "d", failed=False)
+    assert huge.output_size == REPORTED_OUTPUT_CHARS + 10
+    assert len(huge.output) == REPORTED_OUTPUT_CHARS
     assert outcome_of({"tool_response": "done"}, "dec_1", failed=False).output == "done"
     failed = outcome_of({"error": "exit 128", "is_interrupt": False}, "dec_1", failed=True)
     assert (failed.success, failed.error) == (False, "exit 128")
