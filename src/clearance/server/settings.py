@@ -68,12 +68,13 @@ class ServerSettings(BaseSettings):
         ),
     )
     decide_threads: int = Field(
-        default=32,
+        default=8,
         gt=0,
         le=1024,
         description=(
             "worker threads for Gate.decide(): the most decisions in flight at once, and so the "
-            "largest audit group commit concurrent requests can share"
+            "largest audit group commit concurrent requests share; more threads than this only "
+            "contend for the interpreter lock (bench/sidecar.py --decide-threads measures it)"
         ),
     )
     shadow_sample: int = Field(
