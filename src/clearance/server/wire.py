@@ -137,11 +137,26 @@ _MAX_SAFE_INT = 2**53 - 1
 _MAX_DEPTH = 64
 
 
+def _check_text(text: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                "text holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape); "
+                "send valid Unicode text and encode binary data as base64"
+            ) from None
+
+
 def _check_json(value: Any, depth: int = 0) -> None:
-    """Raise ``ValueError`` for what RFC 8785 cannot hash: huge integers, NaN/Infinity, deep nests."""
+    """Raise ``ValueError`` for what RFC 8785 cannot hash: huge integers, NaN/Infinity, lone
+    surrogates in text, deep nests."""
     if depth > _MAX_DEPTH:
         raise ValueError(f"nested deeper than {_MAX_DEPTH} levels")
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    if isinstance(value, str):
+        _check_text(value)
+        return
+    if isinstance(value, bool) or value is None:
         return
     if isinstance(value, int):
         if abs(value) > _MAX_SAFE_INT:
@@ -150,7 +165,8 @@ def _check_json(value: Any, depth: int = 0) -> None:
         if not math.isfinite(value):
             raise ValueError("NaN and Infinity are not JSON numbers")
     elif isinstance(value, dict):
-        for item in value.values():
+        for key, item in value.items():
+            _check_text(key)
             _check_json(item, depth + 1)
     elif isinstance(value, list):
         for item in value:

@@ -129,6 +129,9 @@ def test_every_response_carries_security_headers(world: World) -> None:
         b'{"session_id": "s", "tool": "read_account", "args": {"amount": NaN}}',
         b'{"session_id": "s", "tool": "read_account", "args": {"amount": -Infinity}}',
         b'{"session_id": "s", "tool": "read_account", "args": {"amount": 123456789012345678901}}',
+        b'{"session_id": "s", "tool": "read_account", "args": {"body": "a\\ud800b"}}',
+        b'{"session_id": "s", "tool": "read_account", "args": {"\\udfff": "x"}}',
+        b'{"session_id": "s", "tool": "read_account", "args": {"l": [{"t": "\\ud83d"}]}}',
     ],
 )
 def test_non_canonical_numbers_in_args_are_422_naming_args(world: World, raw: bytes) -> None:
