@@ -8,7 +8,9 @@ loopback, agent key), against the same gate. The OpenAI Agents SDK adapter is me
 ``Runner.run`` calls (the SDK's scripted model asks for one tool call, then answers), protected
 in process and over the sidecar, against the same run of the unprotected agent, the three timed
 round-robin. The MCP gateway
-is measured per ``tools/call`` against calling the same stdio downstream directly.
+is measured per ``tools/call`` against calling the same stdio downstream directly. A Claude Code
+hook is measured in process (the command hook's work without its process start) and as the
+sidecar's HTTP hook endpoint.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 from agents import Agent, FunctionTool, RunConfig, Runner, function_tool
 from agents.testing import ScriptedModel, assistant_message, function_call
 from langchain_core.messages import ToolMessage
@@ -34,6 +37,7 @@ from tests.integration.integrations.served import serve_sidecar
 
 from clearance.cli.runtime import open_runtime
 from clearance.gate.clock import SystemClock
+from clearance.gate.toolevents import HOOK_ROUTE, SESSION_HEADER
 from clearance.integrations.guard import Guard
 from clearance.integrations.hooks import HookAdapter
 from clearance.integrations.langchain import ClearanceMiddleware
@@ -246,6 +250,13 @@ def main() -> int:
             with (
                 serve_sidecar(runtime) as served,
                 SidecarTransport.connect(served.base_url, api_key=served.agent_key) as over_http,
+                httpx.Client(
+                    base_url=served.base_url,
+                    headers={
+                        "Authorization": f"Bearer {served.agent_key}",
+                        SESSION_HEADER: session.session_id,
+                    },
+                ) as hook_http,
             ):
                 remote = ClearanceMiddleware(over_http, session)
 
@@ -256,6 +267,12 @@ def main() -> int:
 
                 guard_remote = Guard(over_http, session).tool("transfer_funds")(transfer_funds)
 
+                def hooked_http() -> None:
+                    body = {**event, "tool_use_id": f"toolu_{next(calls)}"}
+                    answer = hook_http.post(f"{HOOK_ROUTE}/claude-code", json=body)
+                    if answer.status_code != 200 or "permissionDecision" in answer.text:
+                        raise SystemExit(f"hook endpoint broke: {answer.text}")
+
                 def gated_sidecar() -> None:
                     if guard_remote(5.0, "acc-1") != "sent 5.0 to acc-1":
                         raise SystemExit("guarded call over the sidecar broke")
@@ -264,6 +281,7 @@ def main() -> int:
                     ("guard (decide+report)", gated),
                     ("guard (sidecar)", gated_sidecar),
                     ("hook pre-tool (decide)", hooked),
+                    ("hook pre-tool (HTTP endpoint)", hooked_http),
                     ("langchain tool (no gate)", lc_direct),
                     ("langchain middleware", lc_gated),
                     ("langchain mw (sidecar)", lc_sidecar),

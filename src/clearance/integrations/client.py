@@ -188,6 +188,11 @@ class GateClient:
         """Report what happened after a permitted call was dispatched."""
         _checked(self._send("POST", "/v1/results", result.model_dump(mode="json")), 202)
 
+    def grants(self, session_id: str) -> frozenset[str]:
+        """The tools one of this agent's sessions may call under the gate's active policy."""
+        response = _checked(self._send("GET", f"/v1/sessions/{session_id}/grants"), 200)
+        return frozenset(str(tool) for tool in response.json()["tools"])
+
     def decision(self, decision_id: str) -> Decision:
         """One of this agent's decisions, with its signed receipt."""
         response = _checked(self._send("GET", f"/v1/decisions/{decision_id}"), 200)

@@ -54,6 +54,7 @@ from clearance.integrations.mcp_admission import (
 from clearance.integrations.mcp_content import Content, connection_of
 from clearance.integrations.mcp_downstream import Change, Downstreams, Upstream
 from clearance.integrations.mcp_names import namespaced, split_name
+from clearance.integrations.sidecar import SidecarTransport
 from clearance.integrations.transport import InProcessTransport
 from clearance.model.decision import Decision
 
@@ -95,6 +96,19 @@ def session_grants(transport: InProcessTransport) -> Grants:
         state = transport.gate.store.session_state(session.session_id)
         if state is None or state.session.agent_id != session.agent_id:
             return frozenset()
+        return transport.granted_tools(session.session_id)
+
+    return grants
+
+
+def remote_grants(transport: SidecarTransport) -> Grants:
+    """The tools a session's task grants, as a sidecar answers for the transport's agent key.
+
+    The sidecar answers only for sessions of the key's own agent (others look unknown and show
+    nothing); when it cannot answer, nothing is shown. Calls are decided either way.
+    """
+
+    def grants(session: SessionHandle) -> frozenset[str] | None:
         return transport.granted_tools(session.session_id)
 
     return grants

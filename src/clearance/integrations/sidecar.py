@@ -23,6 +23,7 @@ What changes over the wire, and why it stays safe:
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import datetime
 from types import TracebackType
@@ -30,11 +31,14 @@ from typing import Any, Self
 
 from clearance.approvals.service import AgentStatus, State
 from clearance.approvals.waiting import PendingApproval, wait_for_approval
+from clearance.errors import ClearanceError
 from clearance.gate.clock import Clock, SystemClock
 from clearance.integrations.client import DEFAULT_TIMEOUT_S, GateClient, GateClientError
 from clearance.model.decision import Decision
 from clearance.model.request import Request
 from clearance.model.result import ActionResult
+
+log = logging.getLogger("clearance.integrations.sidecar")
 
 
 class SidecarTransport:
@@ -92,6 +96,18 @@ class SidecarTransport:
                 **options,
             )
         return self.client.decide(request.session_id, request.tool, args, **options)
+
+    def granted_tools(self, session_id: str) -> frozenset[str]:
+        """The tools the session's task grants, as the sidecar answers for this key's agent.
+
+        Adapters use it only to hide tools (an MCP ``tools/list``); every call is still decided.
+        When the sidecar cannot answer (unreachable, not this agent's session), nothing is shown.
+        """
+        try:
+            return self.client.grants(session_id)
+        except ClearanceError:
+            log.warning("the sidecar did not list the grants of %s; hiding every tool", session_id)
+            return frozenset()
 
     def report(self, result: ActionResult, *, agent_id: str) -> None:
         """``POST /v1/results``; the service checks the decision belongs to the key's agent."""

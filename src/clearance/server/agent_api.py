@@ -56,6 +56,7 @@ from clearance.server.wire import (
     DecideRequestV1,
     ErrorCode,
     ErrorV1,
+    GrantsV1,
     OpenSessionRequestV1,
     ReceiptV1,
     RedeemRequestV1,
@@ -281,6 +282,24 @@ def router(ctx: "ServerContext") -> APIRouter:
             )
         gate.report(body, agent_id=principal.agent_id)
         return {"decision_id": body.decision_id, "status": "recorded"}
+
+    @api.get(
+        "/sessions/{session_id}/grants",
+        response_model=GrantsV1,
+        responses={**_ERRORS, 404: {"model": ErrorV1}},
+        summary="The tools one of your sessions may call under the active policy",
+    )
+    async def session_grants(session_id: str, principal: agent) -> GrantsV1:
+        """For adapters that hide what a session cannot use (an MCP ``tools/list``); every call is
+        still decided. Another agent's session is answered like an unknown one."""
+        state = gate.store.session_state(session_id)
+        if state is None or state.session.agent_id != principal.agent_id:
+            raise ApiError(404, ErrorCode.NOT_FOUND, f"no session `{session_id}` for this agent")
+        bundle = gate.bundle
+        if bundle is None:
+            return GrantsV1(session_id=session_id, policy=None, tools=[])
+        granted = bundle.compiled.tasks.get(state.session.task, frozenset())
+        return GrantsV1(session_id=session_id, policy=bundle.digest, tools=sorted(granted))
 
     @api.get(
         "/decisions/{decision_id}",

@@ -273,6 +273,14 @@ class ReceiptV1(BaseModel):
     proof: str = Field(description="c2sp tlog-proof text naming a signed checkpoint")
 
 
+class GrantsV1(BaseModel):
+    """The tools a session's task grants under the active policy (for hiding, never deciding)."""
+
+    session_id: str
+    policy: str | None = Field(description="digest of the policy the grants come from")
+    tools: list[str]
+
+
 class OpenSessionRequestV1(WireModel):
     """``POST /v1/sessions``: an orchestrator opens a session for a registered agent."""
 

@@ -166,6 +166,27 @@ def test_a_wrong_key_is_gate_unavailable(sidecar: Sidecar, session: SessionHandl
     assert sent == []
 
 
+def test_grants_are_listed_only_for_the_keys_own_sessions(
+    transport: SidecarTransport, session: SessionHandle, runtime: Runtime
+) -> None:
+    assert transport.granted_tools(session.session_id) == frozenset(
+        {"read_account", "transfer_funds", "delete_records", "run_code"}
+    )
+    other = runtime.gate.open_session(agent_id="someone-else", task="ops", environment="staging")
+    assert transport.granted_tools(other.session_id) == frozenset()
+    assert transport.granted_tools("ses_unknown") == frozenset()
+    with pytest.raises(GateClientError) as caught:
+        transport.client.grants(other.session_id)
+    assert "no session" in str(caught.value)
+
+
+def test_grants_show_nothing_when_the_sidecar_cannot_answer(session: SessionHandle) -> None:
+    with SidecarTransport.connect(
+        f"http://127.0.0.1:{free_port()}", api_key="k", timeout=2.0
+    ) as down:
+        assert down.granted_tools(session.session_id) == frozenset()
+
+
 @pytest.mark.parametrize(
     "body",
     [

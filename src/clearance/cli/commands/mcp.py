@@ -53,7 +53,7 @@ from clearance.integrations.mcp_front import (
     http_app,
     serve_http,
 )
-from clearance.integrations.mcp_gateway import Gateway, session_grants
+from clearance.integrations.mcp_gateway import Gateway, remote_grants, session_grants
 from clearance.integrations.sidecar import SidecarTransport
 from clearance.integrations.transport import InProcessTransport, Transport
 from clearance.model.session import Session
@@ -231,7 +231,7 @@ def _serve_http_via_sidecar(
     """The HTTP front of one agent, asking the sidecar at ``gate_url`` with that agent's key.
 
     Callers present the same key; the sidecar checks it, the session's owner and environment on
-    every decision. The sidecar API does not expose grants, so listings are not filtered.
+    every decision. Listings show what the sidecar says the session's task grants.
     """
     key = _agent_key()
     agent_id = os.environ.get(AGENT_ENV, "")
@@ -243,7 +243,9 @@ def _serve_http_via_sidecar(
     default_session = session or os.environ.get(SESSION_ENV) or None
     with SidecarTransport.connect(gate_url, api_key=key) as sidecar:
         identify = HTTPSessions(None, default_session_id=default_session)
-        gateway = Gateway(Admission(sidecar, **approvals), identify, servers)
+        gateway = Gateway(
+            Admission(sidecar, **approvals), identify, servers, grants=remote_grants(sidecar)
+        )
         front.serve(gateway, OneAgentKey(key, agent_id))
 
 
@@ -279,11 +281,11 @@ def _stdio_gate(
     """The sidecar when a URL is given (every tool listed), else the data directory's gate.
 
     Over the sidecar the sidecar is the one writer of the audit shard, so several clients may each
-    start their own gateway; the sidecar API does not expose grants, so nothing is hidden.
+    start their own gateway; listings show what the sidecar says the session's task grants.
     """
     if gate_url:
         with SidecarTransport.connect(gate_url, api_key=_agent_key()) as sidecar:
-            yield sidecar, None
+            yield sidecar, remote_grants(sidecar)
         return
     runtime = open_runtime(data_dir, store_url=store)
     try:
