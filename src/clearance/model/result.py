@@ -11,9 +11,11 @@ from clearance.model._base import Value
 #: Characters of a tool's output an adapter reports (as text). The gate scans all of them for
 #: injections and records the values in them for provenance, so the cap is far above what an
 #: audit record keeps: an injection or an attacker's account number placed after the first
-#: screenful of a fetched page must still be seen. At most 6 bytes per character once escaped as
-#: JSON, a report stays under the sidecar's default 1 MiB body limit.
-REPORTED_OUTPUT_CHARS = 131_072
+#: screenful of a fetched page must still be seen. Beyond it nothing is scanned, which fails
+#: closed where it matters: an untrusted source taints the session whatever it returned, and a
+#: value seen nowhere is not trusted. The cap bounds the cost of one report (recording 100 KB
+#: for provenance takes about 0.1 s of CPU) and keeps it under the sidecar's 1 MiB body limit.
+REPORTED_OUTPUT_CHARS = 65_536
 #: Characters of the output the audit log keeps (after masking); the size is kept in full.
 AUDITED_OUTPUT_CHARS = 1_000
 
