@@ -132,3 +132,10 @@ def test_unknown_format_is_refused_with_the_known_ones(data_dir: Path) -> None:
 
 def test_cli_choices_are_the_export_formats() -> None:
     assert {f.value for f in audit_cli.ExportFormat} == set(FORMATS)
+
+
+def test_the_audit_field_set_names_who_approved_and_who_denied(data_dir: Path) -> None:
+    _, records = _export(data_dir, "clearance")
+    ends = {r["kind"]: r for r in records if r["kind"] in ("approval.approved", "approval.denied")}
+    assert ends["approval.approved"]["approver"] == ALICE.id
+    assert ends["approval.denied"]["approver"] == BOB.id

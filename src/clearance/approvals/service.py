@@ -739,7 +739,13 @@ class ApprovalService:
             )
             if vote == "deny":
                 self.store.finish_approval(approval_id, State.DENIED.value, at)
-                self._record_end(locked, State.DENIED, comment or f"denied by {operator.id}", now)
+                self._record_end(
+                    locked,
+                    State.DENIED,
+                    comment or f"denied by {operator.id}",
+                    now,
+                    approvers=(operator.id,),
+                )
                 return _VoteOutcome(ended=State.DENIED)
             approvals = [v for v in self.store.votes(approval_id) if v.vote == "approve"]
             if len({v.operator_id for v in approvals}) < locked.required:
@@ -748,7 +754,13 @@ class ApprovalService:
             self.store.finish_approval(
                 approval_id, State.APPROVED.value, at, token_expires=token_expires
             )
-            self._record_end(locked, State.APPROVED, "approved", now)
+            self._record_end(
+                locked,
+                State.APPROVED,
+                "approved",
+                now,
+                approvers=tuple(dict.fromkeys(v.operator_id for v in approvals)),
+            )
             return _VoteOutcome(ended=State.APPROVED)
 
     def _after_vote(self, approval_id: str, outcome: _VoteOutcome) -> ApprovalView:
@@ -760,13 +772,31 @@ class ApprovalService:
             raise outcome.error
         return view
 
-    def _record_end(self, row: ApprovalRow, state: State, why: str, now: datetime) -> None:
-        """Audit the end of a request and keep the decay counters honest (inside a transaction)."""
+    def _record_end(
+        self,
+        row: ApprovalRow,
+        state: State,
+        why: str,
+        now: datetime,
+        *,
+        approvers: tuple[str, ...] = (),
+    ) -> None:
+        """Audit the end of a request and keep the decay counters honest (inside a transaction).
+
+        ``approvers`` are the operators whose votes ended it (every approver of an approval, the
+        one who denied), the audit record's ``approver`` field.
+        """
         outcome = Outcome.PERMIT if state is State.APPROVED else Outcome.DENY
         self.audit.record_event(
             f"approval.{state.value}",
             {"approval_id": row.approval_id, "agent_id": row.agent_id, "outcome": outcome.value},
-            {"reason": why, "request_digest": row.request_digest, "rule": row.rule},
+            {
+                "reason": why,
+                "request_digest": row.request_digest,
+                "rule": row.rule,
+                "approver": ", ".join(approvers) or None,
+                "approvers": list(approvers),
+            },
         )
         if not self.settings.decays(RiskTier(row.tier) if row.tier else None):
             return
