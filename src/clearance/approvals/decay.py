@@ -89,7 +89,7 @@ class DecayOverride:
             }
         )
 
-    def on_decision(self, request: Request, decision: Decision, state: SessionState) -> None:
+    def on_decision(self, request: Request, decision: Decision, state: SessionState | None) -> None:
         """Observer hook; decay needs nothing at decision time."""
 
     def on_result(self, result: ActionResult, decision: dict[str, Any]) -> None:

@@ -524,15 +524,22 @@ class Gate:
             request_digest=digest,
             time=iso(self.clock.now()),
         )
-        self._record_silence(request, decision)
+        state = self._record_silence(request, decision)
+        # Observers see SILENCE too (metrics, health alerts on store or audit failures), with the
+        # session when it could still be read.
+        self._notify_decision(request, decision, state)
         return decision
 
-    def _record_silence(self, request: Request, decision: Decision) -> None:
-        """Best effort: a SILENCE is evidence too, but the failure may be the store or the log."""
+    def _record_silence(self, request: Request, decision: Decision) -> SessionState | None:
+        """Best effort: a SILENCE is evidence too, but the failure may be the store or the log.
+
+        Returns the session state when it could be read (for the observers), else None.
+        """
+        state: SessionState | None = None
         try:
             state = self.store.session_state(request.session_id)
             if state is None or state.session.agent_id != request.agent_id:
-                return
+                return None
             if self.audit is not None:
                 self.audit.record_decision(request, decision, state, {})
             self.store.record_decision(
@@ -551,8 +558,11 @@ class Gate:
             )
         except Exception:
             log.warning("could not record SILENCE decision %s", decision.decision_id, exc_info=True)
+        return state
 
-    def _notify_decision(self, request: Request, decision: Decision, state: SessionState) -> None:
+    def _notify_decision(
+        self, request: Request, decision: Decision, state: SessionState | None
+    ) -> None:
         for observer in self.observers:
             try:
                 observer.on_decision(request, decision, state)

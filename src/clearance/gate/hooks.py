@@ -102,8 +102,9 @@ class Observer(Protocol):
     must never change a decision that has already been made and recorded.
     """
 
-    def on_decision(self, request: Request, decision: Decision, state: SessionState) -> None:
-        """Called after a decision is recorded."""
+    def on_decision(self, request: Request, decision: Decision, state: SessionState | None) -> None:
+        """Called after a decision is recorded; ``state`` is None for a SILENCE made without
+        the session (the store failed, the session is unknown)."""
         ...
 
     def on_result(self, result: ActionResult, decision: dict[str, Any]) -> None:

@@ -286,7 +286,7 @@ class SessionTaint:
             raise _unknown(session_id, lost)
 
     # results --------------------------------------------------------------------------------
-    def on_decision(self, request: Request, decision: Decision, state: SessionState) -> None:
+    def on_decision(self, request: Request, decision: Decision, state: SessionState | None) -> None:
         """Decisions change no provenance: only what a tool returned does."""
 
     def on_result(self, result: ActionResult, decision: dict[str, Any]) -> None:
