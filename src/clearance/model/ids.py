@@ -25,6 +25,15 @@ _BLOCK = 4096
 _random = threading.local()
 
 
+def _forget_block() -> None:
+    """A forked child must not reuse its parent's unused random bytes (the ids would repeat)."""
+    global _random
+    _random = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_block)
+
+
 def _random80() -> int:
     """80 bits from this thread's block of operating-system randomness (refilled when used up)."""
     block: bytes | None = getattr(_random, "block", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from ulid import ULID
@@ -37,3 +38,18 @@ def test_session_ids_carry_at_least_128_bits() -> None:
     ids = {new_session_id() for _ in range(1000)}
     assert len(ids) == 1000
     assert all(i.startswith("ses_") and len(i) >= 4 + 22 for i in ids)
+
+
+def test_a_forked_child_draws_its_own_randomness() -> None:
+    new_ulid()  # the parent now holds a partly used block of random bytes
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next id's random part and leave
+        os.write(write, new_ulid()[10:].encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    assert len(child) == 16
+    assert new_ulid()[10:] != child
