@@ -49,6 +49,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from clearance.scan._match import Rule, Substrings, lowercase, run
 from clearance.scan.urls import parse_url
 
 INSTRUCTION = "instruction"
@@ -66,9 +67,27 @@ _SOURCE = re.compile(r"(?:instruction|policy-data|(?:trusted-tool|untrusted):[^\
 _SPACES = re.compile(r"\s+")
 _STRIP = ".,;:!?()[]{}<>\"'`*"
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}@((?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24})")
-_URL = re.compile(r"(?i)\b(?:(?:https?|ftp)://|www\.)[^\s<>\"'`]+")
-_IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?\b")
-_DIGIT_GROUPS = re.compile(r"(?<![\w.])\+?\d{2,6}(?:[ -]\d{2,6}){1,5}(?![\w.])")
+_URL = Rule(
+    "url",
+    0.0,
+    re.compile(r"(?i)\b(?:(?:https?|ftp)://|www\.)[^\s<>\"'`]+"),
+    words=("www.",),
+    literals=("://",),
+    back=5,
+    window=2048,
+    lower=False,
+)
+"""URLs start at most five characters before their ``://`` or at their ``www.`` (any case): the
+pattern is tried only there (:func:`clearance.scan._match.run`), not at every position."""
+# The two patterns below are written so that the regex engine can skip to their first character
+# in C (a class, not ``\b`` or a lookbehind, opens them): they match exactly what
+# ``\b[A-Za-z]{2}\d{2}...`` and ``(?<![\w.])\+?\d{2,6}...`` match.
+_IBAN = re.compile(r"\d(?<=\b[A-Za-z]{2}\d)\d(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?\b")
+"""An IBAN from its check digits: the match starts two characters (the country code) earlier."""
+_IBAN_COUNTRY = 2
+_DIGIT_GROUPS = re.compile(
+    r"[+\d](?<![\w.][+\d])(?:(?<=\+)\d{2,6}|(?<=\d)\d{1,5})(?:[ -]\d{2,6}){1,5}(?![\w.])"
+)
 _AMOUNT = re.compile(r"^[-+]?[$€£¥]?\s*[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?\s*(?:[a-z]{3})?$")
 _COMPACT = re.compile(r"^\+?[0-9a-z]+(?:[ -][0-9a-z]+)+$")
 _IBAN_LIKE = re.compile(r"^[a-z]{2}\d{2}[a-z0-9]{10,30}$")
@@ -125,29 +144,43 @@ def _tokens(text: str) -> list[str]:
     return [t for t in (raw.strip(_STRIP) for raw in text.split()) if t]
 
 
-def _string_keys(text: str) -> Iterator[str]:
-    """Every key a recorded string contributes."""
+def _string_keys(text: str) -> set[str]:
+    """Every key a recorded string contributes, once each.
+
+    A 100 KB page holds tens of thousands of tokens but far fewer distinct ones, and each of its
+    keys is stored once whatever the count: so each distinct token is normalised once, and the
+    n-gram keys are joined in C (``map`` over ``zip``) into a set before anything is stored.
+    """
+    keys: set[str] = set()
     if len(text) <= MAX_WHOLE_STRING:
-        yield value_key(text)
-    for match in _EMAIL.finditer(text):
-        yield value_key(match.group())
-        yield value_key(match.group(1))
-    for match in _URL.finditer(text):
+        keys.add(value_key(text))
+    if "@" in text:  # every email holds one; the pattern would be tried at every position
+        for match in _EMAIL.finditer(text):
+            keys.add(value_key(match.group()))
+            keys.add(value_key(match.group(1)))
+    low = lowercase(text)
+    for match in run(_URL, text, low, Substrings(low)):
         candidate = match.group().rstrip(_STRIP)
         try:
             url = parse_url(candidate)
         except ValueError:
             continue
-        yield url.key
-        yield url.host
-    for pattern in (_IBAN, _DIGIT_GROUPS):
-        for match in pattern.finditer(text):
-            yield value_key(match.group())
-    tokens = [value_key(token) for token in _tokens(text)]
-    yield from tokens
+        keys.add(url.key)
+        keys.add(url.host)
+    keys.update(
+        value_key(text[match.start() - _IBAN_COUNTRY : match.end()])
+        for match in _IBAN.finditer(text)
+    )
+    keys.update(value_key(match.group()) for match in _DIGIT_GROUPS.finditer(text))
+    raw_tokens = _tokens(text)
+    normal = {token: value_key(token) for token in set(raw_tokens)}
+    tokens = list(map(normal.__getitem__, raw_tokens))
+    keys.update(normal.values())
     for size in range(2, MAX_NGRAM + 1):
-        for index in range(len(tokens) - size + 1):
-            yield " ".join(tokens[index : index + size])
+        # The shifted copies are shorter; zip stops with the last run of ``size`` tokens.
+        runs = zip(*(tokens[shift:] for shift in range(size)), strict=False)
+        keys.update(map(" ".join, runs))
+    return keys
 
 
 def _leaves(content: Any) -> Iterator[str | int | float | Decimal]:
@@ -189,8 +222,13 @@ class Provenance:
                 _string_keys(leaf) if isinstance(leaf, str) else (value_key(leaf),)
             )
             for key in keys:
-                if key:
-                    sources.setdefault(key, set()).add(source)
+                if not key:
+                    continue
+                found = sources.get(key)
+                if found is None:
+                    sources[key] = {source}
+                else:
+                    found.add(source)
 
     def sources_of(self, value: str | int | float | Decimal) -> frozenset[str]:
         """Every source ``value`` (in normal form) was seen in; empty when never seen."""

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from clearance.scan import InjectionScanner, PiiScanner, SecretScanner, UrlScanner
 from clearance.scan import normalize as norm
-from clearance.scan._match import Substrings, lowercase
+from clearance.scan._match import Substrings, lowercase, run
 from clearance.scan.injection import _base64_runs
 from clearance.scan.pii import _digit_runs
 from clearance.scan.secrets import _Cover, _named, is_placeholder, shannon_entropy
@@ -310,3 +310,37 @@ def test_a_payload_repeated_in_one_text_is_reported_at_every_occurrence() -> Non
     assert all(f.kind == "base64:override-phrase" for f in findings)
     comment = [f for f in InjectionScanner().scan(text) if f.kind.startswith("html-comment:")]
     assert [f.kind for f in comment] == ["html-comment:base64:override-phrase"]
+
+
+# Provenance: the definitions of what a recorded string contributes, the patterns as they were
+# first written (each tried at every position); the shipped ones open with a class, or run only
+# at the URL markers, and must find exactly the same matches.
+_IBAN_DEFINITION = re.compile(
+    r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?\b"
+)
+_DIGIT_GROUPS_DEFINITION = re.compile(r"(?<![\w.])\+?\d{2,6}(?:[ -]\d{2,6}){1,5}(?![\w.])")
+_URL_DEFINITION = re.compile(r"(?i)\b(?:(?:https?|ftp)://|www\.)[^\s<>\"'`]+")
+_PROVENANCE_PIECES = [
+    *("DE", "de", "44", "5001", " ", "-", "+", ".", "_", "x", "7", "12 34", "\u0663", "\u00e9"),
+    *("https://", "HTTP://", "ftp://", "www.", "WwW.", "https\u017f://", "://", "a.io/p", "<"),
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_PROVENANCE_PIECES), max_size=40).map("".join))
+@example("DE44 5001 0517 5407 3249 31ab12 cdef ghij")
+@example("+49 170 1234567, 2024-118.5 x12 34")
+@example("see https://a.io/x and WWW.b.io, https\u017f://c.io")
+def test_provenance_patterns_match_what_their_definitions_match(text: str) -> None:
+    from clearance.scan import provenance
+
+    ibans = [
+        text[m.start() - provenance._IBAN_COUNTRY : m.end()]
+        for m in provenance._IBAN.finditer(text)
+    ]
+    assert ibans == [m.group() for m in _IBAN_DEFINITION.finditer(text)]
+    groups = [m.group() for m in provenance._DIGIT_GROUPS.finditer(text)]
+    assert groups == [m.group() for m in _DIGIT_GROUPS_DEFINITION.finditer(text)]
+    low = lowercase(text)
+    urls = [m.span() for m in run(provenance._URL, text, low, Substrings(low))]
+    assert urls == [m.span() for m in _URL_DEFINITION.finditer(text)]
