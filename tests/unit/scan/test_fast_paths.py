@@ -344,3 +344,25 @@ def test_provenance_patterns_match_what_their_definitions_match(text: str) -> No
     low = lowercase(text)
     urls = [m.span() for m in run(provenance._URL, text, low, Substrings(low))]
     assert urls == [m.span() for m in _URL_DEFINITION.finditer(text)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXT)
+def test_invisible_runs_without_astral_ones_are_found_by_the_bmp_class(text: str) -> None:
+    from clearance.scan import injection
+
+    if norm.ASTRAL_INVISIBLE_MARK in text.encode("utf-8", "surrogatepass"):
+        # The mark is how the scanner knows; such text keeps the whole class.
+        assert re.search("[\U000e0000-\U000e0fff]", text)
+        return
+    full = [m.span() for m in injection._INVISIBLE_BEFORE_WORD.finditer(text)]
+    assert [m.span() for m in injection._INVISIBLE_BMP_BEFORE_WORD.finditer(text)] == full
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXT)
+@example("a\u2069b\u202ac")
+def test_first_bidi_control_is_the_first_match_of_the_bidi_class(text: str) -> None:
+    first = re.search("[\u202a-\u202e\u2066-\u2069]", text)
+    found = [f for f in InjectionScanner().scan(text) if f.kind == "bidi-control"]
+    assert [(f.start, f.end) for f in found] == ([first.span()] if first else [])
