@@ -3,14 +3,13 @@
 Replaying a shard splits into what each entry proves about itself (its leaf hash, canonical header,
 position, payload commitment) and what only the sequence proves (dense indexes, the ``prev``
 chain, tree roots at checkpoints, pruning). The first part is here, as a pure function of a row,
-so the replay can run it in batches, in this process or in worker processes, without a second
-definition of any check; ``shard.py`` does the second part, in order.
+so a range can be replayed in this process or in a worker process without a second definition of
+any check; ``ranges.py`` and ``shard.py`` do the second part, in order.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from typing import Any
 
 from clearance.formats.canonical import DIGEST_PREFIX
@@ -48,11 +47,6 @@ def as_bytes(value: object) -> bytes | None:
     if isinstance(value, memoryview | bytearray):
         return bytes(value)
     return str(value).encode()
-
-
-def check_rows(origin: str, rows: Sequence[Row]) -> list[Checked]:
-    """``check_row`` over a batch (the unit of work handed to a worker process)."""
-    return [check_row(origin, row) for row in rows]
 
 
 def check_row(origin: str, row: Row) -> Checked:

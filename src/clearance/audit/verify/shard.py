@@ -1,30 +1,44 @@
 """Replaying one shard of a store: chain, leaf hashes, dense indexes, roots, payloads, anchors.
 
-Each row's own checks (``entries.check_rows``) run in batches, optionally in worker processes;
-what only the order proves (dense indexes, the ``prev`` chain, the tree root at every checkpoint,
-the saved state, pruning against prune and erasure entries) is checked here, in one pass, in index
-order. Cross-shard anchors are collected per shard and checked once every shard has been replayed.
+The entries are replayed as index ranges (``ranges.replay_range``: each row's own checks, dense
+indexes and the ``prev`` links inside the range), in this process or in worker processes
+(``parallel.py``). What needs the whole shard is checked here, in index order: the links between
+ranges, the tree root at every checkpoint and at the saved state, pruning against prune and
+erasure entries. Cross-shard anchors are collected per shard and checked once every shard has been
+replayed.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator, Sequence
+import bisect
+import itertools
+from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any, Protocol
 
-from clearance.audit.verify.entries import HASH_ONLY, Checked, Row, as_bytes, check_rows
+from clearance.audit.verify.entries import as_bytes
 from clearance.audit.verify.errors import Report, Severity
-from clearance.audit.verify.parallel import parallel_batches
+from clearance.audit.verify.parallel import WorkerPool, result
+from clearance.audit.verify.ranges import (
+    BROKEN_LINK,
+    ROWS_FROM,
+    UNKNOWN_PREV,
+    RangeEnd,
+    Recording,
+    joined,
+    replay_range,
+)
 from clearance.formats.canonical import DIGEST_PREFIX
 from clearance.formats.checkpoint import CheckpointError, SignedCheckpoint, verify_checkpoint
 from clearance.formats.merkle import CompactRange
 from clearance.formats.note import VerifierKey
 
-#: Rows read and checked per batch: large enough to amortise the per-batch cost (a worker
-#: round trip), small enough to keep memory flat on a store of any size.
-_BATCH = 2048
+#: Worker ranges hold ``2**RANGE_BITS`` entries: large enough to amortise a worker round trip
+#: (a few milliseconds per range), small enough that two workers share a store of a few
+#: ten thousand entries evenly.
+RANGE_BITS = 13
 
 
 class Reader(Protocol):
@@ -90,10 +104,12 @@ class ShardVerifier:
         state: dict[str, Any] | None,
         *,
         full: bool,
-        jobs: int = 1,
+        pool: WorkerPool | None = None,
+        hint: int = 0,
     ) -> None:
         self.conn = conn
-        self.jobs = jobs
+        self.pool = pool
+        self.hint = hint
         self.origin = origin
         self.keys = keys
         self.report = report
@@ -160,80 +176,90 @@ class ShardVerifier:
         self._finish(size)
 
     def _replay(self, start: int, cr: CompactRange, prev: bytes | None) -> int | None:
-        """Consume the rows from ``start`` in index order; the size reached, or None on a break.
+        """Replay the entries from ``start`` in index order; the size reached, or None on a break.
 
-        Rows are read in batches inside the caller's snapshot and ``check_rows`` runs on each
-        batch (``self.jobs`` worker processes when asked); only the links between entries are
-        checked here, in order.
+        Without workers this is one range read in this snapshot. With them, the entries below
+        ``hint`` are cut into ranges that the workers read and check (``_worker_ranges``); here
+        each range's first link is checked and its tree joined on, in order, and the entries from
+        the last range's end on are read in this snapshot (normally none).
         """
-        rows = self.conn.execute(
-            "SELECT e.idx, e.leaf_hash, e.header, p.salt, p.body FROM audit_entry e"
-            " LEFT JOIN audit_payload p ON p.origin = e.origin AND p.idx = e.idx"
-            " WHERE e.origin = ? AND e.idx >= ? ORDER BY e.idx",
-            (self.origin, start),
-        )
-        expected = start
-        want_prev = None if prev is None else DIGEST_PREFIX + prev.hex()
-        checkpoints = self.checkpoints
-        state_size = self.state["size"] if self.state is not None and self.full else None
+        sizes = sorted(self.checkpoints)
+        if self.state is not None and self.full:
+            sizes = sorted({*sizes, self.state["size"]})
+        expected, last = start, prev
+        tasks = self._worker_ranges(start, cr, prev, sizes)
         try:
-            for batch, checked in self._checked_batches(rows):
-                for row, (leaf, header_prev, fatal, notes, header, absent) in zip(
-                    batch, checked, strict=True
-                ):
-                    idx = row[0]
-                    if idx != expected:
-                        self.fail(
-                            f"entry {expected} is missing (the next stored entry is {idx}): an "
-                            "entry was deleted",
-                            expected,
-                        )
-                        return None
-                    if fatal is not None:
-                        self.fail(fatal, idx)
-                        return None
-                    if header_prev is HASH_ONLY:
-                        self.report.add(Severity.INFO, "pruned: hash only", self.origin, idx)
-                    elif header_prev != want_prev:
-                        self.fail(
-                            f"prev does not match the leaf hash of entry {idx - 1}: the entry or "
-                            "its predecessor was altered, removed or reordered",
-                            idx,
-                        )
-                        return None
-                    else:
-                        if header is not None:
-                            self._note_header(idx, header, absent=absent)
-                        for note in notes:
-                            self.fail(note, idx)
-                    cr.append(leaf)
-                    want_prev = DIGEST_PREFIX + leaf.hex()
-                    expected += 1
-                    if expected in checkpoints:
-                        self._check_root(expected, cr, leaf)
-                    if expected == state_size:
-                        self._check_state_root(cr)
+            for planned_end, future, joins in tasks:
+                done, recording = result(future)
+                if joins and not _links(done.first_prev, last):
+                    self.finding(Severity.TAMPERED, BROKEN_LINK.format(expected - 1), expected)
+                    return None
+                recording.replay(self, cr if joins else None)
+                expected = done.end
+                if done.broken:
+                    return None
+                cr = joined(cr, done.tree) if joins else done.tree
+                last = done.last_leaf or last
+                if expected < planned_end:
+                    break  # the rows ran out early: the next stored one, if any, is read below
+            rows = self.conn.execute(ROWS_FROM, (self.origin, expected))
+            done = replay_range(
+                self.origin, rows, expected, prev=last, tree=cr, sizes=set(sizes), sink=self
+            )
+            expected = done.end
+            return None if done.broken else expected
         finally:
+            for _, future, _ in tasks:
+                future.cancel()
             self.report.entries_checked += expected - start
-        return expected
 
-    def _checked_batches(self, rows: Any) -> Iterator[tuple[list[Row], list[Checked]]]:
-        """``(rows, check_rows(rows))`` per batch, in order; checked in workers when ``jobs > 1``."""
-        batches: Iterator[list[Row]] = iter(lambda: list(islice(rows, _BATCH)), [])
-        if self.jobs <= 1:
-            for batch in batches:
-                yield batch, check_rows(self.origin, batch)
-            return
-        yield from parallel_batches(self.origin, batches, self.jobs)
+    def _worker_ranges(
+        self, start: int, cr: CompactRange, prev: bytes | None, sizes: list[int]
+    ) -> list[tuple[int, Future[tuple[RangeEnd, Recording]], bool]]:
+        """Hand the entries ``[start, hint)`` to the workers: ``(end, future, joins)`` per range.
 
-    def _note_header(self, idx: int, header: dict[str, Any], *, absent: bool) -> None:
-        """Shard-level facts from an entry: prune and erasure records, anchors, absent payloads."""
+        Ranges after the first start at a multiple of ``2**RANGE_BITS`` and hold at most that
+        many entries, so a worker's tree of its own leaves joins onto the shard's (``joined``)
+        and its first link is checked here (``joins``). The first range starts wherever the
+        replay starts (after a saved state, anywhere) and is given the tree and the leaf before
+        it. Each range is told the checkpoint sizes inside it.
+        """
+        if self.pool is None or self.hint <= start:
+            return []
+        span = 1 << RANGE_BITS
+        cuts = [start, *range((start // span + 1) * span, self.hint, span), self.hint]
+        tasks = []
+        for lo, hi in itertools.pairwise(cuts):
+            inside = sizes[bisect.bisect_right(sizes, lo) : bisect.bisect_right(sizes, hi)]
+            if lo == start:
+                future = self.pool.check(self.origin, lo, hi, inside, base=cr.copy(), prev=prev)
+            else:
+                future = self.pool.check(self.origin, lo, hi, inside)
+            tasks.append((hi, future, lo != start))
+        return tasks
+
+    # -- what the ranges report (``ranges.RangeSink``) -------------------------------------------
+
+    def finding(self, severity: Severity, message: str, index: int | None) -> None:
+        """A finding about entry ``index`` of this shard."""
+        self.report.add(severity, message, self.origin, index)
+
+    def shard_entry(self, index: int, header: dict[str, Any]) -> None:
+        """Prune and erasure records, anchors."""
         self.pruning.note_entry(header)
         if header["kind"] == "anchor":
-            self._note_anchors(idx, header)
-        if absent:
-            retention = header.get("retention") or {}
-            self.pruning.absent.append((idx, retention.get("until")))
+            self._note_anchors(index, header)
+
+    def absent(self, index: int, until: str | None) -> None:
+        """A payload not stored: explained by a prune or erasure entry, or premature (``_finish``)."""
+        self.pruning.absent.append((index, until))
+
+    def tree(self, size: int, tree: CompactRange, leaf: bytes) -> None:
+        """The tree at a checkpoint size, or at the saved state's size."""
+        if size in self.checkpoints:
+            self._check_root(size, tree, leaf)
+        if self.state is not None and self.full and size == self.state["size"]:
+            self._check_state_root(tree)
 
     def _note_anchors(self, idx: int, h: dict[str, Any]) -> None:
         claims = h.get("anchors")
@@ -325,6 +351,17 @@ class ShardVerifier:
             "head": self.latest_head.hex() if self.latest_head else "",
             "checkpoint": self.latest.raw.decode(),
         }
+
+
+def _links(first_prev: Any, last: bytes | None) -> bool:
+    """Whether a worker range's first entry links to ``last``, the leaf before the range.
+
+    A range whose first entry is hash-only (no ``prev`` to compare) or broke before its link
+    was compared reports ``UNKNOWN_PREV``; a break reports itself.
+    """
+    if first_prev is UNKNOWN_PREV:
+        return True
+    return last is not None and first_prev == DIGEST_PREFIX + last.hex()
 
 
 @dataclass(frozen=True, slots=True)

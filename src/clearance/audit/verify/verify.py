@@ -33,7 +33,7 @@ from typing import Any
 
 from clearance.audit.verify.errors import ExitCode, Report, Severity
 from clearance.audit.verify.incident import verify_bundle
-from clearance.audit.verify.parallel import WorkerError
+from clearance.audit.verify.parallel import WorkerError, WorkerPool
 from clearance.audit.verify.shard import Anchor, Reader, ReadError, ShardVerifier, check_anchors
 from clearance.formats.canonical import request_digest
 from clearance.formats.checkpoint import CheckpointError, verify_checkpoint
@@ -259,19 +259,25 @@ def is_postgres_url(target: str | os.PathLike[str]) -> bool:
     return str(target).startswith(("postgresql://", "postgres://"))
 
 
-def open_store_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
-    """Open a clearance SQLite store read-only: the audit file, or a data directory holding it.
-
-    The connection reads inside one transaction, so every shard is seen at one instant even while
-    the gate appends.
-    """
+def store_file(path: str | os.PathLike[str]) -> Path:
+    """The SQLite file of a clearance store: ``path`` itself, or the audit file in a data directory."""
     p = Path(path)
     if p.is_dir():
         p = p / "audit.db" if (p / "audit.db").is_file() else p / "clearance.db"
     if not p.is_file():
         raise FileNotFoundError(f"no audit database at `{p}`")
-    conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True, isolation_level=None)
-    conn.execute("BEGIN")
+    return p
+
+
+def open_store_readonly(path: str | os.PathLike[str], *, begin: bool = True) -> sqlite3.Connection:
+    """Open a clearance SQLite store read-only: the audit file, or a data directory holding it.
+
+    The connection reads inside one transaction (``begin``), so every shard is seen at one instant
+    even while the gate appends; without ``begin`` each statement reads the latest state.
+    """
+    conn = sqlite3.connect(f"file:{store_file(path)}?mode=ro", uri=True, isolation_level=None)
+    if begin:
+        conn.execute("BEGIN")
     return conn
 
 
@@ -284,6 +290,30 @@ def _open_reader(target: str | os.PathLike[str], open_db: Callable[[str], Reader
             "`clearance audit verify --db URL` (it brings the database driver)"
         )
     return open_db(str(target))
+
+
+def _open_with_workers(
+    target: str | os.PathLike[str], jobs: int
+) -> tuple[Reader, WorkerPool, dict[str, int]]:
+    """A snapshot of a SQLite store taken after ``jobs`` workers took theirs (``parallel.py``).
+
+    Also returns each shard's recorded size, read before the workers started: the entries below
+    it are in every worker's snapshot, so the workers may be given ranges below it. The size is
+    only a hint for cutting ranges; entries beyond it are read in the returned snapshot.
+    """
+    path = store_file(target)
+    conn = open_store_readonly(path, begin=False)
+    try:
+        hints = {
+            origin: size if type(size) is int else 0
+            for origin, size in conn.execute("SELECT origin, size FROM audit_shard")
+        }
+        pool = WorkerPool(str(path), jobs)
+    except BaseException:
+        conn.close()
+        raise
+    conn.execute("BEGIN")
+    return conn, pool, hints
 
 
 def verify_log(
@@ -299,16 +329,27 @@ def verify_log(
     """Verify every shard of a store and their anchors of each other.
 
     ``path`` is a SQLite file, a data directory, or a PostgreSQL URL opened with ``open_db``;
-    ``report.state`` is the state to save if nothing failed. ``jobs`` > 1 checks rows in that many
-    worker processes (``parallel.py``); the findings are the same.
+    ``report.state`` is the state to save if nothing failed. ``jobs`` > 1 reads and checks the
+    entries of a SQLite store in that many worker processes (``parallel.py``); the findings are
+    the same. A PostgreSQL store is read in one snapshot by this process.
     """
     report = Report()
     source = _redact_url(str(path))
+    pool: WorkerPool | None = None
+    hints: dict[str, int] = {}
     try:
-        conn = _open_reader(path, open_db)
+        if jobs > 1 and not is_postgres_url(path):
+            conn, pool, hints = _open_with_workers(path, jobs)
+        else:
+            conn = _open_reader(path, open_db)
         origins = [r[0] for r in conn.execute("SELECT origin FROM audit_shard ORDER BY origin")]
     except (OSError, sqlite3.Error, ReadError) as exc:
         report.add(Severity.UNUSABLE, f"cannot read the audit store: {exc}", source)
+        if pool is not None:
+            pool.close()
+        return report
+    except WorkerError as exc:
+        report.add(Severity.UNUSABLE, f"cannot verify the audit store: {exc}", source)
         return report
     shards_state = dict((state or {}).get("shards", {}))
     prefixes = [origin_prefix] if origin_prefix else [k.name + "/" for k in _log_keys(keys)]
@@ -323,7 +364,14 @@ def verify_log(
                 )
                 continue
             verifier = ShardVerifier(
-                conn, origin, keys, report, shards_state.get(origin), full=full, jobs=jobs
+                conn,
+                origin,
+                keys,
+                report,
+                shards_state.get(origin),
+                full=full,
+                pool=pool,
+                hint=hints.get(origin, 0),
             )
             verifier.run()
             anchors.extend(verifier.anchors)
@@ -336,6 +384,8 @@ def verify_log(
     except WorkerError as exc:
         report.add(Severity.UNUSABLE, f"cannot verify the audit store: {exc}", source)
     finally:
+        if pool is not None:
+            pool.close()
         conn.close()
     if not report.tampered:
         report.state = {"version": STATE_VERSION, "shards": shards_state}
