@@ -10,16 +10,26 @@ must contain; the text's words are collected once (:func:`words_of`), literals a
 # characters after the match start (at the match start when ``back`` is 0, where the pattern is
 # tried only at trigger positions); otherwise the rule silently misses matches. Each rule's
 # tests include a positive example, which fails if a trigger is forgotten.
+
+Two optional declarations make text dense in trigger words cheap, and every match still found:
+``requires`` (groups of whole words every match holds one of: a rule missing a group does not
+run) and ``leads`` (what every match starts with: a located rule then tries its pattern only at
+those, not at every position before a trigger). ``tests/unit/scan/test_rule_gates.py`` checks
+both declarations against every match of each pattern on generated text.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
-import string
-from collections.abc import Container, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
-_PUNCT_TO_SPACE = str.maketrans(dict.fromkeys(string.punctuation, " "))
+_SEPARATORS = [chr(point) for point in range(128) if not chr(point).isalnum()]
+_NON_WORD_TO_SPACE = str.maketrans(dict.fromkeys(_SEPARATORS, " "))
+"""Every ASCII character other than a letter or digit separates words: punctuation, whitespace
+and control characters (a control character glued to "ignore" must not hide the word)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +46,11 @@ class Rule:
         window: how far after a trigger a match may end (longer matches are re-matched in full).
         group: the capture group that is the finding's span.
         lower: match against the lowercased text (patterns are then written in lowercase).
+        requires: groups of whole words (lowercase); every match holds a word of each group, so
+            a text missing every word of a group has no match and the rule does not run.
+        leads: what every match starts with: a whole word when alphanumeric (a lead that is not
+            a word of the text cannot start a match), else a literal. A located rule (``back``
+            above 0) with many triggers tries its pattern only where a lead starts.
     """
 
     kind: str
@@ -47,6 +62,8 @@ class Rule:
     window: int = 200
     group: int = 0
     lower: bool = True
+    requires: tuple[frozenset[str], ...] = ()
+    leads: tuple[str, ...] = ()
     triggers: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
     locator: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
@@ -106,9 +123,10 @@ Python 3.11 to 3.13), captured so that ``split`` keeps them."""
 
 
 def words_of(low: str) -> frozenset[str]:
-    """The ASCII words of lowercased text; non-ASCII characters and punctuation separate words."""
+    """The ASCII words of lowercased text: runs of ASCII letters and digits (whatever else
+    separates them, non-ASCII characters included)."""
     ascii_text = low if low.isascii() else low.encode("ascii", "replace").decode("ascii")
-    return frozenset(ascii_text.translate(_PUNCT_TO_SPACE).split())
+    return frozenset(ascii_text.translate(_NON_WORD_TO_SPACE).split())
 
 
 def _occurrences(haystack: str, needle: str) -> Iterator[int]:
@@ -149,6 +167,11 @@ def run(
     non-ASCII character of the text, for rules whose literals all start with one (native-script
     rules), so that English text around them is not searched.
     """
+    if any(all(word not in words for word in group) for group in rule.requires):
+        return []
+    leads = [lead for lead in rule.leads if lead in words or not lead.isalnum()]
+    if rule.leads and not leads:
+        return []
     haystack = low if rule.lower else text
     starts = [pos for word in rule.words if word in words for pos in _occurrences(low, word)]
     spans = ((0, len(haystack)),) if within is None else within
@@ -163,7 +186,15 @@ def run(
     starts.sort()
     if rule.back == 0:
         return _anchored(rule, haystack, starts)
-    return _located(rule, haystack, starts)
+    if leads and len(starts) >= _LEADS_AFTER:
+        at = sorted({pos for lead in leads for pos in _occurrences(haystack, lead)})
+        return _located(rule, haystack, starts, partial(_at_leads, rule, haystack, at))
+    return _located(rule, haystack, starts, partial(_by_locator, rule, haystack))
+
+
+_LEADS_AFTER = 16
+"""Triggers from which finding a rule's leads (one ``str.find`` pass each) costs less than trying
+the pattern at every position up to ``back`` before each trigger."""
 
 
 def _full(rule: Rule, haystack: str, start: int) -> re.Match[str] | None:
@@ -176,7 +207,30 @@ def _full(rule: Rule, haystack: str, start: int) -> re.Match[str] | None:
     return match
 
 
-def _located(rule: Rule, haystack: str, starts: list[int]) -> list[re.Match[str]]:
+_Locate = Callable[[int, int], "int | None"]
+"""``locate(low_bound, high)``: where the first match starting at most ``back`` after
+``low_bound`` and ending by ``high`` starts, or ``None``."""
+
+
+def _by_locator(rule: Rule, haystack: str, low_bound: int, high: int) -> int | None:
+    """:data:`_Locate` in one regex call: the pattern after a lazy skip of up to ``back``."""
+    located = rule.locator.match(haystack, low_bound, high)
+    return None if located is None else located.start(1)
+
+
+def _at_leads(rule: Rule, haystack: str, leads: list[int], low_bound: int, high: int) -> int | None:
+    """:data:`_Locate` trying the pattern only at ``leads`` (sorted positions of the rule's
+    leads): the same answer as :func:`_by_locator`, since no match starts anywhere else."""
+    last = min(low_bound + rule.back, high)
+    index = bisect.bisect_left(leads, low_bound)
+    while index < len(leads) and leads[index] <= last:
+        if rule.pattern.match(haystack, leads[index], high) is not None:
+            return leads[index]
+        index += 1
+    return None
+
+
+def _located(rule: Rule, haystack: str, starts: list[int], locate: _Locate) -> list[re.Match[str]]:
     """Matches of a rule with ``back > 0``: each starts at most ``back`` before a trigger.
 
     # INVARIANT: no match starts before ``tried`` other than those already collected; whether a
@@ -189,11 +243,10 @@ def _located(rule: Rule, haystack: str, starts: list[int]) -> list[re.Match[str]
         low_bound = max(pos - rule.back, tried)
         high = min(len(haystack), pos + rule.window)
         while low_bound <= pos:
-            located = rule.locator.match(haystack, low_bound, high)
-            if located is None:
+            start = locate(low_bound, high)
+            if start is None:
                 tried = low_bound + rule.back + 1
                 break
-            start = located.start(1)
             if start > pos:
                 tried = start
                 break

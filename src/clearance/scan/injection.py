@@ -80,9 +80,21 @@ def _rule(
     literals: tuple[str, ...] = (),
     back: int = 0,
     window: int = 200,
+    requires: tuple[tuple[str, ...], ...] = (),
+    leads: tuple[str, ...] = (),
 ) -> Rule:
     """A rule over lowercased text: ``pattern`` is written in lowercase."""
-    return Rule(kind, score, re.compile(pattern), words, literals, back, window)
+    return Rule(
+        kind,
+        score,
+        re.compile(pattern),
+        words,
+        literals,
+        back,
+        window,
+        requires=tuple(map(frozenset, requires)),
+        leads=leads,
+    )
 
 
 _TARGETS = (
@@ -90,6 +102,16 @@ _TARGETS = (
     r"constraints|guardrails|programming|orders)"
 )
 _EARLIER = r"(?:previous|prior|above|earlier|preceding|foregoing|former|original|initial|system|old|existing)"
+_TARGET_WORDS = (
+    *("instruction", "instructions", "prompt", "prompts", "direction", "directions", "directive"),
+    *("directives", "rules", "guidelines", "command", "commands", "context", "constraints"),
+    *("guardrails", "programming", "orders"),
+)
+"""The words of ``_TARGETS``, for rules that require one as a whole word."""
+_EARLIER_WORDS = (
+    *("previous", "prior", "above", "earlier", "preceding", "foregoing", "former", "original"),
+    *("initial", "system", "old", "existing"),
+)
 _NOT_NEGATED = r"(?<!n't )(?<!not )(?<!never )"
 _OVERRIDE_VERBS = (
     "ignore",
@@ -138,6 +160,7 @@ _PHRASE_RULES: tuple[Rule, ...] = (
         rf"{_NOT_NEGATED}\b(?:ignore|disregard|forget|skip|override|bypass|drop|abandon|neglect)\b"
         rf"[^.\n]{{0,30}}?\b{_EARLIER}\b[^.\n]{{0,25}}?\b{_TARGETS}\b",
         words=_OVERRIDE_VERBS,
+        requires=(_EARLIER_WORDS, _TARGET_WORDS),
     ),
     _rule(
         "override-phrase",
@@ -145,6 +168,7 @@ _PHRASE_RULES: tuple[Rule, ...] = (
         rf"{_NOT_NEGATED}\b(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+(?:of\s+)?"
         rf"(?:the\s+|your\s+)?|your\s+|any\s+(?:and\s+all\s+)?)(?:\w+\s+)?{_TARGETS}\b",
         words=_OVERRIDE_VERBS,
+        requires=(("all", "your", "any"), _TARGET_WORDS),
     ),
     _rule(
         "override-phrase",
@@ -161,6 +185,10 @@ _PHRASE_RULES: tuple[Rule, ...] = (
         r"(?:the\s+|your\s+|any\s+)?(?:previous|prior|original|system|earlier|initial|above)\s+"
         rf"{_TARGETS}",
         words=("do", "don", "never", "stop"),
+        requires=(
+            ("follow", "following", "obey", "obeying", "listen", "listening"),
+            ("previous", "prior", "original", "system", "earlier", "initial", "above"),
+        ),
     ),
     _rule(
         "new-instructions",
@@ -179,6 +207,10 @@ _PHRASE_RULES: tuple[Rule, ...] = (
         ),
         back=40,
         window=45,
+        leads=(
+            *("new", "updated", "revised", "real", "actual", "true", "additional", "important"),
+            *("urgent", "hidden", "secret"),
+        ),
     ),
     _rule(
         "new-instructions",
@@ -187,6 +219,8 @@ _PHRASE_RULES: tuple[Rule, ...] = (
         r"|\byour\s+(?:new|real|actual|only)\s+(?:task|goal|objective|purpose|instructions?)\s+(?:is|are)\b",
         words=("now", "task", "goal", "objective", "purpose", "instruction", "instructions"),
         back=30,
+        requires=(("on", "new", "real", "actual", "only"),),
+        leads=("from", "your"),
     ),
     _rule(
         "addressed-to-agent",
@@ -207,6 +241,13 @@ _PHRASE_RULES: tuple[Rule, ...] = (
         r"principal|owner)\b",
         words=("user", "human", "operator", "principal", "owner"),
         back=50,
+        requires=(
+            (
+                *("tell", "telling", "inform", "informing", "mention", "mentioning", "alert"),
+                *("alerting", "notify", "notifying", "reveal", "revealing"),
+            ),
+        ),
+        leads=("do", "don", "never", "without"),
     ),
     _rule(
         "prompt-extraction",
@@ -216,6 +257,17 @@ _PHRASE_RULES: tuple[Rule, ...] = (
         r"instructions|hidden\s+instructions|instructions\s+above|pre-?prompt)",
         words=("prompt", "instructions", "preprompt"),
         back=60,
+        leads=(
+            "reveal",
+            "print",
+            "output",
+            "repeat",
+            "show",
+            "display",
+            "leak",
+            "dump",
+            "disclose",
+        ),
     ),
     _rule(
         "role-play",
@@ -225,6 +277,8 @@ _PHRASE_RULES: tuple[Rule, ...] = (
         r"different|new\s+(?:ai|assistant|agent|persona))",
         words=("now",),
         back=12,
+        requires=(("are",),),
+        leads=("you",),
     ),
     _rule(
         "role-play",
@@ -236,6 +290,7 @@ _PHRASE_RULES: tuple[Rule, ...] = (
         r"unrestricted)",
         words=("now", "act", "behave", "respond", "pretend"),
         back=12,
+        leads=("you", "act", "behave", "respond", "pretend"),
     ),
     _rule(
         "jailbreak-persona",
@@ -243,6 +298,7 @@ _PHRASE_RULES: tuple[Rule, ...] = (
         r"\b(?:developer\s+mode\s+(?:enabled|activated|on)|dan\s+mode|do\s+anything\s+now|"
         r"jailbreak(?:ed)?\s+mode|sudo\s+mode\s+(?:enabled|on))\b",
         words=("developer", "dan", "do", "jailbreak", "jailbroken", "sudo"),
+        requires=(("mode", "anything"),),
     ),
     _rule(
         "system-impersonation",
@@ -302,6 +358,14 @@ _PHRASE_RULES: tuple[Rule, ...] = (
             "copy",
         ),
         window=240,
+        requires=(
+            ("to", "at"),
+            (
+                *("conversation", "chat", "history", "credentials", "password", "passwords"),
+                *("api", "secret", "secrets", "token", "tokens", "private", "session"),
+                *("contacts", "files", "inbox", "emails"),
+            ),
+        ),
     ),
     _rule(
         "encoded-instruction",
@@ -309,6 +373,7 @@ _PHRASE_RULES: tuple[Rule, ...] = (
         r"\b(?:decode|base64-?decode|rot13|deobfuscate)\b[^.\n]{0,40}?\b(?:and|then)\s+"
         r"(?:follow|execute|run|obey|do|perform)\b",
         words=("decode", "base64", "rot13", "deobfuscate"),
+        requires=(("and", "then"), ("follow", "execute", "run", "obey", "do", "perform")),
     ),
     _rule(
         "override-phrase",
@@ -874,10 +939,10 @@ def _encoded_findings(
     text: str, low: str, words: frozenset[str], depth: int, rescan: _RescanFn
 ) -> list[Finding]:
     findings: list[Finding] = []
-    # A base64 run of 24+ characters leaves a long alphanumeric word behind when punctuation
-    # (including "+" and "/") splits the text into words; without one there is nothing to decode.
-    long_word = max(map(len, words), default=0) >= _BASE64_WORD
-    for span in _base64_runs(text) if long_word else ():
+    # Every text is searched for runs (one bytes.translate, a tenth of a millisecond per 100 KB):
+    # a payload with "?" or ">" every few characters puts "/" or "+" in its base64 every few
+    # characters, so the run leaves no long word behind to tell it is there.
+    for span in _base64_runs(text):
         decoded = _decode_base64(text[span[0] : span[1]])
         if decoded is not None:
             findings.extend(_rescanned("base64", decoded, span, text, depth, rescan))
@@ -887,7 +952,6 @@ def _encoded_findings(
     return findings
 
 
-_BASE64_WORD = 16
 _LINE_SPACING = str.maketrans("", "", "\t\r\n")
 _ROT13_MARKERS = frozenset({"vtaber", "cerivbhf", "vafgehpgvbaf", "qvfertneq", "flfgrz"})
 _ROT13_MARKERS |= {"rot13", "ebg13"}
