@@ -15,14 +15,16 @@ Implements ``clearance.audit.storage.AuditStorage`` (the tables come from migrat
   id. Every batch of that shard is then committed *on that connection*, so a write can only
   happen in the session holding the lock: if the connection is lost the lock goes with it, and
   the next commit first re-takes the lock (or is fenced).
-* **Fencing.** ``open_shard`` bumps the shard's ``epoch``. ``commit_batch`` starts with
-  ``UPDATE audit_shard SET size, head, compact WHERE origin AND size = old AND epoch = e``; zero
-  rows means another writer moved the shard on, and the batch fails with ``ConflictError``
-  (the appender answers SILENCE and must stop). Taking the row lock first also means a competing
-  writer waits and is then fenced, instead of racing on entry indexes.
-* **Durability.** Entries and payloads go in with ``COPY`` in the same transaction as the head;
-  the audit connection forces ``synchronous_commit = on`` whatever the server default is, so a
-  batch is acknowledged only once its WAL is flushed.
+* **Fencing.** ``open_shard`` bumps the shard's ``epoch``. ``commit_batch`` is one statement
+  whose first part is ``UPDATE audit_shard SET size, head, compact WHERE origin AND size = old
+  AND epoch = e``; zero rows means another writer moved the shard on: nothing is inserted and
+  the batch fails with ``ConflictError`` (the appender answers SILENCE and must stop). Taking the
+  row lock first also means a competing writer waits and is then fenced, instead of racing on
+  entry indexes.
+* **One round trip per batch.** Entries, payloads and the checkpoint go in as arrays
+  (``unnest``) in the same statement as the head update, sent in autocommit: one statement is one
+  transaction. The audit connection forces ``synchronous_commit = on`` whatever the server
+  default is, so a batch is acknowledged only once its WAL is flushed.
 
 Reads (proofs, export, pruning) use the store's pool and may run on any thread.
 """
@@ -36,7 +38,6 @@ from typing import Any
 from clearance.errors import ConflictError, StoreError, StoreUnavailableError
 from clearance.store.postgres import (
     DedicatedConnection,
-    PgCursor,
     PostgresStore,
     _first_line,
     _to_pyformat,
@@ -69,6 +70,61 @@ def _fenced(origin: str, why: str) -> ConflictError:
             "or give each replica its own `--replica-id`"
         ),
     )
+
+
+# The whole batch in one statement. The head compare-and-swap comes first and every insert reads
+# its result, so a competing writer waits on the head row and is then fenced (0 rows), and a fenced
+# batch inserts nothing. One statement in autocommit is one transaction: all of it commits or none.
+_COMMIT_BATCH = """
+WITH moved AS (
+    UPDATE audit_shard SET size = ?, head = ?, compact = ?
+    WHERE origin = ? AND size = ? AND epoch = ?
+    RETURNING origin
+), entries AS (
+    INSERT INTO audit_entry (origin, idx, leaf_hash, header, retain_until)
+    SELECT moved.origin, e.idx, e.leaf_hash, e.header, e.retain_until
+    FROM moved, unnest(?::bigint[], ?::bytea[], ?::bytea[], ?::text[])
+        AS e (idx, leaf_hash, header, retain_until)
+), payloads AS (
+    INSERT INTO audit_payload (origin, idx, salt, body, enc)
+    SELECT moved.origin, p.idx, p.salt, p.body, p.enc
+    FROM moved, unnest(?::bigint[], ?::bytea[], ?::bytea[], ?::text[]) AS p (idx, salt, body, enc)
+), checkpoint AS (
+    INSERT INTO audit_checkpoint (origin, size, root, note, created_at)
+    SELECT moved.origin, c.size, c.root, c.note, c.created_at
+    FROM moved, unnest(?::bigint[], ?::bytea[], ?::bytea[], ?::text[])
+        AS c (size, root, note, created_at)
+)
+SELECT count(*) FROM moved
+"""
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows as ``width`` column lists (the arrays ``unnest`` turns back into rows)."""
+    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
+def _batch_params(
+    origin: str,
+    old_size: int,
+    epoch: int,
+    head: HeadTuple,
+    entries: Sequence[tuple[int, bytes, bytes, str | None]],
+    payloads: Sequence[tuple[int, bytes, bytes, str]],
+    checkpoint: CheckpointTuple | None,
+) -> list[Any]:
+    """The parameters of ``_COMMIT_BATCH``, in placeholder order."""
+    return [
+        head[0],
+        head[1],
+        head[2],
+        origin,
+        old_size,
+        epoch,
+        *_columns(entries, 4),
+        *_columns(payloads, 4),
+        *_columns([] if checkpoint is None else [checkpoint], 4),
+    ]
 
 
 class PostgresAuditStorage:
@@ -155,64 +211,41 @@ class PostgresAuditStorage:
     ) -> None:
         """One durable transaction: head compare-and-swap, entries, payloads, checkpoint.
 
-        A connection found dead before ``COMMIT`` was sent (a database restart, an idle connection
-        killed) committed nothing, so the batch is retried once on a new connection that takes the
-        lock again. A failure during ``COMMIT`` itself is ambiguous and is raised as is.
+        It is one statement (``_COMMIT_BATCH``) in autocommit: one round trip per batch. A
+        connection lost on the way leaves it unknown whether the batch committed, so the head is
+        read again on a new connection holding the lock: the batch's own head means it committed;
+        the old head means it did not, and it is sent once more; anything else is a fence.
         """
+        params = _batch_params(origin, old_size, epoch, head, entries, payloads, checkpoint)
         with self._lock:
             for attempt in (1, 2):
                 writer = self._writer(origin, epoch)
-                sent_commit = False
-                try:
-                    with writer.conn.transaction() as cur:
-                        self._write(
-                            cur, origin, old_size, epoch, head, entries, payloads, checkpoint
-                        )
-                        sent_commit = True
-                except StoreUnavailableError:
-                    if attempt == 2 or sent_commit or not writer.conn.broken:
-                        raise
-                else:
+                if attempt == 2 and self._committed(writer, origin, old_size, epoch, head):
                     return
+                try:
+                    moved = writer.conn.execute(_COMMIT_BATCH, params).fetchone()[0]
+                except StoreUnavailableError:
+                    if attempt == 2 or not writer.conn.broken:
+                        raise
+                    continue
+                if moved != 1:
+                    raise _fenced(origin, f"it moved on from size {old_size}, epoch {epoch}")
+                return
 
     @staticmethod
-    def _write(
-        cur: PgCursor,
-        origin: str,
-        old_size: int,
-        epoch: int,
-        head: HeadTuple,
-        entries: Sequence[tuple[int, bytes, bytes, str | None]],
-        payloads: Sequence[tuple[int, bytes, bytes, str]],
-        checkpoint: CheckpointTuple | None,
-    ) -> None:
-        # INVARIANT: the head row is updated (and row-locked) first, so a competing writer waits
-        # here and is then fenced, instead of racing on entry indexes.
-        cur.execute(
-            "UPDATE audit_shard SET size = ?, head = ?, compact = ? "
-            "WHERE origin = ? AND size = ? AND epoch = ?",
-            (head[0], head[1], head[2], origin, old_size, epoch),
-        )
-        if cur.rowcount != 1:
-            raise _fenced(origin, f"it moved on from size {old_size}, epoch {epoch}")
-        if entries:
-            cur.copy_rows(
-                "audit_entry",
-                ("origin", "idx", "leaf_hash", "header", "retain_until"),
-                ((origin, *e) for e in entries),
-            )
-        if payloads:
-            cur.copy_rows(
-                "audit_payload",
-                ("origin", "idx", "salt", "body", "enc"),
-                ((origin, *p) for p in payloads),
-            )
-        if checkpoint is not None:
-            cur.execute(
-                "INSERT INTO audit_checkpoint (origin, size, root, note, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (origin, *checkpoint),
-            )
+    def _committed(
+        writer: _Writer, origin: str, old_size: int, epoch: int, head: HeadTuple
+    ) -> bool:
+        """After a lost connection: True if the batch moving the head to ``head`` committed."""
+        row = writer.conn.execute(
+            "SELECT size, head, epoch FROM audit_shard WHERE origin = ?", (origin,)
+        ).fetchone()
+        size, head_hash, current = int(row[0]), _opt(row[1]), int(row[2])
+        if current == epoch and size == head[0] and head_hash == head[1]:
+            return True
+        if current == epoch and size == old_size:
+            return False
+        raise _fenced(origin, f"it moved on from size {old_size}, epoch {epoch}")
 
     def close(self) -> None:
         """Release every shard lock this storage holds (the store stays open)."""

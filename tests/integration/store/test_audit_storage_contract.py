@@ -336,3 +336,27 @@ def test_postgres_writer_is_fenced_when_another_took_the_shard_meanwhile(
     verify_chain(second, origin, 3)
     taker.close()
     log.close()
+
+
+@pytest.mark.postgres
+def test_postgres_batch_whose_answer_was_lost_is_not_written_twice(
+    pg_open_storage: Callable[[], Any], pg_admin: Any
+) -> None:
+    """The connection dies after the batch committed: the retry finds it in the head and stops.
+
+    Sending the same batch again is what an appender does when the answer to its commit was lost
+    on the way back; it must succeed without a second copy of the entries and without a fence.
+    """
+    storage = pg_open_storage()
+    origin = new_origin()
+    _, _, _, epoch = open_shard(storage, origin)
+    commit(storage, origin, 0, 2, epoch)
+    _kill(pg_admin, origin)
+    commit(storage, origin, 0, 2, epoch)  # the same batch again, on a dead connection
+    assert storage.leaf_hashes(origin, 0, 10) == [entry(0)[1], entry(1)[1]]
+    assert storage.size(origin) == 2
+    commit(storage, origin, 2, 3, epoch)
+    _kill(pg_admin, origin)
+    with pytest.raises(ConflictError, match="fenced"):  # a stale batch is still refused
+        commit(storage, origin, 1, 2, epoch)
+    assert storage.size(origin) == 3
