@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import codecs
 import re
 import string
@@ -444,12 +445,31 @@ _NATIVE_RULES: tuple[Rule, ...] = (
     ),
 )
 
-_MENTION_CONTEXT = re.compile(
-    r"(?:prompt\s+injection|injection\s+attack|such\s+as|for\s+example|e\.g\.|phrases?\s+like|"
-    r"attackers?|adversar|jailbreak\s+prompts?|red[- ]team|detect(?:s|ion|or)?|classifier|"
-    r"security\s+researchers?|researchers?|the\s+string|the\s+phrase|warns?|beware)"
+_MENTION_TERMS = (
+    *((r"prompt\s+injection", ""), (r"injection\s+attack", ""), (r"such\s+as", "")),
+    *((r"for\s+example", ""), (r"e\.g\.", ""), (r"phrases?\s+like", ""), ("attacker", "s?")),
+    *(
+        ("adversar", ""),
+        (r"jailbreak\s+prompt", "s?"),
+        ("red[- ]team", ""),
+        ("detect", "(?:s|ion|or)?"),
+    ),
+    *(("classifier", ""), (r"security\s+researcher", "s?"), ("researcher", "s?")),
+    *((r"the\s+string", ""), (r"the\s+phrase", ""), ("warn", "s?"), ("beware", "")),
 )
+"""Words that show a text discusses injections: each term with its optional ending.
+
+# INVARIANT: no two terms match at the same position (their first letters, or the word after
+# "the", differ), so where one matches its shortest match is the term without its ending.
+"""
+_MENTION_CONTEXT = re.compile("(?:" + "|".join(term + end for term, end in _MENTION_TERMS) + ")")
 """Searched in lowercased text only (case-insensitive matching is several times slower)."""
+_MENTION_SHORTEST = re.compile("|".join(term for term, _ in _MENTION_TERMS))
+"""Where a mention term starts, and the end of its shortest match there."""
+_MENTION_REACH = 120
+_MENTION_SEARCHES_PER_KB = 5
+"""Window searches per 1,000 characters of text after which the text's mention terms are located
+once instead: a window search costs about 10 us, locating every term about 45 ns per character."""
 
 _TAG_RUN = re.compile("[\U000e0020-\U000e007e]{4,}")
 _BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
@@ -635,21 +655,70 @@ def _quoted(text: str, start: int, end: int) -> bool:
     A long sentence inside a JSON string is not a quotation: attackers must not halve a score by
     wrapping their instruction in a tool-output field.
     """
+    after = text[end : end + 3]
+    if not any(q in after for q in _CLOSING_QUOTES):
+        return False  # tested first: three characters, where the opening test reads the line
     line = text[text.rfind("\n", 0, start) + 1 : start]
-    opened = (
+    return (
         line.count('"') % 2 == 1
         or line.count("`") % 2 == 1
         or line.count("\u201c") > line.count("\u201d")
         or line.count("\u00ab") > line.count("\u00bb")
         or line.count("\u2018") > line.count("\u2019")
     )
-    return opened and any(q in text[end : end + 3] for q in _CLOSING_QUOTES)
 
 
-def _mention_factor(text: str, start: int, end: int) -> float:
+class _Mentions:
+    """Answers "does a mention term lie within this window?" for one lowercased text.
+
+    Each answer is a search of the window, about 250 characters tried position by position
+    (several microseconds). A text with many findings (100 KB that is mostly injections has
+    thousands) has its terms located once, each start with its shortest match's end, and each
+    later answer is a bisection: a term lies within ``[low, high)`` exactly when one starts
+    there whose shortest match ends by ``high``.
+    """
+
+    __slots__ = ("_asked", "_ends", "_low", "_starts")
+
+    def __init__(self, low: str) -> None:
+        self._low = low
+        self._asked = 0
+        self._starts: list[int] | None = None
+        self._ends: list[int] = []
+
+    def within(self, low: int, high: int) -> bool:
+        """``_MENTION_CONTEXT.search(text, low, high) is not None``."""
+        starts = self._starts
+        if starts is None:
+            self._asked += 1
+            if self._asked * 1000 <= _MENTION_SEARCHES_PER_KB * len(self._low):
+                return _MENTION_CONTEXT.search(self._low, low, high) is not None
+            starts = self._locate()
+        high = min(high, len(self._low))
+        index = bisect.bisect_left(starts, low)
+        while index < len(starts) and starts[index] < high:
+            if self._ends[index] <= high:
+                return True
+            index += 1
+        return False
+
+    def _locate(self) -> list[int]:
+        """Every start of a term (overlapping ones too), with its shortest match's end."""
+        starts: list[int] = []
+        ends: list[int] = []
+        term = _MENTION_SHORTEST.search(self._low)
+        while term is not None:
+            starts.append(term.start())
+            ends.append(term.end())
+            term = _MENTION_SHORTEST.search(self._low, term.start() + 1)
+        self._starts, self._ends = starts, ends
+        return starts
+
+
+def _mention_factor(mentions: _Mentions, text: str, start: int, end: int) -> float:
     """Lower the score of a phrase that is quoted or sits in a discussion *about* injections."""
     quoted = _quoted(text, start, end)
-    discussed = _MENTION_CONTEXT.search(text, max(0, start - 120), end + 120) is not None
+    discussed = mentions.within(max(0, start - _MENTION_REACH), end + _MENTION_REACH)
     if quoted and discussed:
         return _QUOTED_FACTOR * _DISCUSSED_FACTOR
     if quoted:
@@ -661,13 +730,14 @@ def _phrase_findings(
     text: str, normalised: str, low: str, words: frozenset[str], original_low: str
 ) -> list[Finding]:
     offsets: OffsetMap | None = None
+    mentions = _Mentions(low)
     findings: list[Finding] = []
     for rule in _PHRASE_RULES:
         if not rule.triggers and words.isdisjoint(rule.words):
             continue  # exact: such a rule only runs where one of its words occurs
         for match in run(rule, normalised, low, words):
             n_start, n_end = match.span()
-            score = rule.score * _mention_factor(low, n_start, n_end)
+            score = rule.score * _mention_factor(mentions, low, n_start, n_end)
             kind = rule.kind
             start, end = n_start, n_end
             if normalised is not text:
