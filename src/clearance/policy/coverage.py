@@ -21,12 +21,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import cel
-
 from clearance.model import Request, SessionFacts, Verdict
 from clearance.policy.compile import CompiledPolicy
 from clearance.policy.edges import Edge, probed, tool_edges
-from clearance.policy.evaluate import _context, _scope
+from clearance.policy.evaluate import ConditionInputs, _scope
 from clearance.policy.hooks import Provenance
 
 #: Verdict rules decided before the parameter schema is read: their cases probe no edge.
@@ -53,15 +51,13 @@ def matching_rules(
     if isinstance(plan, Verdict) or plan.deny is not None:
         return ()
     found: list[str] = []
-    context: cel.Context | None = None
+    inputs = ConditionInputs(compiled, plan, request, facts, provenance, scan)
     for rule in plan.rules:
         if rule.tasks is not None and facts.task not in rule.tasks:
             continue
         if rule.condition is not None:
-            if context is None:
-                context = _context(compiled, plan, request, facts, provenance, scan)
             try:
-                result = rule.condition.program.execute(context)
+                result = inputs.run(rule.condition)
             except Exception:  # noqa: BLE001, S112 - an erroring condition simply did not match
                 continue
             if result is not True:

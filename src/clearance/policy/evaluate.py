@@ -45,7 +45,9 @@ from clearance.policy.compile import (
     build_verdict,
     required_approvers,
 )
+from clearance.policy.expressions import Condition
 from clearance.policy.hooks import NO_PROVENANCE, PURE_FUNCTIONS, Provenance, provenance_functions
+from clearance.policy.native import Inputs, within_domain
 
 SCAN_DEFAULTS: Mapping[str, Any] = {"injection": 0.0, "secrets": [], "pii": [], "urls": []}
 
@@ -86,15 +88,13 @@ def evaluate(
         return plan.deny
     task = facts.task
     candidates = [r for r in plan.rules if r.tasks is None or task in r.tasks]
-    context: cel.Context | None = None
+    inputs = ConditionInputs(compiled, plan, request, facts, provenance, scan)
     matches: list[CompiledRule] = []
     for rule in candidates:
         condition = rule.condition
         if condition is not None:
-            if context is None:
-                context = _context(compiled, plan, request, facts, provenance, scan)
             try:
-                result = condition.program.execute(context)
+                result = inputs.run(condition)
             except Exception as exc:  # noqa: BLE001 - fail closed: any engine error is SILENCE
                 return _error(tool, rule, f"{type(exc).__name__}: {exc}")
             if result is False:
@@ -191,33 +191,102 @@ def _subset(value: Mapping[str, Any], root: str, plan: Plan) -> Mapping[str, Any
     return {k: value[k] for k in plan.needs.fields.get(root, ()) if k in value}
 
 
-def _context(
-    compiled: CompiledPolicy,
-    plan: Plan,
-    request: Request,
-    facts: SessionFacts,
-    provenance: Provenance | None,
-    scan: Mapping[str, Any] | None,
-) -> cel.Context:
-    """The CEL inputs for this decision: only the roots and fields the candidate rules read."""
-    needs = plan.needs
-    roots = plan.roots
-    variables: dict[str, Any] = {}
-    if "args" in roots:
-        variables["args"] = _subset(request.args, "args", plan)
-    if "request" in roots:
-        variables["request"] = _subset(request_to_cel(request), "request", plan)
-    if "session" in roots:
-        variables["session"] = _subset(facts.to_cel(), "session", plan)
-    if "scan" in roots:
-        variables["scan"] = _subset({**SCAN_DEFAULTS, **(scan or {})}, "scan", plan)
-    functions: dict[str, Callable[..., Any]] = {}
-    hooks: dict[str, Callable[[Any], Any]] | None = None
-    for name in needs.functions:
-        found = compiled.functions.get(name) or PURE_FUNCTIONS.get(name)
-        if found is None:
-            if hooks is None:
-                hooks = provenance_functions(provenance or NO_PROVENANCE, compiled.in_policy_data)
-            found = hooks[name]
-        functions[name] = found
-    return cel.Context(variables=variables, functions=functions)
+class ConditionInputs:
+    """The inputs of one decision's conditions, each form built on first use.
+
+    A condition with a Python form (``clearance.policy.native``) reads the request's values as
+    they are; when its closures leave their domain, or the values are outside it from the start,
+    the CEL engine decides, given only the roots and fields the candidate rules read.
+    """
+
+    __slots__ = (
+        "_compiled",
+        "_context",
+        "_facts",
+        "_native",
+        "_outside",
+        "_plan",
+        "_provenance",
+        "_request",
+        "_scan",
+        "_variables",
+    )
+
+    def __init__(
+        self,
+        compiled: CompiledPolicy,
+        plan: Plan,
+        request: Request,
+        facts: SessionFacts,
+        provenance: Provenance | None,
+        scan: Mapping[str, Any] | None,
+    ) -> None:
+        self._compiled = compiled
+        self._plan = plan
+        self._request = request
+        self._facts = facts
+        self._provenance = provenance
+        self._scan = scan
+        self._variables: dict[str, Any] | None = None
+        self._native: Inputs | None = None
+        self._outside = False  # the values are outside the Python forms' domain
+        self._context: cel.Context | None = None
+
+    def run(self, condition: Condition) -> Any:
+        """The condition's value; raises what the engine raises."""
+        native = condition.native
+        if native is not None and not self._outside:
+            inputs = self._native or self._native_inputs()
+            if inputs is not None:
+                try:
+                    return native(inputs)
+                except Exception:  # noqa: BLE001, S110 - outside the subset's domain: the engine decides
+                    pass
+        if self._context is None:
+            variables = self._roots()
+            plan = self._plan
+            self._context = cel.Context(
+                variables={root: _subset(value, root, plan) for root, value in variables.items()},
+                functions=self._functions(),
+            )
+        return condition.program.execute(self._context)
+
+    def _roots(self) -> dict[str, Any]:
+        if self._variables is None:
+            roots = self._plan.roots
+            request = self._request
+            variables: dict[str, Any] = {}
+            if "args" in roots:
+                variables["args"] = request.args
+            if "request" in roots:
+                variables["request"] = request_to_cel(request)
+            if "session" in roots:
+                variables["session"] = self._facts.to_cel()
+            if "scan" in roots:
+                variables["scan"] = {**SCAN_DEFAULTS, **(self._scan or {})}
+            self._variables = variables
+        return self._variables
+
+    def _native_inputs(self) -> Inputs | None:
+        variables = self._roots()
+        needs = self._plan.needs
+        if not within_domain(variables, needs.whole, needs.fields):
+            self._outside = True
+            return None
+        self._native = (variables, self._functions())
+        return self._native
+
+    def _functions(self) -> dict[str, Callable[..., Any]]:
+        compiled = self._compiled
+        functions: dict[str, Callable[..., Any]] = {}
+        hooks: dict[str, Callable[[Any], Any]] | None = None
+        for name in self._plan.needs.functions:
+            found = compiled.functions.get(name) or PURE_FUNCTIONS.get(name)
+            if found is None:
+                if hooks is None:
+                    hooks = provenance_functions(
+                        self._provenance or NO_PROVENANCE, compiled.in_policy_data
+                    )
+                found = hooks[name]
+            functions[name] = found
+        return functions

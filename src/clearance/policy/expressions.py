@@ -26,6 +26,8 @@ import cel
 
 from clearance.errors import ExpressionError
 from clearance.policy.hooks import PROVENANCE_FUNCTIONS, PURE_FUNCTIONS
+from clearance.policy.lexer import Token, tokenize
+from clearance.policy.native import Node, compile_native
 from clearance.policy.problems import did_you_mean
 
 REQUEST_FIELDS: tuple[str, ...] = ("tool", "action", "target", "agent_id", "session_id")
@@ -97,42 +99,6 @@ _OPERAND_STOPS = frozenset({"&&", "||", "?", ":", ","})
 _OPEN = {"(": ")", "[": "]", "{": "}"}
 _CLOSE = {v: k for k, v in _OPEN.items()}
 
-_TOKEN = re.compile(
-    r"""
-    (?P<ws>\s+|//[^\n]*)
-   |(?P<str>(?:[rR][bB]?|[bB][rR])(?:'''.*?'''|\"\"\".*?\"\"\"|'[^'\n]*'|"[^"\n]*")
-      |[bB]?(?:'''(?:\\.|[^\\])*?'''|\"\"\"(?:\\.|[^\\])*?\"\"\"|'(?:\\.|[^'\\\n])*'
-      |"(?:\\.|[^"\\\n])*"))
-   |(?P<num>(?:\d+\.\d+|\.\d+)(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+|0[xX][0-9a-fA-F]+[uU]?|\d+[uU]?)
-   |(?P<id>[A-Za-z_][A-Za-z0-9_]*)
-   |(?P<op>&&|\|\||==|!=|<=|>=|[-+*/%!<>?:.,()\[\]{}])
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class _Token:
-    kind: str
-    text: str
-    start: int
-    end: int
-
-
-def _tokens(source: str) -> list[_Token]:
-    """Significant tokens of ``source`` (whitespace and comments dropped)."""
-    out: list[_Token] = []
-    pos = 0
-    while pos < len(source):
-        match = _TOKEN.match(source, pos)
-        if match is None:
-            raise ExpressionError(f"unexpected character `{source[pos]}` at offset {pos}")
-        kind = match.lastgroup or ""
-        if kind != "ws":
-            out.append(_Token(kind, match.group(), match.start(), match.end()))
-        pos = match.end()
-    return out
-
 
 @dataclass(frozen=True)
 class Needs:
@@ -163,6 +129,8 @@ class Condition:
     needs: Needs
     args_fields: frozenset[str]
     patterns: frozenset[str] = frozenset()
+    native: Node | None = field(default=None, compare=False, repr=False)
+    """The same condition as Python closures (see ``clearance.policy.native``), or None."""
 
 
 @dataclass(frozen=True)
@@ -172,7 +140,7 @@ class _Analysis:
     functions: set[str]
 
 
-def _analyse(tokens: Sequence[_Token]) -> _Analysis:
+def _analyse(tokens: Sequence[Token]) -> _Analysis:
     bound = _bound_names(tokens)
     fields: dict[str, set[str]] = {}
     whole: set[str] = set()
@@ -213,7 +181,7 @@ def _analyse(tokens: Sequence[_Token]) -> _Analysis:
     return _Analysis(fields, whole, functions)
 
 
-def _member(tokens: Sequence[_Token], i: int) -> str | None:
+def _member(tokens: Sequence[Token], i: int) -> str | None:
     """The field name in ``root.field`` at token ``i``, or None for any other use of the root."""
     if (
         i + 2 < len(tokens)
@@ -225,7 +193,7 @@ def _member(tokens: Sequence[_Token], i: int) -> str | None:
     return None
 
 
-def _bound_names(tokens: Sequence[_Token]) -> set[str]:
+def _bound_names(tokens: Sequence[Token]) -> set[str]:
     """Names bound by comprehension macros: the ``x`` of ``list.exists(x, ...)``."""
     bound: set[str] = set()
     for i in range(1, len(tokens) - 3):
@@ -254,7 +222,7 @@ def data_function_name(list_name: str) -> str:
 def _rewrite_data(source: str, data: Mapping[str, Sequence[object]]) -> str:
     """Replace each ``data.NAME``: a membership test becomes a call, anything else a literal."""
     while True:
-        tokens = _tokens(source)
+        tokens = tokenize(source)
         site = _first_data_reference(tokens)
         if site is None:
             return source
@@ -271,7 +239,7 @@ def _rewrite_data(source: str, data: Mapping[str, Sequence[object]]) -> str:
             source = f"{source[: tokens[i].start]}{literal}{source[end:]}"
 
 
-def _first_data_reference(tokens: Sequence[_Token]) -> int | None:
+def _first_data_reference(tokens: Sequence[Token]) -> int | None:
     for i, tok in enumerate(tokens):
         if (
             tok.text == "data"
@@ -283,7 +251,7 @@ def _first_data_reference(tokens: Sequence[_Token]) -> int | None:
     return None
 
 
-def _membership_left_operand(tokens: Sequence[_Token], i: int) -> int | None:
+def _membership_left_operand(tokens: Sequence[Token], i: int) -> int | None:
     """Index of the first token of ``X`` in ``X in data.NAME`` (``data`` at ``i``), if safe."""
     nxt = tokens[i + 3].text if i + 3 < len(tokens) else None
     if i == 0 or tokens[i - 1].text != "in" or nxt in (".", "[", "("):
@@ -323,7 +291,7 @@ def compile_condition(
         raise ExpressionError(
             f"condition does not compile: {_syntax_detail(str(exc))}", hint=f"in `{source}`"
         ) from None
-    tokens = _tokens(source)
+    tokens = tokenize(source)
     analysis = _analyse(tokens)
     patterns = _regex_patterns(tokens)
     if "data" in analysis.whole:
@@ -352,10 +320,11 @@ def compile_condition(
         needs=needs,
         args_fields=frozenset(analysis.fields.get("args", ())),
         patterns=frozenset(patterns),
+        native=compile_native(rewritten, needs.functions),
     )
 
 
-def _regex_patterns(tokens: Sequence[_Token]) -> list[str]:
+def _regex_patterns(tokens: Sequence[Token]) -> list[str]:
     """The literal patterns of every ``re_search(text, "pattern")``, each checked to compile.
 
     The pattern must be a string literal so that it is compiled once, at load time, and a bad
@@ -399,7 +368,7 @@ def _syntax_detail(message: str) -> str:
 
 
 def _functions_in(rewritten: str) -> frozenset[str]:
-    tokens = _tokens(rewritten)
+    tokens = tokenize(rewritten)
     return frozenset(
         t.text
         for i, t in enumerate(tokens)

@@ -65,8 +65,8 @@ from clearance.policy.constraints import MAX_SAFE_INTEGER
 from clearance.policy.document import Param, Tool
 from clearance.policy.edges import Edge, probed, tool_edges, violations
 from clearance.policy.evaluate import evaluate
-from clearance.policy.expressions import _tokens
 from clearance.policy.hooks import url_host
+from clearance.policy.lexer import tokenize
 
 try:  # the regular-expression parser of the standard library (``sre_parse`` before 3.11)
     import re._constants as _sre_constants  # type: ignore[import-not-found,unused-ignore]
@@ -479,7 +479,7 @@ def _record(uses: Uses, op: str, value: object, wrapper: str | None) -> None:
 def analyse_condition(source: str) -> dict[str, Uses]:
     """Per ``args`` parameter, the values and bounds one ``when`` singles out (best effort)."""
     try:
-        tokens = _tokens(source)
+        tokens = tokenize(source)
     except Exception:  # noqa: BLE001 - a condition the tokenizer cannot read yields no hints
         return {}
     found: dict[str, Uses] = {}
