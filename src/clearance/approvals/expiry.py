@@ -11,14 +11,12 @@ request is a DENY and is recorded as such by ``ApprovalService.expire_due``.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from clearance.formats.entry import format_time
 
-def iso(ts: datetime) -> str:
-    """RFC 3339 UTC with microseconds and ``Z``; naive datetimes are refused."""
-    if ts.tzinfo is None:
-        raise ValueError("approval times must be timezone-aware")
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+iso = format_time
+"""RFC 3339 UTC with microseconds and ``Z`` (AUDIT.md 3.2); naive datetimes are refused."""
 
 
 def parse(text: str) -> datetime:

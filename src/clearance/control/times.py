@@ -1,19 +1,19 @@
 """Time as text, in the one format the gate writes (RFC 3339 UTC, microseconds, ``Z``).
 
 The control plane never reads a clock: every function takes ``now``. These two helpers only
-convert, so stops written here sort and compare like the gate's own timestamps. (The same format
-is produced by ``clearance.gate.clock.iso``, which this layer may not import.)
+convert, with the same formatter as the gate and the audit log, so stops written here sort and
+compare like the gate's own timestamps.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
+from clearance.formats.entry import format_time
 
-def iso(ts: datetime) -> str:
-    """RFC 3339 UTC with microseconds and ``Z``."""
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+iso = format_time
+"""RFC 3339 UTC with microseconds and ``Z`` (AUDIT.md 3.2); naive datetimes are refused."""
 
 
 def parse_time(text: str) -> datetime:

@@ -77,7 +77,11 @@ def format_time(ts: datetime) -> str:
     """RFC 3339 UTC with microseconds and ``Z``: the only time form inside evidence."""
     if ts.tzinfo is None:
         raise EntryError("evidence times must be timezone-aware")
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if ts.tzinfo is not UTC:
+        ts = ts.astimezone(UTC)
+    # isoformat is several times cheaper than strftime, and pads years below 1000 as RFC 3339
+    # requires; every decision formats its time.
+    return ts.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def digest_text(raw: bytes) -> str:

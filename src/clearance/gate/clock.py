@@ -6,6 +6,11 @@ import time
 from datetime import UTC, datetime
 from typing import Protocol
 
+from clearance.formats.entry import format_time
+
+iso = format_time
+"""RFC 3339 UTC with microseconds and ``Z`` (AUDIT.md 3.2); naive datetimes are refused."""
+
 
 class Clock(Protocol):
     """A source of wall-clock and monotonic time."""
@@ -52,8 +57,3 @@ class FixedClock:
 
         self._now = self._now + timedelta(seconds=seconds)
         self._mono += max(seconds, 0.0)
-
-
-def iso(ts: datetime) -> str:
-    """RFC 3339 UTC with microseconds and ``Z`` (AUDIT.md 3.2)."""
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
