@@ -201,8 +201,12 @@ def test_stored_policy_replaced_by_garbage_mid_run(tmp_path: Path) -> None:
     finally:
         runtime.close()
     # A restart refuses to decide with it: an error, no gate.
-    with pytest.raises(PolicyError, match="bundle bytes are not JSON"):
+    with pytest.raises(PolicyError, match="bundle bytes are not JSON") as raised:
         open_runtime(data_dir)
+    # The error names the damaged bundle and what to do about it.
+    assert digest in str(raised.value)
+    assert raised.value.hint is not None
+    assert "clearance policy activate" in raised.value.hint
 
 
 def test_policy_file_turned_garbage_is_a_clear_error_never_a_bundle(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ Any unexpected exception anywhere becomes SILENCE naming its cause: nothing is d
 from __future__ import annotations
 
 import base64
+import binascii
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -32,7 +33,13 @@ from typing import Any
 
 import orjson
 
-from clearance.errors import ClearanceError, ConfigError, StoreError, TaintUnrecordedError
+from clearance.errors import (
+    ClearanceError,
+    ConfigError,
+    PolicyError,
+    StoreError,
+    TaintUnrecordedError,
+)
 from clearance.formats.canonical import NotCanonicalError
 from clearance.gate.clock import Clock, SystemClock, iso
 from clearance.gate.config import GateConfig
@@ -204,12 +211,26 @@ class Gate:
         stored = self.store.get_bundle(digest)
         if stored is None:
             raise ConfigError(f"no archived policy bundle `{digest}`")
-        signature = base64.b64decode(stored.signature) if stored.signature else None
-        bundle = Bundle.from_bytes(stored.data, signature=signature)
+        damaged = (
+            "the store was altered or damaged: activate the policy again from its file "
+            "(`clearance policy activate FILE`) or restore the store from a backup"
+        )
+        try:
+            signature = (
+                base64.b64decode(stored.signature, validate=True) if stored.signature else None
+            )
+            bundle = Bundle.from_bytes(stored.data, signature=signature)
+        except (PolicyError, binascii.Error) as exc:
+            detail = (
+                exc.message if isinstance(exc, PolicyError) else f"bad signature encoding ({exc})"
+            )
+            raise PolicyError(
+                f"the archived policy bundle `{digest}` cannot be read: {detail}", hint=damaged
+            ) from exc
         if bundle.digest != digest:
             raise ConfigError(
                 f"the archived bundle `{digest}` recompiles to `{bundle.digest}`",
-                hint="the store was altered or this clearance version canonicalises differently",
+                hint=f"{damaged}; or this clearance version canonicalises differently",
             )
         self._bundles[digest] = bundle
         return bundle
