@@ -635,7 +635,7 @@ def _scan(text: str, depth: int, rescan: _RescanFn) -> list[Finding]:
     # obfuscation read it.
     original_low = low if normalised is text else lowercase(text)
     words = words_of(low)
-    findings = _phrase_findings(text, normalised, low, words, original_low)
+    findings = _phrase_findings(text, normalised, low, words, original_low, spans)
     if normalised is not text:
         if has_invisible(text, spans=spans):
             findings.extend(_hidden_char_findings(text, spans, depth, rescan))
@@ -727,7 +727,12 @@ def _mention_factor(mentions: _Mentions, text: str, start: int, end: int) -> flo
 
 
 def _phrase_findings(
-    text: str, normalised: str, low: str, words: frozenset[str], original_low: str
+    text: str,
+    normalised: str,
+    low: str,
+    words: frozenset[str],
+    original_low: str,
+    spans: Sequence[tuple[int, int]],
 ) -> list[Finding]:
     offsets: OffsetMap | None = None
     mentions = _Mentions(low)
@@ -742,7 +747,7 @@ def _phrase_findings(
             start, end = n_start, n_end
             if normalised is not text:
                 if offsets is None:  # built on the first finding only: most texts have none
-                    offsets = OffsetMap(text)
+                    offsets = OffsetMap(text, spans=spans)
                 start, end = offsets.to_original(n_start), offsets.to_original(n_end)
                 if rule.pattern.search(original_low, start, end) is None:
                     # Only the normalised form matches: someone obfuscated the phrase on purpose.
@@ -793,7 +798,8 @@ def _hidden_char_findings(
     findings: list[Finding] = []
     length = len(text)
     raw = text.encode("utf-8", "surrogatepass")
-    if any(mark in raw for mark in _TAG_MARKS):
+    astral = ASTRAL_INVISIBLE_MARK in raw  # one search: the tag marks share these bytes
+    if astral and any(mark in raw for mark in _TAG_MARKS):
         for match in _in_spans(_TAG_RUN, text, spans):
             decoded = "".join(chr(ord(c) - 0xE0000) for c in match.group())
             findings.append(make_finding(NAME, "tag-characters", 0.9, text, *match.span()))
@@ -802,7 +808,7 @@ def _hidden_char_findings(
             )
     in_word: list[tuple[int, int]] = []
     consumed = -1
-    runs = _INVISIBLE_BEFORE_WORD if ASTRAL_INVISIBLE_MARK in raw else _INVISIBLE_BMP_BEFORE_WORD
+    runs = _INVISIBLE_BEFORE_WORD if astral else _INVISIBLE_BMP_BEFORE_WORD
     # One character past each span, for the lookahead: it is ASCII, so no run starts there.
     for low, high in spans:
         for run_match in runs.finditer(text, low, min(length, high + 1)):

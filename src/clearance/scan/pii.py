@@ -158,6 +158,7 @@ _CARD_PREFIX = re.compile(r"4|5[1-5]|2[2-7]|3[47]|6(?:011|5|4[4-9])|3(?:0[0-5]|[
 
 
 _CARD_SEPARATORS = str.maketrans("", "", " -")
+_NON_DIGIT = re.compile(r"\D")
 
 
 def _card(value: str) -> str | None:
@@ -173,7 +174,7 @@ def _iban(value: str) -> str | None:
 
 
 def _ssn(value: str) -> str | None:
-    digits = re.sub(r"[ -]", "", value)
+    digits = value.translate(_CARD_SEPARATORS)
     area, group, serial = digits[:3], digits[3:5], digits[5:]
     if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
         return None
@@ -185,7 +186,7 @@ def _same(value: str) -> str | None:
 
 
 def _phone(value: str) -> str | None:
-    digits = re.sub(r"\D", "", value)
+    digits = _NON_DIGIT.sub("", value)
     return digits if 10 <= len(digits) <= 15 else None
 
 

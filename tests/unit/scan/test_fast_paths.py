@@ -84,6 +84,20 @@ def test_offset_map_matches_the_breakpoint_definition(text: str) -> None:
     assert [offsets.to_original(n) for n in range(len(expected))] == expected
 
 
+@settings(max_examples=150, deadline=None)
+@given(TEXT, st.integers(min_value=0, max_value=2 * _BLOCK))
+def test_offset_map_searched_in_the_non_ascii_spans_is_the_whole_text_map(
+    text: str, padding: int
+) -> None:
+    padded = "p" * padding + text + "q" * (padding // 3)
+    whole = norm.OffsetMap(padded)
+    in_spans = norm.OffsetMap(padded, spans=norm.non_ascii_spans(padded))
+    length = len(norm.normalize(padded))
+    assert [in_spans.to_original(n) for n in range(length + 1)] == [
+        whole.to_original(n) for n in range(length + 1)
+    ]
+
+
 @pytest.mark.parametrize("boundary", [_CHUNK, 3 * _CHUNK, _BLOCK, 2 * _BLOCK])
 @pytest.mark.parametrize(
     "filler", ["plain ascii filler text. ", "\u0442\u0435\u043a\u0441\u0442 text \u4e2d. "]
