@@ -377,7 +377,7 @@ def create_app(services: GateServices | Gate, settings: ServerSettings) -> FastA
         redoc_url=None,
     )
     app.include_router(agent_api.router(ctx))
-    app.include_router(hooks_api.router(ctx))
+    app.include_router(hooks_api.router(ctx, max_wait_s=settings.hook_max_wait_s))
     app.include_router(operator_api.router(ctx))
     app.include_router(health.router(ctx))
     dashboard.mount(app, ctx)

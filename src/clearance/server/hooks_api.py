@@ -79,7 +79,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("clearance.server.hooks")
 
-#: The longest a hook waits for an approval, whatever its ``?timeout=`` says.
+#: The default longest wait for an approval, whatever ``?timeout=`` says (``hook_max_wait_s``).
 MAX_WAIT_S = 600.0
 #: Seconds kept back from the hook's timeout to redeem the token and answer before it expires.
 HOOK_MARGIN_S = 5.0

@@ -77,6 +77,15 @@ class ServerSettings(BaseSettings):
             "contend for the interpreter lock (bench/sidecar.py --decide-threads measures it)"
         ),
     )
+    hook_max_wait_s: float = Field(
+        default=600.0,
+        ge=0,
+        le=3600,
+        description=(
+            "the longest the hook endpoint holds a request open waiting for an approval, whatever "
+            "the hook's own ?timeout= allows (0: never wait, answer deny at once)"
+        ),
+    )
     shadow_sample: int = Field(
         default=500, gt=0, le=100_000, description="recent decisions a policy dry-run replays"
     )

@@ -33,10 +33,10 @@ class Sidecar:
 
 
 @contextmanager
-def serve_sidecar(runtime: Runtime) -> Iterator[Sidecar]:
+def serve_sidecar(runtime: Runtime, settings: ServerSettings | None = None) -> Iterator[Sidecar]:
     """Serve ``runtime`` on a free loopback port with an agent key for the kit's agent."""
     services, _ = build_services(runtime)
-    app = create_app(services, ServerSettings())
+    app = create_app(services, settings or ServerSettings())
     identity = IdentityService(
         identity_store(runtime.gate.store),
         runtime.gate.clock,

@@ -41,6 +41,7 @@ from clearance.gate.clock import SystemClock
 from clearance.integrations.mapping import SessionHandle
 from clearance.server.hooks_api import MAX_WAIT_S, hook_wait_s
 from clearance.server.identity import IdentityService
+from clearance.server.settings import ServerSettings
 from clearance.store.identity_sql import identity_store
 
 __all__ = ["hook_dir", "hook_runtime"]
@@ -211,6 +212,20 @@ def test_without_a_timeout_the_endpoint_does_not_wait(served: Sidecar, session_i
     out = post(served, gemini, session_id, dialect="gemini").json()
     assert out["decision"] == "deny"
     assert "approval `apr_" in out["reason"]
+
+
+def test_the_servers_wait_cap_overrides_the_hooks_timeout(
+    hook_runtime: Runtime, session_id: str
+) -> None:
+    # With `hook_max_wait_s = 0` the endpoint answers at once, even for a hook that would wait
+    # 30 s and an operator who approves as soon as the request is pending.
+    with serve_sidecar(hook_runtime, ServerSettings(hook_max_wait_s=0)) as capped:
+        approver = operator_thread(hook_runtime, lambda aid: approve(hook_runtime, aid))
+        reason = claude_reason(
+            post(capped, claude_pre("git push"), session_id, query="?timeout=30")
+        )
+        approver.join()
+    assert "pending" in reason
 
 
 def test_operator_denial_reaches_the_model(
