@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -22,10 +23,31 @@ _START_TIMEOUT_S = 10.0
 _POLL_S = 0.01
 
 
+def uvicorn_options(host: str, port: int) -> dict[str, Any]:
+    """How the service runs uvicorn, in ``clearance serve`` and embedded alike.
+
+    uvloop and httptools, one worker, no access log (refusals are logged and counted by the
+    service itself), and no proxy headers: the peer address that login rate limits and a key's
+    source alert use comes from the socket, never from an ``X-Forwarded-For`` a local caller
+    wrote. ``bench/sidecar.py`` measures exactly this configuration.
+    """
+    return {
+        "host": host,
+        "port": port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
+        "proxy_headers": False,
+        "server_header": False,
+        "log_level": "warning",
+        "lifespan": "off",
+    }
+
+
 @contextmanager
 def serve_in_background(app: FastAPI, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """Serve ``app`` with uvicorn on ``host:port`` (0: a free port) and yield its base URL."""
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    config = uvicorn.Config(app, **uvicorn_options(host, port))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="clearance-http", daemon=True)
     thread.start()

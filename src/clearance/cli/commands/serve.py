@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -31,6 +31,7 @@ from clearance.gate.clock import Clock
 from clearance.gate.evidence import AuditRecorder
 from clearance.gate.fatigue import FatigueWatch
 from clearance.server.app import GateServices
+from clearance.server.embedded import uvicorn_options
 from clearance.server.settings import ServerSettings, load_settings
 from clearance.store.identity_sql import identity_store
 
@@ -113,27 +114,6 @@ def watch(
     return dog
 
 
-def uvicorn_options(settings: ServerSettings) -> dict[str, Any]:
-    """How ``clearance serve`` runs uvicorn (``bench/sidecar.py`` measures exactly this).
-
-    uvloop and httptools, one worker (see the module docstring), no access log (refusals are
-    logged and counted by the service itself), and no proxy headers: the peer address a key's
-    source alert names comes from the socket, never from an ``X-Forwarded-For`` a local caller
-    wrote.
-    """
-    return {
-        "host": settings.host,
-        "port": settings.port,
-        "loop": "uvloop",
-        "http": "httptools",
-        "access_log": False,
-        "proxy_headers": False,
-        "server_header": False,
-        "log_level": "warning",
-        "lifespan": "off",
-    }
-
-
 def serve_app(app: FastAPI, settings: ServerSettings) -> None:
     """Serve ``app`` in this process until interrupted.
 
@@ -148,7 +128,7 @@ def serve_app(app: FastAPI, settings: ServerSettings) -> None:
 
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, **uvicorn_options(settings))
+    uvicorn.run(app, **uvicorn_options(settings.host, settings.port))
 
 
 def serve(
