@@ -83,6 +83,7 @@ def _rule(
     window: int = 200,
     requires: tuple[tuple[str, ...], ...] = (),
     leads: tuple[str, ...] = (),
+    contains: tuple[tuple[str, ...], ...] = (),
 ) -> Rule:
     """A rule over lowercased text: ``pattern`` is written in lowercase."""
     return Rule(
@@ -95,6 +96,7 @@ def _rule(
         window,
         requires=tuple(map(frozenset, requires)),
         leads=leads,
+        contains=contains,
     )
 
 
@@ -405,6 +407,17 @@ _PHRASE_RULES: tuple[Rule, ...] = (
             "dimentica",
             "esqueca",
         ),
+        contains=(
+            (
+                "instru",
+                "anweisungen",
+                "istruzioni",
+                "consignes",
+                "indicaciones",
+                "befehle",
+                "regeln",
+            ),
+        ),
     ),
     _rule(
         "tool-call-json",
@@ -414,6 +427,10 @@ _PHRASE_RULES: tuple[Rule, ...] = (
         literals=('"tool', '"function', '"name"', '"action"', '"recipient_name"'),
         back=12,
         window=420,
+        contains=(
+            ('"arguments"', '"args"', '"parameters"', '"params"', '"input"', '"action_input"'),
+        ),
+        leads=("{",),
     ),
     _rule(
         "tool-call-xml",
