@@ -508,6 +508,8 @@ run not followed by a word character is given up once, not retried from each of 
 _INVISIBLE_BMP_BEFORE_WORD = _invisible_before_word(INVISIBLE_BMP)
 """The same for text without astral invisible characters, where it finds the same runs faster."""
 _TAG_MARKS = (b"\xf3\xa0\x80", b"\xf3\xa0\x81")
+_TAG_TO_ASCII = {0xE0000 + point: point for point in range(0x20, 0x7F)}
+"""Each tag character a tag run holds (U+E0020 to U+E007E) to the ASCII character it spells."""
 """UTF-8 prefixes of the tag block, U+E0000 to U+E007F."""
 _IN_WORD_MANY = 3
 _WORD = re.compile(r"\w")
@@ -818,7 +820,7 @@ def _hidden_char_findings(
     astral = ASTRAL_INVISIBLE_MARK in raw  # one search: the tag marks share these bytes
     if astral and any(mark in raw for mark in _TAG_MARKS):
         for match in _in_spans(_TAG_RUN, text, spans):
-            decoded = "".join(chr(ord(c) - 0xE0000) for c in match.group())
+            decoded = match.group().translate(_TAG_TO_ASCII)
             findings.append(make_finding(NAME, "tag-characters", 0.9, text, *match.span()))
             findings.extend(
                 _rescanned("tag-characters", decoded, match.span(), text, depth, rescan)
@@ -1003,9 +1005,15 @@ def _decode_base64(candidate: str) -> str | None:
         return None
     if decoded.translate(_LINE_SPACING).isprintable():  # the usual case, at C speed
         return decoded
-    readable = sum(1 for c in decoded if c.isprintable() or c in "\t\r\n")
-    if readable < 0.9 * len(decoded):
-        return None
+    # Unreadable when under 90% of it is printable: counted until the 10% is exceeded (binary
+    # data, the common case here, stops within its first characters).
+    allowed = len(decoded) - 0.9 * len(decoded)
+    unreadable = 0
+    for char in decoded:
+        if not char.isprintable() and char not in "\t\r\n":
+            unreadable += 1
+            if unreadable > allowed:
+                return None
     return decoded
 
 
