@@ -996,8 +996,7 @@ class RedTeam:
             steps = self._steps(HALT, members[0], scope.key)
             return steps.skip(
                 len(members) + 1,
-                f"this target cannot halt `{scope.key}` (its API halts only "
-                "an agent or everything)",
+                f"this target cannot halt `{scope.key}`",
             )
         results: list[Result] = []
         self._halt(scope)

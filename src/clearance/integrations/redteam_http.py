@@ -11,8 +11,8 @@ served gate (``clearance serve``), as its real callers use it:
 * approvals are voted by **operators** logged in with a password (``POST /v1/ops/login``: a
   session cookie plus the CSRF token every write carries), and claimed by the agent
   (``POST /v1/approvals/{id}/status``); halts and resumes go through
-  ``POST /v1/ops/control/kill-switch``, which halts an agent or everything (a tool or an
-  environment cannot be halted over the API: those steps are reported as skipped).
+  ``POST /v1/ops/control/kill-switch``, which halts everything, an agent, a tool or an
+  environment.
 
 Credentials are given explicitly (``Credentials``), never read from a data directory, and checked
 before anything is created on the gate (``HttpTarget.connect``): a wrong key or password ends the
@@ -524,8 +524,8 @@ class HttpTarget:
         return str(token) if token else None
 
     def can_halt(self, scope: Scope) -> bool:
-        """The kill-switch API halts an agent or everything; not a tool or an environment."""
-        return scope.kind in ("agent", "all")
+        """The kill-switch API halts every scope: everything, an agent, a tool, an environment."""
+        return scope.kind in ("agent", "tool", "environment", "all")
 
     def halt(self, scope: Scope) -> None:
         """Engage the kill switch on ``scope`` as the admin."""
@@ -539,8 +539,8 @@ class HttpTarget:
         if not self.can_halt(scope):
             raise RedTeamTargetError(f"the kill-switch API cannot halt `{scope.key}`")
         body: dict[str, Any] = {"engaged": engaged, "reason": HALT_REASON}
-        if scope.kind == "agent":
-            body["agent_id"] = scope.value
+        if scope.kind != "all":
+            body["agent_id" if scope.kind == "agent" else scope.kind] = scope.value
         self._admin_post("/v1/ops/control/kill-switch", body, 200)
 
 

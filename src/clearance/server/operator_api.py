@@ -320,11 +320,21 @@ def router(ctx: "ServerContext") -> APIRouter:
         del operator
         return kill_switch().status().to_dict()
 
-    @api.post("/control/kill-switch", summary="Halt or resume everyone, an agent or a tool")
+    @api.post(
+        "/control/kill-switch",
+        summary="Halt or resume everyone, an agent, a tool or an environment",
+    )
     async def set_kill_switch(body: KillSwitchV1, operator: killer) -> dict[str, Any]:
         """Halting needs approver or admin; resuming needs admin (checked by the kill switch)."""
         switch = kill_switch()
-        scope = Scope.agent(body.agent_id) if body.agent_id is not None else Scope.everything()
+        if body.agent_id is not None:
+            scope = Scope.agent(body.agent_id)
+        elif body.tool is not None:
+            scope = Scope.tool(body.tool)
+        elif body.environment is not None:
+            scope = Scope.environment(body.environment.value)
+        else:
+            scope = Scope.everything()
         who = ControlOperator(operator.username, frozenset(r.value for r in operator.roles))
         now = gate.clock.now()
         if body.engaged:

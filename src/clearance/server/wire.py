@@ -333,11 +333,26 @@ class BatchDecisionV1(WireModel):
 
 
 class KillSwitchV1(WireModel):
-    """Engage or release the kill switch for everyone or for one agent."""
+    """Engage or release the kill switch for everyone, one agent, one tool or one environment."""
 
     engaged: bool
-    agent_id: str | None = Field(default=None, max_length=128)
+    agent_id: str | None = Field(default=None, min_length=1, max_length=128)
+    tool: str | None = Field(
+        default=None, min_length=1, max_length=256, description="one tool, for every agent"
+    )
+    environment: Environment | None = Field(
+        default=None, description="every call in one environment"
+    )
     reason: str = Field(min_length=1, max_length=1024)
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> KillSwitchV1:
+        named = [k for k in ("agent_id", "tool", "environment") if getattr(self, k) is not None]
+        if len(named) > 1:
+            raise ValueError(
+                f"name at most one scope (got {', '.join(named)}); none means everything"
+            )
+        return self
 
 
 class BreakGlassOpenV1(WireModel):

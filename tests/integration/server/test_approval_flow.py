@@ -210,3 +210,43 @@ def test_kill_switch_halts_an_agent_over_http(full_world: World) -> None:
         headers={"X-CSRF-Token": approver_csrf},
     )
     assert release.status_code == 403
+
+
+def _kill_switch(full_world: World, body: dict[str, object]) -> int:
+    admin, csrf = full_world.operator("root")
+    response = admin.post(
+        "/v1/ops/control/kill-switch",
+        json={"reason": "incident 42", **body},
+        headers={"X-CSRF-Token": csrf},
+    )
+    return response.status_code
+
+
+def test_kill_switch_halts_a_tool_or_an_environment_over_http(full_world: World) -> None:
+    session_id = full_world.open_session()  # payments-bot works in production
+    read = {"session_id": session_id, "tool": "read_account", "args": {"account_id": "acc-1"}}
+    pay = {
+        "session_id": session_id,
+        "tool": "transfer_funds",
+        "args": {"amount": 5.0, "to_account": "acc-1"},
+    }
+
+    def rule(call: dict[str, object]) -> str:
+        with full_world.agent() as client:
+            return str(client.post("/v1/decide", json=call).json()["rule"])
+
+    assert _kill_switch(full_world, {"engaged": True, "tool": "transfer_funds"}) == 200
+    assert (rule(read), rule(pay)) == ("reads", "kill-switch")
+    assert _kill_switch(full_world, {"engaged": False, "tool": "transfer_funds"}) == 200
+    assert rule(pay) != "kill-switch"
+
+    assert _kill_switch(full_world, {"engaged": True, "environment": "staging"}) == 200
+    assert rule(read) == "reads"  # another environment's halt does not reach production
+    assert _kill_switch(full_world, {"engaged": True, "environment": "production"}) == 200
+    assert rule(read) == "kill-switch"
+
+
+def test_kill_switch_refuses_two_scopes_or_an_unknown_environment(full_world: World) -> None:
+    both = {"engaged": True, "agent_id": "payments-bot", "tool": "transfer_funds"}
+    assert _kill_switch(full_world, both) == 422
+    assert _kill_switch(full_world, {"engaged": True, "environment": "moon"}) == 422

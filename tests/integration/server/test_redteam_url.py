@@ -211,19 +211,17 @@ def test_financeapp_over_http_finds_what_the_in_process_run_finds(
     for category in STATEFUL:
         assert any(c["category"] == category for c in over_http["cases"]), category
 
-    # Case by case: the same outcome from the same rule, except the halts of a tool or an
-    # environment, which the operator API cannot engage (skipped, never counted as passes).
+    # Case by case: the same outcome from the same rule; every halt (everything, an agent, a
+    # tool, an environment) is engaged through the operator API, so nothing is skipped.
     answers = {r.id: (r.outcome, _rule(r.rule)) for r in local.results}
-    skipped = [c for c in over_http["cases"] if c["outcome"] == SKIPPED]
-    assert skipped
-    assert all(c["category"] == "halt" for c in skipped)
-    assert all("/tool:" in c["id"] or "/environment:" in c["id"] for c in skipped)
-    assert all("halts only an agent or everything" in c["reason"] for c in skipped)
+    assert [c["id"] for c in over_http["cases"] if c["outcome"] == SKIPPED] == []
+    halts = [c["id"] for c in over_http["cases"] if c["category"] == "halt"]
+    assert any("/tool:" in i for i in halts)
+    assert any("/environment:" in i for i in halts)
     differing = [
         (c["id"], answers.get(c["id"]), c["outcome"], c["rule"], c["reason"])
         for c in over_http["cases"]
-        if c["outcome"] != SKIPPED
-        and answers.get(c["id"]) != (c["outcome"], _rule(c["rule"]))
+        if answers.get(c["id"]) != (c["outcome"], _rule(c["rule"]))
         and not (c["rule"] == "gate-error" and answers.get(c["id"], ("",))[0] == "REJECTED")
     ]
     assert differing == []
