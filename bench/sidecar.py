@@ -11,8 +11,8 @@ whatever machine runs it:
 * **in-process**: ``Gate.decide()`` called by N threads of this process, each building a fresh
   ``Request`` per call as an embedding would (a reused one would keep its digest cached);
 * **HTTP**: the app ``clearance serve`` builds, served from a second process exactly as the
-  command serves it (``clearance.server.embedded.uvicorn_options``: one worker, uvloop, httptools), loaded over N
-  keep-alive connections by a load generator in separate processes (a small asyncio HTTP/1.1
+  command serves it (``clearance.server.embedded.uvicorn_options``: one worker, uvloop,
+  httptools), loaded over N keep-alive connections by a load generator in separate processes (a small asyncio HTTP/1.1
   client on uvloop; ``--wrk`` uses wrk instead). Every request is a permitted
   ``POST /v1/decide`` with an agent key; any answer that is not a 200 PERMIT fails the run.
 
