@@ -1043,8 +1043,14 @@ def _encoded_findings(
     # Every text is searched for runs (one bytes.translate, a tenth of a millisecond per 100 KB):
     # a payload with "?" or ">" every few characters puts "/" or "+" in its base64 every few
     # characters, so the run leaves no long word behind to tell it is there.
+    decodings: dict[str, str | None] = {}  # a blob repeated in the text is decoded once
     for span in _base64_runs(text):
-        decoded = _decode_base64(text[span[0] : span[1]])
+        blob = text[span[0] : span[1]]
+        decoded = (
+            decodings[blob]
+            if blob in decodings
+            else decodings.setdefault(blob, _decode_base64(blob))
+        )
         if decoded is not None:
             findings.extend(_rescanned("base64", decoded, span, text, depth, rescan))
     if not words.isdisjoint(_ROT13_MARKERS) or "rot-13" in low:
