@@ -101,6 +101,7 @@ class AppendedEntry:
 
 
 _MAX_SAFE_INT = 2**53 - 1
+_PLAIN = frozenset({str, bool, type(None)})  # exact types orjson always writes as RFC 8785 does
 
 
 def _orjson_safe(value: Any) -> bool:
@@ -120,11 +121,14 @@ def _orjson_safe(value: Any) -> bool:
         return bool(-_MAX_SAFE_INT <= value <= _MAX_SAFE_INT)
     if t is dict:
         for k, v in value.items():
-            if type(k) is not str or not k.isascii() or not _orjson_safe(v):
+            if type(k) is not str or not k.isascii():
+                return False
+            # INVARIANT: inline for the scalars most members hold; the call is for the rest.
+            if type(v) not in _PLAIN and not _orjson_safe(v):
                 return False
         return True
     if t is list:
-        return all(map(_orjson_safe, value))
+        return all(type(v) in _PLAIN or _orjson_safe(v) for v in value)
     if t is float:
         return math.isfinite(value) and orjson.dumps(value) == es_number(value).encode()
     return False
@@ -160,6 +164,7 @@ class _Pending:
         "kind",
         "lead",
         "lock",
+        "next",
         "result",
         "retention",
         "salt",
@@ -187,6 +192,7 @@ class _Pending:
         self.force = force
         self.lead = False
         self.done = False
+        self.next: _Pending | None = None
         self.result: AppendedEntry | None = None
         self.error: Exception | None = None
         self.lock = threading.Lock()
@@ -363,6 +369,8 @@ class AuditLog:
                 if p.lead:
                     p.lead = False
                     self._lead()
+            if p.next is not None:
+                p.next.lock.release()  # wake the next caller of the batch (see ``_lead``)
 
     def _lead(self) -> None:
         """Commit everything queued (up to ``MAX_BATCH``), pass the lead on, wake the batch."""
@@ -379,9 +387,13 @@ class AuditLog:
                     successor.lock.release()
                 else:
                     self._leading = False
-            for p in batch:
+            # The callers of the batch wake one after another, each woken by the one before
+            # (``_submit``): woken all at once they would all contend for the GIL together.
+            for p, after in zip(batch, [*batch[1:], None], strict=True):
+                p.next = after
                 p.done = True
-                p.lock.release()
+            if batch:
+                batch[0].lock.release()
         if not self._timer_due and (self._size > self._cp_size or self._in_use):
             self._wake.set()
 
@@ -484,7 +496,9 @@ class AuditLog:
 
     def _commit(self, batch: list[_Pending]) -> None:
         """Assign, store and checkpoint ``batch`` in one transaction; set each result or error."""
-        old = (self._size, self._head, self._cr.copy())
+        # The compact range is rolled back from its bytes: one join per batch, where a copy would
+        # re-check every hash; it is rebuilt from them only when a batch fails.
+        old = (self._size, self._head, self._cr.to_bytes())
         now = self._now()
         force = False
         in_use = self._in_use
@@ -509,7 +523,8 @@ class AuditLog:
                     checkpoint=checkpoint,
                 )
         except Exception as exc:  # noqa: BLE001 - the leader's fail-closed boundary: every waiter must hear
-            self._size, self._head, self._cr = old
+            self._size, self._head = old[0], old[1]
+            self._cr = CompactRange.from_bytes(old[0], old[2])
             if all(p.kind is None for p in batch):
                 self._cp_time = now  # an idle checkpoint failed: retry in a second, do not spin
             error = AuditWriteError(
@@ -606,22 +621,27 @@ class AuditLog:
     ) -> tuple[list[tuple[int, bytes, bytes, str | None]], list[tuple[int, bytes, bytes, str]]]:
         time_text = format_time(now)
         today = now.date()
+        untils: dict[int, str] = {}  # retention days -> until, once per batch
         entries: list[tuple[int, bytes, bytes, str | None]] = []
         payloads: list[tuple[int, bytes, bytes, str]] = []
         origin = self.origin
+        append_leaf = self._cr.append
+        index, prev = self._size, self._head
         for p in batch:
             if p.kind is None:
                 continue
-            index = self._size
             until = None
             retention = None
             if p.retention is not None:
-                until = (today + timedelta(days=p.retention[1])).isoformat()
+                days = p.retention[1]
+                until = untils.get(days)
+                if until is None:
+                    until = untils[days] = (today + timedelta(days=days)).isoformat()
                 retention = (p.retention[0], until)
             header = build_header(
                 log=origin,
                 index=index,
-                prev=self._head,
+                prev=prev,
                 time=time_text,
                 kind=p.kind,
                 fields=p.fields,
@@ -639,14 +659,15 @@ class AuditLog:
                 raise EntryError(
                     f"entry {index} header is {len(raw)} bytes; the limit is {MAX_HEADER_BYTES}"
                 )
-            lh = leaf_hash(raw)
-            self._cr.append(lh)
-            self._head = lh
-            self._size = index + 1
-            entries.append((index, lh, raw, until))
+            prev = leaf_hash(raw)
+            append_leaf(prev)
+            entries.append((index, prev, raw, until))
             if p.body is not None:
                 payloads.append((index, p.salt, p.body, "none"))
-            p.result = AppendedEntry(index, "sha256:" + lh.hex(), origin, time_text)
+            p.result = AppendedEntry(index, "sha256:" + prev.hex(), origin, time_text)
+            index += 1
+        # INVARIANT: on an error above ``_commit`` restores size, head and compact range.
+        self._size, self._head = index, prev
         return entries, payloads
 
     def _checkpoint_row(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -224,3 +225,48 @@ def test_a_batch_too_large_for_one_statement_commits_whole_and_verifies(tmp_path
     report = verify_log(tmp_path, [VerifierKey.parse(KEY.vkey)])
     assert report.exit_code == 0, [f.to_line() for f in report.findings]
     assert report.entries_checked == 3001
+
+
+def test_every_waiter_hears_its_batch_end_even_when_the_disk_fills(tmp_path: Path) -> None:
+    """Callers of one batch are woken one after another; a failed batch must still reach all.
+
+    The database is capped so that commits start failing part way (a full disk, for real): every
+    caller must return, with its committed entry or with ``AuditWriteError``, and what was
+    acknowledged must be in the log.
+    """
+    storage = SQLiteAuditStorage(tmp_path / "clearance.db", max_pages=60)
+    log = AuditLog(storage, KEY, ORIGIN, StepClock(datetime(2026, 3, 1, tzinfo=UTC)))
+    acknowledged: list[int] = []
+    refused = 0
+    lock = threading.Lock()
+
+    def work(t: int) -> None:
+        nonlocal refused
+        for i in range(60):
+            try:
+                items = [
+                    ("decision", decision_fields(t * 1000 + i * 2 + j), decision_payload(i))
+                    for j in range(2)
+                ]
+                entries = log.append_many(items)
+            except AuditWriteError:
+                with lock:
+                    refused += 1
+                continue
+            with lock:
+                acknowledged.extend(e.index for e in entries)
+
+    threads = [threading.Thread(target=work, args=(t,), daemon=True) for t in range(12)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    for t in threads:
+        t.join(timeout=max(deadline - time.monotonic(), 0))
+    assert not any(t.is_alive() for t in threads), "a caller was never woken"
+    assert refused, "the cap should refuse some batches"
+    assert acknowledged, "the cap should let some batches in"
+    stored = {i for i, *_ in storage.entries(ORIGIN, 0, 10_000)}
+    assert set(acknowledged) <= stored
+    assert len(acknowledged) == len(set(acknowledged))
+    log.close()
+    storage.close()
