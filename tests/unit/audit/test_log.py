@@ -5,8 +5,10 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -46,7 +48,9 @@ class ManualClock:
         return self.now
 
 
-def _log(tmp_path: Path, clock=None, **kw) -> tuple[AuditLog, SQLiteAuditStorage]:
+def _log(
+    tmp_path: Path, clock: Callable[[], datetime] | None = None, **kw: Any
+) -> tuple[AuditLog, SQLiteAuditStorage]:
     storage = SQLiteAuditStorage(tmp_path / "clearance.db")
     return AuditLog(
         storage, KEY, ORIGIN, clock or StepClock(datetime(2026, 3, 1, tzinfo=UTC)), **kw
@@ -60,7 +64,7 @@ def test_genesis_then_dense_indexes(tmp_path: Path) -> None:
     assert (first.index, second.index) == (1, 2)
     assert first.log == ORIGIN
     assert first.leaf_hash.startswith("sha256:")
-    genesis = orjson.loads(storage.entries(ORIGIN, 0, 1)[0][2])
+    genesis = orjson.loads(storage.entries(ORIGIN, 0, 1)[0][2] or b"")
     assert genesis["kind"] == "genesis"
     assert genesis["vkey"] == KEY.vkey
     log.close()
@@ -182,7 +186,7 @@ def test_float_fields_still_canonical(tmp_path: Path) -> None:
     log.append("decision", {"score": 1e30}, {"amount": 0.1})
     log.checkpoint_now()
     log.close()
-    assert b'"score":1e+30' in storage.entries(ORIGIN, 1, 2)[0][2]
+    assert b'"score":1e+30' in (storage.entries(ORIGIN, 1, 2)[0][2] or b"")
     assert (
         verify_log(tmp_path, [VerifierKey.parse(KEY.vkey)]).exit_code == 1
     )  # floats: not a v1 header
