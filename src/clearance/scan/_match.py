@@ -205,9 +205,11 @@ the pattern at every position up to ``back`` before each trigger."""
 def _full(rule: Rule, haystack: str, start: int) -> re.Match[str] | None:
     """The match at ``start`` within the rule's window, matched again unbounded if the window
     cut it (the bound keeps a pattern's backtracking within the window)."""
-    high = min(len(haystack), start + rule.back + rule.window)
+    length = len(haystack)
+    high = start + rule.back + rule.window
+    high = high if high < length else length
     match = rule.pattern.match(haystack, start, high)
-    if match is not None and match.end() == high < len(haystack):
+    if match is not None and match.end() == high < length:
         return rule.pattern.match(haystack, start) or match
     return match
 
@@ -261,13 +263,17 @@ def _located(rule: Rule, haystack: str, starts: list[int], locate: _Locate) -> l
     """
     matches: list[re.Match[str]] = []
     tried = 0
+    length = len(haystack)
+    back = rule.back
     for pos in starts:
-        low_bound = max(pos - rule.back, tried)
-        high = min(len(haystack), pos + rule.window)
+        if pos < tried:
+            continue  # inside a match or a searched stretch: text dense in findings
+        low_bound = pos - back if pos - back > tried else tried
+        high = pos + rule.window if pos + rule.window < length else length
         while low_bound <= pos:
             start = locate(low_bound, high)
             if start is None:
-                tried = low_bound + rule.back + 1
+                tried = low_bound + back + 1
                 break
             if start > pos:
                 tried = start
@@ -276,7 +282,8 @@ def _located(rule: Rule, haystack: str, starts: list[int], locate: _Locate) -> l
             if match is None:  # pragma: no cover - the locator matched this very pattern
                 break
             matches.append(match)
-            low_bound = tried = max(match.end(), start + 1)
+            end = match.end()
+            low_bound = tried = end if end > start else start + 1
     return matches
 
 
@@ -297,7 +304,8 @@ def _anchored(rule: Rule, haystack: str, starts: list[int]) -> list[re.Match[str
         match = _full(rule, haystack, pos)
         if match is not None:
             matches.append(match)
-            taken = max(match.end(), pos + 1)
+            end = match.end()
+            taken = end if end > pos else pos + 1
     return matches
 
 
