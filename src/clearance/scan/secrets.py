@@ -323,11 +323,21 @@ class SecretScanner:
         findings: list[Finding] = []
         cover = _Cover(covered)
         ascii_text = text.isascii()
+        # Whether a value looks like a secret depends on the value alone: a hash or a blob
+        # repeated through a text (logs, exports) is judged once.
+        suspects: dict[str, bool] = {}
         for start, end in _CANDIDATE.runs(text, _CANDIDATE_LENGTH):
-            value = text[start:end]
-            if cover.touches(start, end) or _UUID.fullmatch(value):
+            if cover.touches(start, end):
                 continue
-            if not self._random_looking(value) or is_placeholder(value):
+            value = text[start:end]
+            suspect = suspects.get(value)
+            if suspect is None:
+                suspect = suspects[value] = (
+                    _UUID.fullmatch(value) is None
+                    and self._random_looking(value)
+                    and not is_placeholder(value)
+                )
+            if not suspect:
                 continue
             named = _named(text, low, start, ascii_text=ascii_text)
             score = _NAMED_ENTROPY_SCORE if named else _ENTROPY_SCORE
