@@ -35,10 +35,10 @@ from clearance.formats.checkpoint import CheckpointError, SignedCheckpoint, veri
 from clearance.formats.merkle import CompactRange
 from clearance.formats.note import VerifierKey
 
-#: Worker ranges hold ``2**RANGE_BITS`` entries: large enough to amortise a worker round trip
-#: (a few milliseconds per range), small enough that two workers share a store of a few
-#: ten thousand entries evenly.
-RANGE_BITS = 13
+#: Worker ranges hold ``2**RANGE_BITS`` entries: large enough that a range's fixed cost (a task
+#: round trip, one query, one join here: about a millisecond) stays a few percent of its checks,
+#: small enough that the last ranges of a store of some ten thousand entries keep every worker busy.
+RANGE_BITS = 11
 
 
 class Reader(Protocol):
