@@ -192,7 +192,6 @@ def run(
         return _anchored(rule, haystack, starts)
     if leads and len(starts) >= _LEADS_AFTER:
         at = sorted({pos for lead in leads for pos in _occurrences(haystack, lead)})
-        starts = _near_leads(starts, at, rule.back)
         return _located(rule, haystack, starts, partial(_at_leads, rule, haystack, at))
     return _located(rule, haystack, starts, partial(_by_locator, rule, haystack))
 
@@ -235,23 +234,6 @@ def _at_leads(rule: Rule, haystack: str, leads: list[int], low_bound: int, high:
             return leads[index]
         index += 1
     return None
-
-
-def _near_leads(starts: list[int], leads: list[int], back: int) -> list[int]:
-    """The triggers with a lead at most ``back`` away on either side.
-
-    Only those can lead :func:`_located` to a match: for any other, every lead it would try
-    lies beyond ``back`` after its search start, so the search fails, and leaving the trigger
-    out changes only where the next trigger's search begins, before leads it would not try
-    either. Text dense in a rule's triggers but not in its leads ("task", "now" without "new",
-    "from") then costs a bisection per trigger instead of a search.
-    """
-    kept: list[int] = []
-    for pos in starts:
-        index = bisect.bisect_left(leads, pos - back)
-        if index < len(leads) and leads[index] <= pos + back:
-            kept.append(pos)
-    return kept
 
 
 def _located(rule: Rule, haystack: str, starts: list[int], locate: _Locate) -> list[re.Match[str]]:
