@@ -127,3 +127,17 @@ def test_an_unreachable_database_is_unusable_input_and_hides_the_password() -> N
     assert report.exit_code == ExitCode.UNUSABLE
     assert not any("hunter2" in line for line in lines(report))
     assert any("auditor:***@127.0.0.1:1" in line for line in lines(report))
+
+
+def test_jobs_on_a_postgres_store_verify_in_one_snapshot_and_say_so(
+    logs: dict[str, AuditLog], pg_database_url: str
+) -> None:
+    """Workers read SQLite files only; a PostgreSQL store is verified alike by this process."""
+    fill(logs)
+    one = verify_log(pg_database_url, TRUSTED, open_db=postgres_reader)
+    two = verify_log(pg_database_url, TRUSTED, open_db=postgres_reader, jobs=2)
+    assert two.exit_code == ExitCode.VERIFIED, lines(two)
+    [note] = [f for f in two.findings if "--jobs" in f.message]
+    assert "one snapshot" in note.message
+    assert [f for f in two.findings if f is not note] == one.findings
+    assert two.entries_checked == one.entries_checked

@@ -342,6 +342,13 @@ def verify_log(
             conn, pool, hints = _open_with_workers(path, jobs)
         else:
             conn = _open_reader(path, open_db)
+            if jobs > 1:
+                report.add(
+                    Severity.INFO,
+                    "--jobs applies to SQLite stores: this store is read in one snapshot by this "
+                    "process",
+                    source,
+                )
         origins = [r[0] for r in conn.execute("SELECT origin FROM audit_shard ORDER BY origin")]
     except (OSError, sqlite3.Error, ReadError) as exc:
         report.add(Severity.UNUSABLE, f"cannot read the audit store: {exc}", source)
@@ -481,7 +488,7 @@ def _parser() -> argparse.ArgumentParser:
         "--jobs",
         type=_jobs,
         default=1,
-        help="check entries in N worker processes (large stores, offline); same findings",
+        help="read and check entries in N worker processes (SQLite stores); same findings",
     )
     lg.add_argument("--origin-prefix")
     return parser
