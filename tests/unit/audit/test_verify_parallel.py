@@ -93,6 +93,7 @@ ATTACKS: dict[str, tuple[Attack, int]] = {
     ),
     "head understates the size": (_sql("UPDATE audit_shard SET size = 10"), 0),
     "head overstates the size": (_sql("UPDATE audit_shard SET size = 100"), 1),
+    "head claims a trillion entries": (_sql("UPDATE audit_shard SET size = 1000000000000"), 1),
 }
 
 

@@ -297,16 +297,21 @@ def _open_with_workers(
 ) -> tuple[Reader, WorkerPool, dict[str, int]]:
     """A snapshot of a SQLite store taken after ``jobs`` workers took theirs (``parallel.py``).
 
-    Also returns each shard's recorded size, read before the workers started: the entries below
-    it are in every worker's snapshot, so the workers may be given ranges below it. The size is
-    only a hint for cutting ranges; entries beyond it are read in the returned snapshot.
+    Also returns a size per shard, read before the workers started: the entries below it are in
+    every worker's snapshot, so the workers may be given ranges below it. It is only a hint for
+    cutting ranges (``_range_hint``); entries beyond it are read in the returned snapshot.
     """
     path = store_file(target)
     conn = open_store_readonly(path, begin=False)
     try:
         hints = {
-            origin: size if type(size) is int else 0
-            for origin, size in conn.execute("SELECT origin, size FROM audit_shard")
+            origin: _range_hint(size, last)
+            for origin, size, last in conn.execute(
+                "SELECT s.origin, s.size, (SELECT e.idx FROM audit_entry e"
+                " WHERE e.origin = s.origin AND e.idx < ? ORDER BY e.idx DESC LIMIT 1)"
+                " FROM audit_shard s",
+                (_INT64_MAX,),
+            )
         }
         pool = WorkerPool(str(path), jobs)
     except BaseException:
@@ -314,6 +319,22 @@ def _open_with_workers(
         raise
     conn.execute("BEGIN")
     return conn, pool, hints
+
+
+_INT64_MAX = 2**63 - 1
+
+
+def _range_hint(size: object, last: object) -> int:
+    """Where worker ranges end: the head's size, but never past the last stored index + 1.
+
+    Both come from the store an attacker may have edited: a head claiming a trillion entries
+    must not become a trillion ranges. The last index is looked up below the largest integer,
+    which skips a text index (SQLite sorts text after every number): such rows are read in the
+    caller's snapshot after the ranges, like any entry past the hint.
+    """
+    if type(size) is not int or type(last) is not int:
+        return 0
+    return max(min(size, last + 1), 0)
 
 
 def verify_log(
