@@ -125,7 +125,7 @@ def replay_range(
             )
             broken = True
             break
-        checked, header_prev, fatal, notes, header, absent = check_row(origin, row)
+        row_leaf, header_prev, fatal, notes, header, absent = check_row(origin, row)
         if fatal is not None:
             sink.finding(Severity.TAMPERED, fatal, idx)
             broken = True
@@ -147,7 +147,7 @@ def replay_range(
                     sink.absent(idx, retention.get("until"))
             for note in notes:
                 sink.finding(Severity.TAMPERED, note, idx)
-        leaf = checked
+        leaf = row_leaf
         append(leaf)
         want = DIGEST_PREFIX + leaf.hex()
         expected += 1
