@@ -82,6 +82,8 @@ class Plan:
 
     ``verdicts`` holds, per rule id, the verdict for the common case where that rule is the only
     match of the winning outcome; ``deny`` is set when the environment denies the tool's tier.
+    ``combined`` remembers the verdicts of several matches of the winning outcome as evaluation
+    meets them (a verdict depends only on which rules matched, so it is built once per set).
     """
 
     rules: tuple[CompiledRule, ...]
@@ -91,6 +93,7 @@ class Plan:
     default: Verdict
     deny: Verdict | None
     environment_approval: CompiledRule | None
+    combined: dict[tuple[str, ...], Verdict] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,9 @@ from clearance.policy.hooks import NO_PROVENANCE, PURE_FUNCTIONS, Provenance, pr
 from clearance.policy.native import Inputs, within_domain
 
 SCAN_DEFAULTS: Mapping[str, Any] = {"injection": 0.0, "secrets": [], "pii": [], "urls": []}
+#: Sets of matches remembered per plan; beyond this, verdicts are built each time (a bound on
+#: memory for policies whose rules match in very many combinations).
+_COMBINED_LIMIT = 256
 
 
 def request_to_cel(request: Request) -> dict[str, Any]:
@@ -174,7 +177,11 @@ def _combine(
     same = [m for m in matches if PRECEDENCE[m.outcome] == rank]
     if len(same) == 1:
         return plan.verdicts[winner.id]
-    return build_verdict(
+    key = tuple(m.id for m in same)
+    known = plan.combined.get(key)
+    if known is not None:
+        return known
+    verdict = build_verdict(
         winner.outcome,
         same,
         tool_obligations=tool.obligations,
@@ -183,6 +190,9 @@ def _combine(
         tier=tool.tier,
         shadow=tool.shadow,
     )
+    if len(plan.combined) < _COMBINED_LIMIT:
+        plan.combined[key] = verdict
+    return verdict
 
 
 def _subset(value: Mapping[str, Any], root: str, plan: Plan) -> Mapping[str, Any]:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from clearance.model import Outcome, Request, SessionFacts
-from clearance.policy import Bundle, evaluate
+from clearance.policy import Bundle, evaluate, load_policy
 
 Decide = Callable[..., object]
 
 TRANSFER = {"from_account": "ACC-000001", "to_account": "ACC-100001", "amount": 20}
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "financeapp" / "policy.yaml"
 
 
 def test_unknown_tool_is_silence(decide: Decide) -> None:
@@ -262,3 +264,22 @@ def test_provenance_hooks(decider: Callable[[Bundle], Decide]) -> None:
 def test_evaluate_is_repeatable(decide: Decide) -> None:
     first = decide("transfer_funds", {**TRANSFER, "amount": 5000})
     assert all(decide("transfer_funds", {**TRANSFER, "amount": 5000}) == first for _ in range(5))
+
+
+def test_remembered_verdicts_for_several_matches_equal_fresh_ones(
+    decider: Callable[[Bundle], Decide],
+) -> None:
+    # large-transfer, unknown-payee and transfer-after-untrusted-content all match: a verdict
+    # built from several rules, remembered by the plan after the first evaluation.
+    args = {**TRANSFER, "amount": 5000, "to_account": "ACC-999999"}
+    warm = decider(load_policy(EXAMPLE))
+    first = warm("transfer_funds", args, taint=["fetch_url"])
+    again = warm("transfer_funds", args, taint=["fetch_url"])
+    fresh = decider(load_policy(EXAMPLE))("transfer_funds", args, taint=["fetch_url"])
+    assert first == again == fresh
+    assert (first.outcome, first.rule) == (Outcome.APPROVAL, "large-transfer")
+    # a different set of matches is not answered from the memory of another
+    fewer = warm("transfer_funds", {**args, "to_account": "ACC-100001"}, taint=["fetch_url"])
+    assert fewer == decider(load_policy(EXAMPLE))(
+        "transfer_funds", {**args, "to_account": "ACC-100001"}, taint=["fetch_url"]
+    )
