@@ -38,7 +38,7 @@ from typing import Any, Protocol
 
 from clearance.control.alerts import Alert, AlertRouter, Severity
 from clearance.control.drain import DEFAULT_DRAIN_TIMEOUT_S, DrainState, drain_deadline, drain_state
-from clearance.control.errors import ControlError
+from clearance.control.errors import ControlError, ScopeNotCoveredError
 from clearance.control.operator import HALT_ROLES, RESUME_ROLES, Operator
 from clearance.control.scope import Level, Scope
 from clearance.control.times import iso, parse_time
@@ -543,7 +543,10 @@ class KillSwitch:
             try:
                 count = int(hook.fn(scope, now))
             except Exception as exc:  # a failing hook is reported and never undoes the halt
-                log.exception("halt hook %s failed for %s", hook.name, stop.scope)
+                if isinstance(exc, ScopeNotCoveredError):
+                    log.info("halt hook %s does not act on %s", hook.name, stop.scope)
+                else:
+                    log.exception("halt hook %s failed for %s", hook.name, stop.scope)
                 effects.append(
                     EffectRecord(
                         stop.stop_id,
@@ -635,7 +638,7 @@ def agent_hook(fn: Callable[[str, datetime], int]) -> HaltHook:
 
     def hook(scope: Scope, now: datetime) -> int:
         if scope.kind != "agent":
-            raise ControlError(f"this hook acts per agent and cannot stop {scope.key}")
+            raise ScopeNotCoveredError(f"this hook acts per agent and cannot stop {scope.key}")
         return fn(scope.value, now)
 
     return hook

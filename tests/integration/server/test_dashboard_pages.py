@@ -121,3 +121,68 @@ def test_halting_from_the_agents_page_revokes_credential_leases(
     assert brokered_runtime.credentials.store.active_leases("payments-bot") == []
     with brokered_world.agent() as agent:
         assert agent.post("/v1/decide", json=read).json()["rule"] == "kill-switch"
+
+
+def test_agents_page_stops_a_tool_and_an_environment_and_resumes_them(full_world: World) -> None:
+    session_id = full_world.open_session()  # payments-bot works in production
+    read = {"session_id": session_id, "tool": "read_account", "args": {"account_id": "acc-1"}}
+    pay = {
+        "session_id": session_id,
+        "tool": "transfer_funds",
+        "args": {"amount": 5.0, "to_account": "acc-1"},
+    }
+
+    def rule(call: dict[str, object]) -> str:
+        with full_world.agent() as agent:
+            return str(agent.post("/v1/decide", json=call).json()["rule"])
+
+    operator, csrf = full_world.operator("ana")  # an approver may halt
+    form = {"csrf_token": csrf, "reason": "payments incident"}
+    stopped = operator.post(
+        "/control/halt",
+        data={**form, "scope": "tool", "name": "transfer_funds"},
+        follow_redirects=True,
+    )
+    assert stopped.status_code == 200  # redirected back to the agents page
+    assert 'id="stop-tool:transfer_funds"' in stopped.text
+    assert "payments incident" in stopped.text
+    assert (rule(read), rule(pay)) == ("reads", "kill-switch")
+
+    assert "production" in operator.get("/agents").text  # offered in the scope name list
+    operator.post("/control/halt", data={**form, "scope": "environment", "name": "production"})
+    assert rule(read) == "kill-switch"
+
+    # a misspelt environment is refused with the reason, nothing is stopped
+    wrong = operator.post(
+        "/control/halt",
+        data={**form, "scope": "environment", "name": "prod"},
+        follow_redirects=True,
+    )
+    assert "unknown environment `prod`" in wrong.text
+    assert 'id="stop-environment:prod"' not in operator.get("/agents").text
+
+    # resuming needs the admin role: the approver's attempt changes nothing
+    operator.post("/control/resume", data={**form, "scope": "environment:production"})
+    assert rule(read) == "kill-switch"
+    admin, admin_csrf = full_world.operator("root")
+    for scope in ("environment:production", "tool:transfer_funds"):
+        resumed = admin.post(
+            "/control/resume",
+            data={"csrf_token": admin_csrf, "reason": "resolved", "scope": scope},
+            follow_redirects=True,
+        )
+        assert f'id="stop-{scope}"' not in resumed.text
+    assert rule(read) == "reads"
+    assert rule(pay) != "kill-switch"
+    assert "Nothing is stopped." in admin.get("/agents").text
+
+
+def test_scope_forms_need_the_csrf_token(full_world: World) -> None:
+    operator, _ = full_world.operator("ana")
+    forged = operator.post(
+        "/control/halt",
+        data={"scope": "all", "reason": "forged"},
+        follow_redirects=False,
+    )
+    assert forged.status_code in (400, 403)
+    assert "Nothing is stopped." in operator.get("/agents").text

@@ -41,6 +41,7 @@ from clearance.errors import ClearanceError
 from clearance.gate.fatigue import fatigue_since
 from clearance.gate.review import DEFAULT_DAYS, AccessReview, review_gate, sign_off
 from clearance.model.decision import Outcome
+from clearance.model.session import Environment as SessionEnvironment
 from clearance.server.authorize import CSRF_FIELD, Permission, permissions_of
 from clearance.server.dashboard.provenance import value_origins
 from clearance.server.identity import OperatorPrincipal
@@ -389,10 +390,46 @@ def _router(ctx: "ServerContext") -> APIRouter:
                     "description": record.description,
                     "disabled": record.disabled_at is not None,
                     "stop": None if stop is None else f"{stop.level}: {stop.reason}",
-                    "keys": ctx.identity.records.list_keys(agent_id=record.agent_id),
+                    "agent_keys": ctx.identity.records.list_keys(agent_id=record.agent_id),
                 }
             )
-        return page("agents.html", me, agents=agents, msg=msg, kill_switch=switch is not None)
+        stops = [] if switch is None else [s.stop for s in switch.status(history=0).stops]
+        return page(
+            "agents.html",
+            me,
+            agents=agents,
+            stops=stops,
+            environments=[e.value for e in SessionEnvironment],
+            msg=msg,
+            kill_switch=switch is not None,
+        )
+
+    @web.post("/control/{action}")
+    async def scope_action(
+        action: str,
+        me: killer,
+        scope: Annotated[str, Form(min_length=1, max_length=300)],
+        name: Annotated[str, Form(max_length=256)] = "",
+        reason: Annotated[str, Form(min_length=1, max_length=1024)] = "stopped from the dashboard",
+    ) -> Response:
+        """Halt everything, a tool or an environment (``scope`` is the kind, ``name`` its name),
+        or resume any stop in force (``scope`` is its key)."""
+        if action not in {"halt", "resume"}:
+            raise ApiError(404, ErrorCode.NOT_FOUND, f"no action `{action}`")
+        switch = kill_switch()
+        who = ControlOperator(me.username, frozenset(r.value for r in me.roles))
+        try:
+            if action == "halt":
+                target = Scope.parse(scope if scope == "all" else f"{scope}:{name.strip()}")
+                await run_in_threadpool(
+                    partial(switch.halt, target, operator=who, reason=reason, now=gate.clock.now())
+                )
+            else:
+                target = Scope.parse(scope)
+                switch.resume(target, operator=who, reason=reason, now=gate.clock.now())
+        except ClearanceError as exc:
+            return refused(me, exc)
+        return _after("/agents", f"{target.key}: {action} recorded")
 
     @web.post("/agents/{agent_id}/{action}")
     async def agent_action(
