@@ -41,10 +41,10 @@ from rich.console import Console
 from clearance.cli.commands.core import example_policy_text
 from clearance.cli.commands.serve import build_services
 from clearance.cli.runtime import Runtime, create_keys, key_paths, open_runtime, store_url_for
+from clearance.client import GateClient
 from clearance.control.alerts import Alert, CallbackSink
 from clearance.gate.config import GateConfig
 from clearance.gate.taint import SessionTaint
-from clearance.integrations.client import GateClient
 from clearance.model.decision import Decision, Outcome
 from clearance.model.result import ActionResult
 from clearance.policy import load_policy

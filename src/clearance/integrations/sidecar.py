@@ -31,9 +31,9 @@ from typing import Any, Self
 
 from clearance.approvals.service import AgentStatus, State
 from clearance.approvals.waiting import PendingApproval, wait_for_approval
+from clearance.client import DEFAULT_TIMEOUT_S, GateClient, GateClientError
 from clearance.errors import ClearanceError
 from clearance.gate.clock import Clock, SystemClock
-from clearance.integrations.client import DEFAULT_TIMEOUT_S, GateClient, GateClientError
 from clearance.model.decision import Decision
 from clearance.model.request import Request
 from clearance.model.result import ActionResult

@@ -22,8 +22,8 @@ from tests.integration.integrations.served import Sidecar, sidecar
 
 from clearance.approvals.waiting import PendingApproval
 from clearance.cli.runtime import Runtime
+from clearance.client import GateClientError
 from clearance.gate.clock import SystemClock
-from clearance.integrations.client import GateClientError
 from clearance.integrations.errors import ApprovalPending, Denied, GateUnavailable
 from clearance.integrations.guard import CallOptions, Guard
 from clearance.integrations.mapping import SessionHandle, build_request

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from clearance.integrations.client import AsyncGateClient, GateClient, GateClientError
+from clearance.client import AsyncGateClient, GateClient, GateClientError
 from clearance.model.decision import Outcome
 from clearance.model.result import ActionResult
 
