@@ -80,6 +80,8 @@ _SEGMENT_RE = re.compile(r"[a-z0-9.-]+\Z")
 
 RetentionFor = Callable[[str, Mapping[str, Any]], tuple[str, int]]
 _log = logging.getLogger(__name__)
+_TIMER_RETRY_S = 1.0
+"""How soon the idle timer tries again after its clock failed."""
 
 
 class Redactor(Protocol):
@@ -379,6 +381,17 @@ class AuditLog:
             batch = [writers.popleft() for _ in range(min(len(writers), MAX_BATCH))]
         try:
             self._commit(batch)
+        except Exception as exc:  # noqa: BLE001 - fail closed, and never strand the batch's callers
+            # ``_commit`` answers storage failures itself; this is anything else (the clock, the
+            # anchor's peers, a bug): every caller of the batch is refused, none is left waiting.
+            _log.exception("audit batch of `%s` failed before it was stored", self.origin)
+            error = AuditWriteError(
+                f"audit entries could not be committed to `{self.origin}`: {exc}",
+                hint="the decision is SILENCE; check the gate's clock and the audit database",
+            )
+            for p in batch:
+                p.result = None
+                p.error = error
         finally:
             with self._mutex:
                 if self._writers:
@@ -482,7 +495,11 @@ class AuditLog:
             # INVARIANT: ``_timer_due`` is cleared before the head is read, so a leader that
             # changes the head after the read sees it cleared and wakes this thread.
             self._timer_due = False
-            timeout = self._idle_timeout()
+            try:
+                timeout = self._idle_timeout()
+            except Exception:  # noqa: BLE001 - the clock failed: retry soon, never stop checkpointing
+                _log.exception("audit timer of `%s` could not read the clock", self.origin)
+                timeout = _TIMER_RETRY_S
             self._timer_due = timeout is not None
             if self._wake.wait(timeout):
                 self._wake.clear()
